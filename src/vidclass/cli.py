@@ -1,0 +1,165 @@
+"""The `vidclass` command line: one sub-command per user job; parsing only, the work is in the API.
+
+Exit codes: 0 success, 1 user error, 2 partial failure (some inputs failed, the rest done).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vidclass.errors import UserError
+
+app = typer.Typer(
+    name="vidclass",
+    help="Video classification and human action recognition on a CPU laptop.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_PARTIAL = 0, 1, 2
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 160x120, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % 2 or h % 2:
+        raise typer.BadParameter(f"{text!r}: width and height must be positive and even (H.264)")
+    return w, h
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write DIR/<class>/<video>.mp4 into."),
+    per_class: int = typer.Option(20, "--per-class", min=1, help="Videos per class."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
+    size: str = typer.Option("160x120", "--size", help="Frame size WIDTHxHEIGHT (even numbers)."),
+    fps: int = typer.Option(15, "--fps", min=1, help="Frames per second of the rendered videos."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering in parallel."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Render the embedded default dataset: real H.264 MP4s of time-reversed action pairs.
+
+    Examples:
+
+        vidclass synth --out data/synth
+
+        vidclass synth --out data/small --per-class 4 --size 96x96 --seed 1
+    """
+    from vidclass.data.synthetic import generate
+
+    summary = generate(
+        out, per_class=per_class, seed=seed, size=_parse_size(size), fps=fps,
+        workers=workers, quiet=quiet,
+    )
+    console.print(
+        f"[green]wrote {summary['num_videos']} videos of {len(summary['classes'])} classes "
+        f"to {out}[/green] ({summary['seconds']:.1f} s)"
+    )
+
+
+@app.command()
+def prepare(
+    src: Path = typer.Argument(..., help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."),
+    frames: str = typer.Option("16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."),
+    interval: Optional[int] = typer.Option(None, "--interval", min=1, help="Take every K-th frame."),
+    sample_fps: Optional[float] = typer.Option(None, "--fps", help="Take F frames per second (instead of --interval)."),
+    size: int = typer.Option(112, "--size", min=8, help="Square output size (short side resize, centre crop)."),
+    pad: str = typer.Option("zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", min=0.0, max=0.9, help="Share of each class held out for testing."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the randomized split."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes decoding in parallel."),
+    export_frames: bool = typer.Option(False, "--export-frames", help="Also write frames/<video_id>/000001.jpg and frames.csv."),
+    ucf101_splits: Optional[Path] = typer.Option(None, "--ucf101-splits", help="Folder with classInd.txt, trainlist0N.txt, testlist0N.txt."),
+    fold: int = typer.Option(1, "--fold", min=1, max=3, help="Which official UCF101 split (1-3)."),
+    group_regex: Optional[str] = typer.Option(None, "--group-regex", help="Regex on the file name whose first group (or whole match) is the group id."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Probe, sample, pad, resize and cache every video; write manifest.csv with a leak-free split.
+
+    Broken videos become `failed` rows with a reason; the run goes on and exits 2.
+    Running it again resumes and skips finished videos.
+
+    Examples:
+
+        vidclass prepare data/synth --out data/prepared
+
+        vidclass prepare UCF101/ --out data/ucf --ucf101-splits ucfTrainTestlist --fold 1 --fps 5
+
+        vidclass prepare videos.csv --out data/mine --frames auto --interval 4 --export-frames
+    """
+    from vidclass.data.prepare import prepare as run_prepare
+    from vidclass.report.tables import print_prepare_summary
+
+    result = run_prepare(
+        src, out, frames=frames, interval=interval, sample_fps=sample_fps, size=size, pad=pad,
+        val_fraction=val_fraction, seed=seed, workers=workers, export_frames=export_frames,
+        ucf101_splits=ucf101_splits, fold=fold, group_regex=group_regex, quiet=quiet,
+    )
+    print_prepare_summary(result, console)
+    if result.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def models() -> None:
+    """List the methods with parameter count, GFLOPs per clip and what each is.
+
+    Example:
+
+        vidclass models
+    """
+    from vidclass.models import describe
+
+    table = Table(title="vidclass methods")
+    for col in ("name", "params", "GFLOPs/clip", "input", "description"):
+        table.add_column(col)
+    for row in describe():
+        table.add_row(
+            row["name"], f"{row['params'] / 1e6:.2f} M", f"{row['gflops']:.2f}",
+            row["input"], row["description"],
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Where the demo writes everything."),
+    per_class: int = typer.Option(20, "--per-class", min=2, help="Synthetic videos per class."),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run the main job end to end on the embedded default dataset.
+
+    Example:
+
+        vidclass demo --out demo-out
+    """
+    from vidclass.demo import run_demo
+
+    code = run_demo(out, per_class=per_class, seed=seed, quiet=quiet, console=console)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point: user errors become one red line and exit code 1."""
+    try:
+        app()
+    except UserError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_USER_ERROR)
+
+
+if __name__ == "__main__":
+    main()
