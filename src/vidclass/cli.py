@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -40,7 +39,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 @app.command()
 def synth(
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write DIR/<class>/<video>.mp4 into."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder to write DIR/<class>/<video>.mp4 into."
+    ),
     per_class: int = typer.Option(20, "--per-class", min=1, help="Videos per class."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
     size: str = typer.Option("160x120", "--size", help="Frame size WIDTHxHEIGHT (even numbers)."),
@@ -59,8 +60,13 @@ def synth(
     from vidclass.data.synthetic import generate
 
     summary = generate(
-        out, per_class=per_class, seed=seed, size=_parse_size(size), fps=fps,
-        workers=workers, quiet=quiet,
+        out,
+        per_class=per_class,
+        seed=seed,
+        size=_parse_size(size),
+        fps=fps,
+        workers=workers,
+        quiet=quiet,
     )
     console.print(
         f"[green]wrote {summary['num_videos']} videos of {len(summary['classes'])} classes "
@@ -70,20 +76,44 @@ def synth(
 
 @app.command()
 def prepare(
-    src: Path = typer.Argument(..., help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group]."),
-    out: Path = typer.Option(..., "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."),
-    frames: str = typer.Option("16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."),
-    interval: Optional[int] = typer.Option(None, "--interval", min=1, help="Take every K-th frame."),
-    sample_fps: Optional[float] = typer.Option(None, "--fps", help="Take F frames per second (instead of --interval)."),
-    size: int = typer.Option(112, "--size", min=8, help="Square output size (short side resize, centre crop)."),
-    pad: str = typer.Option("zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", min=0.0, max=0.9, help="Share of each class held out for testing."),
+    src: Path = typer.Argument(
+        ..., help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group]."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."
+    ),
+    frames: str = typer.Option(
+        "16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."
+    ),
+    interval: int | None = typer.Option(
+        None, "--interval", min=1, help="Take every K-th frame."
+    ),
+    sample_fps: float | None = typer.Option(
+        None, "--fps", help="Take F frames per second (instead of --interval)."
+    ),
+    size: int = typer.Option(
+        112, "--size", min=8, help="Square output size (short side resize, centre crop)."
+    ),
+    pad: str = typer.Option(
+        "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."
+    ),
+    val_fraction: float = typer.Option(
+        0.2, "--val-fraction", min=0.0, max=0.9, help="Share of each class held out for testing."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the randomized split."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes decoding in parallel."),
-    export_frames: bool = typer.Option(False, "--export-frames", help="Also write frames/<video_id>/000001.jpg and frames.csv."),
-    ucf101_splits: Optional[Path] = typer.Option(None, "--ucf101-splits", help="Folder with classInd.txt, trainlist0N.txt, testlist0N.txt."),
+    export_frames: bool = typer.Option(
+        False, "--export-frames", help="Also write frames/<video_id>/000001.jpg and frames.csv."
+    ),
+    ucf101_splits: Path | None = typer.Option(
+        None, "--ucf101-splits", help="Folder with classInd.txt, trainlist0N.txt, testlist0N.txt."
+    ),
     fold: int = typer.Option(1, "--fold", min=1, max=3, help="Which official UCF101 split (1-3)."),
-    group_regex: Optional[str] = typer.Option(None, "--group-regex", help="Regex on the file name whose first group (or whole match) is the group id."),
+    group_regex: str | None = typer.Option(
+        None,
+        "--group-regex",
+        help="Regex on the file name whose first group (or whole match) is the group id.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Probe, sample, pad, resize and cache every video; write manifest.csv with a leak-free split.
@@ -103,9 +133,21 @@ def prepare(
     from vidclass.report.tables import print_prepare_summary
 
     result = run_prepare(
-        src, out, frames=frames, interval=interval, sample_fps=sample_fps, size=size, pad=pad,
-        val_fraction=val_fraction, seed=seed, workers=workers, export_frames=export_frames,
-        ucf101_splits=ucf101_splits, fold=fold, group_regex=group_regex, quiet=quiet,
+        src,
+        out,
+        frames=frames,
+        interval=interval,
+        sample_fps=sample_fps,
+        size=size,
+        pad=pad,
+        val_fraction=val_fraction,
+        seed=seed,
+        workers=workers,
+        export_frames=export_frames,
+        ucf101_splits=ucf101_splits,
+        fold=fold,
+        group_regex=group_regex,
+        quiet=quiet,
     )
     print_prepare_summary(result, console)
     if result.failed:
@@ -127,15 +169,20 @@ def models() -> None:
         table.add_column(col)
     for row in describe():
         table.add_row(
-            row["name"], f"{row['params'] / 1e6:.2f} M", f"{row['gflops']:.2f}",
-            row["input"], row["description"],
+            row["name"],
+            f"{row['params'] / 1e6:.2f} M",
+            f"{row['gflops']:.2f}",
+            row["input"],
+            row["description"],
         )
     console.print(table)
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Where the demo writes everything."),
+    out: Path = typer.Option(
+        Path("demo-out"), "--out", "-o", help="Where the demo writes everything."
+    ),
     per_class: int = typer.Option(20, "--per-class", min=2, help="Synthetic videos per class."),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),

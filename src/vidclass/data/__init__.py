@@ -1,0 +1,37 @@
+"""Video → tensors: probe, sample, decode, prepare, split, and the Dataset over the result.
+
+Torch is imported only by the Dataset, so the decode workers of `prepare` start light.
+"""
+
+from __future__ import annotations
+
+from vidclass.data.decode import IMAGENET_MEAN, IMAGENET_STD, read_frames
+from vidclass.data.prepare import PrepareResult, prepare, read_manifest
+from vidclass.data.probe import VideoInfo, probe
+from vidclass.data.sampling import pad_clip, sample_indices
+from vidclass.data.splits import read_ucf101_splits, stratified_group_split
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Augment",
+    "PrepareResult",
+    "VideoDataset",
+    "VideoInfo",
+    "pad_clip",
+    "prepare",
+    "probe",
+    "read_frames",
+    "read_manifest",
+    "read_ucf101_splits",
+    "sample_indices",
+    "stratified_group_split",
+]
+
+
+def __getattr__(name: str):
+    if name in ("VideoDataset", "Augment"):
+        from vidclass.data import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'vidclass.data' has no attribute {name!r}")

@@ -1,0 +1,188 @@
+"""A prepared dataset (see `prepare`) as a torch Dataset of the design's clip dicts.
+
+Each item: `{"video": float32 (C, T, H, W), "mask": bool (T,), "label": int, "video_id": str}`
+and, when `with_flow`, `"flow": float32 (2, T-1, H, W)`. Normalization happens here, not in
+the cache, so one prepared folder serves every normalization; padding frames are added
+here too and are exactly zero after normalization (or repeat the last real frame).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidclass.data.prepare import read_manifest
+from vidclass.data.sampling import PAD_MODES, pad_clip
+from vidclass.errors import UserError
+
+NORMALIZATIONS = ("imagenet", "clip", "none")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation; all off by default.
+
+    `hflip` mirrors left and right: leave it off where direction is the label
+    (move_left/move_right, rotate_cw/rotate_ccw).
+    """
+
+    crop_scale: float = 1.0  # random crop of this share of the side, resized back; 1 = off
+    hflip: bool = False
+    temporal_jitter: bool = False  # random window when the cache holds more frames than T
+
+    @property
+    def active(self) -> bool:
+        return self.crop_scale < 1.0 or self.hflip or self.temporal_jitter
+
+
+def load_prepared_config(root: str | os.PathLike) -> dict:
+    """The `prepared.json` of a prepared folder."""
+    path = Path(root) / "prepared.json"
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run `vidclass prepare SRC --out {root}` first")
+    return json.loads(path.read_text())
+
+
+def normalize_clip(
+    frames: np.ndarray, mode: str, mean: tuple[float, ...], std: tuple[float, ...]
+) -> np.ndarray:
+    """uint8 `(T, H, W, 3)` → float32 `(T, H, W, 3)`.
+
+    `imagenet`: the ImageNet mean/std (what pretrained backbones expect); `clip`: each clip by
+    its own mean and std, which small nets trained from scratch need when the background
+    colour would otherwise dominate (DESIGN.md); `none`: 0–1.
+    """
+    x = frames.astype(np.float32) / 255.0
+    if mode == "imagenet":
+        return (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    if mode == "clip":
+        return (x - x.mean()) / (x.std() + 1e-6)
+    if mode == "none":
+        return x
+    raise UserError(f"unknown normalization {mode!r}; choose one of {', '.join(NORMALIZATIONS)}")
+
+
+class VideoDataset(Dataset):
+    """Clips of one split of a prepared folder, padded to a common length with a mask."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str | None = "train",
+        frames: int | None = None,
+        pad: str | None = None,
+        normalize: str = "imagenet",
+        augment: Augment | None = None,
+        with_flow: bool = False,
+        flow_method: str = "farneback",
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.config = load_prepared_config(self.root)
+        rows = [r for r in read_manifest(self.root) if r["status"] == "ok"]
+        if split is not None:
+            rows = [r for r in rows if r["split"] == split]
+        if not rows:
+            raise UserError(f"{self.root}: no usable videos in split {split!r}")
+        self.rows = rows
+        self.classes: list[str] = list(self.config["classes"])
+        self.frames = int(frames or self.config["frames"])
+        self.pad = pad or self.config.get("pad", "zeros")
+        if self.pad not in PAD_MODES:
+            raise UserError(f"unknown pad mode {self.pad!r}; choose one of {', '.join(PAD_MODES)}")
+        if normalize not in NORMALIZATIONS:
+            raise UserError(
+                f"unknown normalization {normalize!r}; choose one of {', '.join(NORMALIZATIONS)}"
+            )
+        self.normalize = normalize
+        self.mean = tuple(self.config.get("mean", (0.485, 0.456, 0.406)))
+        self.std = tuple(self.config.get("std", (0.229, 0.224, 0.225)))
+        self.augment = augment or Augment()
+        self.with_flow = with_flow
+        self.flow_method = flow_method
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """New random augmentations each epoch, the same ones for the same (seed, epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> list[int]:
+        return [r["label_index"] for r in self.rows]
+
+    def load_frames(self, i: int) -> np.ndarray:
+        """The cached uint8 frames `(T_real, H, W, 3)` of item i (memory-mapped)."""
+        return np.load(self.root / "cache" / f"{self.rows[i]['video_id']}.npy", mmap_mode="r")
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.rows[i]
+        # Seeded per (seed, epoch, item): the same clip whatever the DataLoader workers.
+        rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
+        frames = self._window(self.load_frames(i), rng)
+        frames = self._spatial_augment(np.asarray(frames), rng)
+        real = len(frames)
+        flow = self._flow(i, frames) if self.with_flow else None
+        x = normalize_clip(frames, self.normalize, self.mean, self.std)
+        x, mask = pad_clip(x, self.frames, self.pad)
+        item = {
+            "video": torch.from_numpy(np.ascontiguousarray(x.transpose(3, 0, 1, 2))),
+            "mask": torch.from_numpy(mask),
+            "label": row["label_index"],
+            "video_id": row["video_id"],
+        }
+        if flow is not None:
+            full = np.zeros((2, self.frames - 1, *flow.shape[2:]), dtype=np.float32)
+            n = min(real - 1, self.frames - 1)
+            full[:, :n] = flow[:, :n]
+            item["flow"] = torch.from_numpy(full)
+        return item
+
+    def _window(self, frames: np.ndarray, rng: random.Random) -> np.ndarray:
+        extra = len(frames) - self.frames
+        if extra <= 0:
+            return frames
+        start = rng.randint(0, extra) if self.augment.temporal_jitter else extra // 2
+        return frames[start : start + self.frames]
+
+    def _spatial_augment(self, frames: np.ndarray, rng: random.Random) -> np.ndarray:
+        aug = self.augment
+        if aug.crop_scale < 1.0:
+            t, h, w, _ = frames.shape
+            ch, cw = max(1, round(h * aug.crop_scale)), max(1, round(w * aug.crop_scale))
+            y, x = rng.randint(0, h - ch), rng.randint(0, w - cw)
+            frames = np.stack(
+                [
+                    cv2.resize(f[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_LINEAR)
+                    for f in frames
+                ]
+            )
+        if aug.hflip and rng.random() < 0.5:
+            frames = frames[:, :, ::-1]
+        return frames
+
+    def _flow(self, i: int, frames: np.ndarray) -> np.ndarray:
+        """Optical flow of the real frames, cached next to the clip when not augmented."""
+        from vidclass.data.flow import compute_flow
+
+        cache = self.root / "cache" / f"{self.rows[i]['video_id']}.{self.flow_method}.flow.npy"
+        if not self.augment.active and cache.exists():
+            return np.load(cache).astype(np.float32)
+        flow = compute_flow(np.ascontiguousarray(frames), method=self.flow_method)
+        if not self.augment.active:
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                np.save(fh, flow.astype(np.float16))
+            os.replace(tmp, cache)
+        return flow.astype(np.float32)

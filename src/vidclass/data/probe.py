@@ -1,0 +1,145 @@
+"""Open a video, read what it is, and say in one line why it cannot be used if it cannot.
+
+Probing is cheap (container header, a packet count, one decoded frame) so a whole folder
+can be checked before any real decoding starts; a bad file becomes a `VideoError` with a
+reason the user can act on, never a crash of the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+
+from vidclass.errors import VideoError
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+
+# FFmpeg prints its own complaints to stderr for every broken file; we report our own line.
+av.logging.set_level(av.logging.PANIC)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video is, as far as its container and a first decoded frame tell."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+    codec: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_container(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open with the options that real-world files need; raise VideoError if it can't be opened."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(p, "file not found; check the path")
+    if p.is_dir():
+        raise VideoError(p, "is a folder, not a video file")
+    if p.stat().st_size == 0:
+        raise VideoError(p, "file is empty (0 bytes); re-copy or re-download it")
+    try:
+        # Some real AVI files carry broken metadata that PyAV would otherwise raise on.
+        return av.open(str(p), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise VideoError(
+            p,
+            "not a readable video (invalid data: corrupt, truncated or not a video file); "
+            "re-download it or re-encode it with ffmpeg",
+        ) from None
+    except av.error.FFmpegError as exc:
+        raise VideoError(
+            p, f"cannot be opened ({_ffmpeg_reason(exc)}); re-encode it with ffmpeg"
+        ) from None
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read size, frame rate, frame count and duration; prove that a frame decodes."""
+    p = Path(path)
+    with open_container(p) as container:
+        info = read_info(p, container, count_packets=True)
+    if _first_frame_size(p) is None:
+        raise VideoError(p, "no frame could be decoded (corrupt or truncated video stream)")
+    return info
+
+
+def read_info(
+    path: str | os.PathLike, container: av.container.InputContainer, count_packets: bool = False
+) -> VideoInfo:
+    """Stream metadata of an open container; raise VideoError when it holds no usable video.
+
+    The frame count is the header's when it has one, else (or with `count_packets`) the
+    number of video packets, which costs a demux pass but no decoding; the container is
+    rewound afterwards so it can be decoded from the start.
+    """
+    p = Path(path)
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise VideoError(p, f"has no video stream (only {', '.join(kinds)}); not a video")
+    stream = container.streams.video[0]
+    fps = _frame_rate(stream)
+    if fps <= 0:
+        raise VideoError(p, "video stream has no frame rate; re-encode it with ffmpeg")
+    num_frames = stream.frames or 0
+    if count_packets or num_frames <= 0:
+        try:
+            num_frames = sum(1 for pkt in container.demux(stream) if pkt.size > 0)
+            container.seek(0)
+        except av.error.FFmpegError as exc:
+            raise VideoError(
+                p, f"corrupt container ({_ffmpeg_reason(exc)}); re-encode it"
+            ) from None
+    if num_frames <= 0:
+        raise VideoError(p, "video stream has zero frames")
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width <= 0 or height <= 0:
+        raise VideoError(p, "video stream has no frame size; re-encode it with ffmpeg")
+    return VideoInfo(
+        path=str(p),
+        width=width,
+        height=height,
+        fps=round(fps, 4),
+        num_frames=num_frames,
+        duration_s=round(_duration(container, stream, num_frames, fps), 4),
+        codec=stream.codec_context.name,
+    )
+
+
+def _first_frame_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            for frame in container.decode(video=0):
+                return frame.width, frame.height
+    except av.error.FFmpegError:
+        return None
+    return None
+
+
+def _frame_rate(stream: av.video.stream.VideoStream) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and float(rate) > 0:
+            return float(rate)
+    return 0.0
+
+
+def _duration(container, stream, num_frames: int, fps: float) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+        if seconds > 0:
+            return seconds
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000
+    return num_frames / fps
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).split(":")[0].strip() or type(exc).__name__

@@ -1,0 +1,43 @@
+"""Terminal summaries (rich tables) of what a job did."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_prepare_summary(result, console: Console) -> None:
+    """Per class: videos in train/test, failed; then each failure with its reason."""
+    rows = result.rows
+    counts = Counter((r["label"], r["split"] or "-", r["status"]) for r in rows)
+    present = {r["split"] for r in rows if r["status"] == "ok" and r["split"]}
+    splits = sorted(present, key=lambda s: ({"train": 0, "test": 1}.get(s, 2), s))
+    table = Table(
+        title=f"prepared {result.out} ({result.frames} frames/clip, split: {result.split_mode})"
+    )
+    table.add_column("class")
+    for s in splits:
+        table.add_column(s, justify="right")
+    table.add_column("failed", justify="right")
+    for c in result.classes:
+        cells = [str(counts[(c, s, "ok")]) for s in splits]
+        failed = sum(n for (label, _, st), n in counts.items() if label == c and st == "failed")
+        table.add_row(c, *cells, f"[red]{failed}[/red]" if failed else "0")
+    totals = [str(sum(1 for r in rows if r["status"] == "ok" and r["split"] == s)) for s in splits]
+    table.add_row("[bold]total", *totals, str(len(result.failed)), end_section=True)
+    console.print(table)
+    console.print(
+        f"{len(result.ok)} ok, {len(result.failed)} failed, {result.reused} reused from an "
+        f"earlier run, {result.seconds:.1f} s"
+    )
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    if result.failed:
+        console.print(
+            f"[red]{len(result.failed)} videos failed[/red] (status=failed in "
+            f"{result.out / 'manifest.csv'}):"
+        )
+        for r in result.failed:
+            console.print(f"  {r['path']}: {r['error']}")
