@@ -1,0 +1,89 @@
+"""CNN + LSTM (Donahue et al. 2015, LRCN; Ng et al. 2015): a 2D CNN encodes every real frame,
+a many-to-one multilayer LSTM reads the features in order, and its state after the last real
+frame is classified.
+
+Padding is skipped with packed sequences, so appending padding frames does not change the
+output. Pick it when order matters and clips are long or of varying length; with a frozen
+pretrained backbone only the LSTM trains.
+
+Feature caching: ``encode_frames(video, mask) -> (B, T, D)`` and
+``forward_features(features, mask)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from vidclass.models.backbones import build_backbone
+from vidclass.models.blocks import FrameModel, real_lengths
+
+
+class CNNLSTM(FrameModel):
+    """Frame features ``(B, T, D)`` → LSTM (``layers``, ``hidden``) → final state → FC."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        layers: int = 2,
+        hidden: int = 128,
+        bidirectional: bool = False,
+        backbone: str = "small",
+        pretrained: bool = False,
+        freeze_backbone: bool = False,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "layers": layers,
+            "hidden": hidden,
+            "bidirectional": bidirectional,
+            "backbone": backbone,
+            "pretrained": pretrained,
+            "freeze_backbone": freeze_backbone,
+            "dropout": dropout,
+        }
+        self.encoder = build_backbone(backbone, pretrained, freeze_backbone)
+        self.lstm = nn.LSTM(
+            self.encoder.out_dim,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        directions = 2 if bidirectional else 1
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(directions * hidden, num_classes)
+        )
+
+    def forward_features(
+        self, features: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, T, D), (B, T)`` → logits ``(B, K)`` from the state after the last real frame
+        (for a bidirectional LSTM, the backward direction's state after the first frame)."""
+        lengths = real_lengths(mask).cpu()
+        packed = pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)  # h_n: (layers * directions, B, hidden)
+        if self.lstm.bidirectional:
+            last = torch.cat([h_n[-2], h_n[-1]], dim=1)
+        else:
+            last = h_n[-1]
+        return self.classifier(last)
+
+
+def build_cnn_lstm(
+    num_classes: int,
+    layers: int = 2,
+    hidden: int = 128,
+    bidirectional: bool = False,
+    backbone: str = "small",
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
+    dropout: float = 0.2,
+) -> CNNLSTM:
+    """CNN frame encoder + many-to-one LSTM that respects the mask."""
+    return CNNLSTM(
+        num_classes, layers, hidden, bidirectional, backbone, pretrained, freeze_backbone, dropout
+    )

@@ -1,0 +1,139 @@
+"""Two-stream network (Simonyan & Zisserman 2014): a spatial stream classifies one RGB frame
+(appearance), a temporal stream classifies a stack of ``flow_frames`` optical-flow fields
+(motion, x and y displacements as ``2·L`` input channels), and the class probabilities of the
+two are averaged (``fusion="average"``; ``forward`` returns the log of the mean) or their
+features concatenated and classified (``fusion="learned"``).
+
+Flow comes in ``batch["flow"]`` ``(B, 2, T-1, H, W)`` as produced by
+:func:`vidclass.data.flow.compute_flow` (``needs_flow = True`` tells the data pipeline to
+compute and cache it with the clip). If it is missing, it is computed on the fly from the
+video with OpenCV (slow; meant for inference only).
+
+The spatial stream reads the centre real frame; the flow stack is the ``L`` consecutive real
+flow fields centred there (zero-padded when the clip has fewer). Feature caching: the spatial
+stream follows the frame-model split, ``encode_frames(video, mask) -> (B, T, D)`` and
+``forward_features(features, mask, flow)``; the temporal stream always runs on the flow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vidclass.errors import UserError
+from vidclass.models.backbones import SmallCNN, build_backbone
+from vidclass.models.blocks import FrameModel, gather_frames, real_lengths
+
+FUSIONS = ("average", "learned")
+
+
+class TwoStream(FrameModel):
+    """Spatial 2D CNN on the centre RGB frame + temporal SmallCNN on ``2L`` flow channels."""
+
+    needs_flow = True
+
+    def __init__(
+        self,
+        num_classes: int,
+        flow_frames: int = 10,
+        fusion: str = "average",
+        backbone: str = "small",
+        pretrained: bool = False,
+        freeze_backbone: bool = False,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise UserError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+        self.config = {
+            "flow_frames": flow_frames,
+            "fusion": fusion,
+            "backbone": backbone,
+            "pretrained": pretrained,
+            "freeze_backbone": freeze_backbone,
+            "dropout": dropout,
+        }
+        self.flow_frames = flow_frames
+        self.fusion = fusion
+        self.encoder = build_backbone(backbone, pretrained, freeze_backbone)
+        self.temporal = SmallCNN(in_channels=2 * flow_frames)
+        if fusion == "average":
+            self.spatial_head = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(self.encoder.out_dim, num_classes)
+            )
+            self.temporal_head = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(self.temporal.out_dim, num_classes)
+            )
+        else:
+            self.head = nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(self.encoder.out_dim + self.temporal.out_dim, num_classes),
+            )
+
+    def frame_indices(self, mask: torch.Tensor) -> torch.Tensor:
+        """The centre real frame, ``(B, 1)``."""
+        return ((real_lengths(mask) - 1) // 2)[:, None]
+
+    def flow_stack(self, flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, T-1, H, W)`` → ``(B, 2L, H, W)`` (channels x₀, y₀, x₁, y₁, ...)."""
+        b, _, steps, h, w = flow.shape
+        length = self.flow_frames
+        if steps < length:
+            flow = nn.functional.pad(flow, (0, 0, 0, 0, 0, length - steps))
+        n_flow = real_lengths(mask) - 1  # real flow fields per clip
+        centre = (real_lengths(mask) - 1) // 2
+        start = (centre - length // 2).clamp(min=0)
+        start = torch.minimum(start, (n_flow - length).clamp(min=0))
+        index = start[:, None] + torch.arange(length, device=flow.device)[None, :]
+        stack = gather_frames(flow, index, dim=2)  # (B, 2, L, H, W)
+        return stack.transpose(1, 2).reshape(b, 2 * length, h, w)
+
+    def stream_logits(
+        self, features: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-stream logits ``(B, K)`` each (``fusion="average"`` only)."""
+        if self.fusion != "average":
+            raise UserError("stream_logits needs fusion='average'")
+        rgb = gather_frames(features, self.frame_indices(mask), dim=1)[:, 0]
+        motion = self.temporal(self.flow_stack(flow, mask))
+        return self.spatial_head(rgb), self.temporal_head(motion)
+
+    def forward_features(
+        self, features: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, T, D), (B, T), flow (B, 2, T-1, H, W)`` → logits ``(B, K)``."""
+        if flow is None:
+            raise UserError("two_stream needs optical flow in batch['flow'] (compute_flow)")
+        if self.fusion == "average":
+            spatial, temporal = self.stream_logits(features, mask, flow)
+            logp = torch.stack([spatial.log_softmax(-1), temporal.log_softmax(-1)])
+            return torch.logsumexp(logp, dim=0) - math.log(2.0)
+        rgb = gather_frames(features, self.frame_indices(mask), dim=1)[:, 0]
+        motion = self.temporal(self.flow_stack(flow, mask))
+        return self.head(torch.cat([rgb, motion], dim=1))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """As :meth:`FrameModel.forward`; computes flow with OpenCV if the batch lacks it."""
+        if batch.get("flow") is None:
+            from vidclass.data.flow import flow_from_video
+
+            batch = {**batch, "flow": flow_from_video(batch["video"], batch["mask"])}
+        return super().forward(batch)
+
+
+def build_two_stream(
+    num_classes: int,
+    flow_frames: int = 10,
+    fusion: str = "average",
+    backbone: str = "small",
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
+    dropout: float = 0.2,
+) -> TwoStream:
+    """Two-stream RGB + optical flow; ``fusion`` is ``"average"`` (of probabilities) or
+    ``"learned"`` (concatenated features → FC)."""
+    return TwoStream(
+        num_classes, flow_frames, fusion, backbone, pretrained, freeze_backbone, dropout
+    )
