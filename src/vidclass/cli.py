@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vidclass.errors import UserError
@@ -85,9 +86,7 @@ def prepare(
     frames: str = typer.Option(
         "16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."
     ),
-    interval: int | None = typer.Option(
-        None, "--interval", min=1, help="Take every K-th frame."
-    ),
+    interval: int | None = typer.Option(None, "--interval", min=1, help="Take every K-th frame."),
     sample_fps: float | None = typer.Option(
         None, "--fps", help="Take F frames per second (instead of --interval)."
     ),
@@ -204,7 +203,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(EXIT_USER_ERROR)
 
 

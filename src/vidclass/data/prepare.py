@@ -374,6 +374,7 @@ def prepare(
     )
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     export_dir = out / "frames" if export_frames else None
     if export_dir:
         export_dir.mkdir(exist_ok=True)
@@ -449,6 +450,19 @@ def prepare(
         split_mode=split_mode,
         warnings=warnings,
     )
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of a killed earlier run (never valid output: renamed only when whole)."""
+    for folder in (out, out / "cache", out / "frames"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                if tmp.is_dir():
+                    for f in tmp.iterdir():
+                        f.unlink()
+                    tmp.rmdir()
+                else:
+                    tmp.unlink(missing_ok=True)
 
 
 def _read_sidecar(path: Path) -> dict | None:
@@ -529,7 +543,7 @@ def _manifest_rows(videos: list[SourceVideo], classes: list[str], records: dict)
 def _assign_splits(rows, videos, split_mode, val_fraction, seed) -> list[str]:
     warnings = []
     if split_mode != "stratified-group":
-        for row, v in zip(rows, videos):
+        for row, v in zip(rows, videos, strict=True):
             row["split"] = v.split or ""
         leaks = _groups_on_both_sides([r for r in rows if r["status"] == "ok"])
         if leaks:
@@ -541,7 +555,7 @@ def _assign_splits(rows, videos, split_mode, val_fraction, seed) -> list[str]:
     splits = stratified_group_split(
         [r["label"] for r in ok], [r["group"] for r in ok], val_fraction, seed
     )
-    for row, split in zip(ok, splits):
+    for row, split in zip(ok, splits, strict=True):
         row["split"] = split
     if val_fraction > 0:
         tested = {r["label"] for r in ok if r["split"] == "test"}

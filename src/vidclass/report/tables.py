@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -33,11 +34,11 @@ def print_prepare_summary(result, console: Console) -> None:
         f"earlier run, {result.seconds:.1f} s"
     )
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
     if result.failed:
         console.print(
             f"[red]{len(result.failed)} videos failed[/red] (status=failed in "
             f"{result.out / 'manifest.csv'}):"
         )
         for r in result.failed:
-            console.print(f"  {r['path']}: {r['error']}")
+            console.print(f"  {escape(r['path'])}: {escape(r['error'])}", soft_wrap=True)
