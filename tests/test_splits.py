@@ -57,7 +57,7 @@ def test_class_proportions_near_target():
         split = stratified_group_split(labels, groups, 0.2, seed)
         total, test = (
             Counter(labels),
-            Counter(l for l, s in zip(labels, split, strict=True) if s == "test"),
+            Counter(lab for lab, s in zip(labels, split, strict=True) if s == "test"),
         )
         for c in total:
             assert abs(test[c] / total[c] - 0.2) < 0.04, (seed, c, test[c], total[c])
