@@ -1,0 +1,232 @@
+"""The embedded default dataset: files, metadata, determinism and the time-reversed pair property."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vidclass.data import synthetic
+from vidclass.data.synthetic import (
+    CLASSES,
+    GROUP_REGEX,
+    PAIRS,
+    generate,
+    group_sizes,
+    render_clip,
+    sample_scene,
+    write_video,
+)
+from vidclass.errors import UserError
+
+SIZE = (64, 48)
+PER_CLASS = 2
+
+
+def decode(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.mp4"))
+    }
+
+
+def read_metadata(root: Path) -> list[dict[str, str]]:
+    with open(root / "metadata.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("synth") / "data"
+    summary = generate(out, per_class=PER_CLASS, seed=3, size=SIZE, fps=10, workers=2, quiet=True)
+    return out, summary
+
+
+def test_files_have_ucf101_style_names_and_groups(dataset: tuple[Path, dict]) -> None:
+    out, summary = dataset
+    assert summary["num_videos"] == len(CLASSES) * PER_CLASS
+    assert summary["classes"] == CLASSES and summary["out"] == str(out)
+    assert summary["seconds"] > 0
+    files = sorted(out.rglob("*.mp4"))
+    assert len(files) == len(CLASSES) * PER_CLASS
+    for label in CLASSES:
+        names = sorted(p.name for p in (out / label).glob("*.mp4"))
+        groups = {re.match(GROUP_REGEX, n).group(1) for n in names}  # type: ignore[union-attr]
+        assert len(names) == PER_CLASS
+        assert all(re.fullmatch(rf"v_{label}_g\d\d_c\d\d\.mp4", n) for n in names)
+        assert groups == {f"{label}_g01", f"{label}_g02"}  # at least two groups per class
+    assert not list(out.rglob("*.part"))
+
+
+def test_videos_decode_to_expected_frames_and_size(dataset: tuple[Path, dict]) -> None:
+    out, _ = dataset
+    for row in read_metadata(out):
+        with av.open(str(out / row["path"])) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            assert stream.codec_context.pix_fmt == "yuv420p"
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        assert len(frames) == int(row["num_frames"])
+        assert frames[0].shape == (SIZE[1], SIZE[0], 3)
+
+
+def test_metadata_and_classes_json(dataset: tuple[Path, dict]) -> None:
+    out, _ = dataset
+    rows = read_metadata(out)
+    assert list(rows[0]) == ["path", "label", "group", "pair", "num_frames", "fps", "seed"]
+    assert len(rows) == len(CLASSES) * PER_CLASS
+    twins = {a: b for a, b in PAIRS} | {b: a for a, b in PAIRS}
+    for row in rows:
+        assert (out / row["path"]).is_file()
+        assert row["path"].startswith(row["label"] + "/")
+        assert re.match(GROUP_REGEX, Path(row["path"]).name).group(1) == row["group"]  # type: ignore[union-attr]
+        assert row["pair"] == twins.get(row["label"], "")
+        assert row["fps"] == "10" and row["seed"] == "3"
+    info = json.loads((out / "classes.json").read_text())
+    assert info["classes"] == CLASSES and len(CLASSES) == 12
+    assert [tuple(p) for p in info["pairs"]] == PAIRS
+    assert {"wave", "jump"} <= set(CLASSES) - set(twins)
+
+
+def test_lengths_vary(dataset: tuple[Path, dict]) -> None:
+    lengths = [int(r["num_frames"]) for r in read_metadata(dataset[0])]
+    assert len(set(lengths)) >= 6
+    assert min(lengths) >= 15 and max(lengths) <= 40  # 1.5-4 s at 10 fps
+
+
+def test_same_seed_same_bytes_whatever_workers(dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = dataset
+    again = tmp_path / "again"
+    generate(again, per_class=PER_CLASS, seed=3, size=SIZE, fps=10, workers=1, quiet=True)
+    assert digests(again) == digests(out)
+    assert (again / "metadata.csv").read_bytes() == (out / "metadata.csv").read_bytes()
+
+
+def test_different_seed_different_videos(dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = dataset
+    other = tmp_path / "other"
+    generate(other, per_class=1, seed=4, size=SIZE, fps=10, workers=2, quiet=True)
+    theirs, ours = digests(other), digests(out)
+    assert theirs and all(ours[name] != digest for name, digest in theirs.items())
+
+
+def _pair_clips(forward: str, backward: str, seed: int, fps: int = 10):
+    scene = sample_scene(np.random.default_rng(seed), *SIZE)
+    fwd = render_clip(forward, scene, np.random.default_rng(seed + 1), fps)
+    bwd = render_clip(backward, scene, np.random.default_rng(seed + 1), fps)
+    return fwd, bwd
+
+
+@pytest.mark.parametrize(("forward", "backward"), PAIRS)
+def test_twin_is_the_exact_reverse(forward: str, backward: str) -> None:
+    for seed in (0, 10):
+        fwd, bwd = _pair_clips(forward, backward, seed)
+        # the same frames as a multiset: a single frame cannot tell the pair apart
+        key = [f.tobytes() for f in fwd.frames]
+        assert sorted(key) == sorted(f.tobytes() for f in bwd.frames)
+        # ... and exactly reversed in time
+        np.testing.assert_array_equal(bwd.frames, fwd.frames[::-1])
+        np.testing.assert_array_equal(bwd.boxes, fwd.boxes[::-1])
+        # but not a palindrome: the order carries the class
+        start, end = fwd.frames[0].astype(int), fwd.frames[-1].astype(int)
+        assert np.abs(start - end).mean() > 3
+
+
+def test_twin_reverse_survives_encoding(tmp_path: Path) -> None:
+    """Intra-only constant-QP coding keeps the property on the decoded frames too."""
+    fwd, bwd = _pair_clips("open_door", "close_door", seed=5)
+    write_video(tmp_path / "fwd.mp4", fwd.frames, 10)
+    write_video(tmp_path / "bwd.mp4", bwd.frames, 10)
+    np.testing.assert_array_equal(decode(tmp_path / "bwd.mp4"), decode(tmp_path / "fwd.mp4")[::-1])
+
+
+@pytest.mark.parametrize(("label", "axis", "sign"), [("move_right", 0, 1), ("rise", 1, -1)])
+def test_motion_spans_the_clip(label: str, axis: int, sign: int) -> None:
+    """The motion runs over most of the clip, so any 16 sampled frames show it."""
+    scene = sample_scene(np.random.default_rng(1), 160, 120)
+    clip = render_clip(label, scene, np.random.default_rng(2), 15)
+    centre = (clip.boxes[:, axis] + clip.boxes[:, axis + 2]) / 2 * sign
+    steps = np.diff(centre[np.linspace(0, len(centre) - 1, 16).round().astype(int)])
+    assert (steps > -2).all() and centre[-1] - centre[0] > 40  # monotonic up to camera jitter
+    assert (np.abs(steps) > 0.3).sum() >= 12
+
+
+def test_grow_box_grows() -> None:
+    scene = sample_scene(np.random.default_rng(7), 160, 120)
+    boxes = render_clip("grow", scene, np.random.default_rng(8), 15).boxes
+    width = boxes[:, 2] - boxes[:, 0]
+    assert width[-1] > 2.5 * width[0] and (np.diff(width) > -1).all()
+
+
+def test_group_sizes() -> None:
+    assert group_sizes(20) == [5, 5, 5, 5]
+    assert group_sizes(17) == [5, 4, 4, 4]
+    assert group_sizes(2) == [1, 1]
+    assert group_sizes(1) == [1]
+
+
+def test_write_video_round_trips(tmp_path: Path) -> None:
+    t, h, w = 7, 32, 48
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = np.stack(
+        [np.stack([(xx * 5 + 20 * i) % 256, yy * 7, np.full_like(xx, 90)], -1) for i in range(t)]
+    ).astype(np.uint8)
+    path = tmp_path / "sub" / "x.mp4"
+    write_video(path, frames, fps=12)
+    decoded = decode(path)
+    assert decoded.shape == frames.shape
+    assert np.abs(decoded.astype(int) - frames).mean() < 4
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].average_rate == 12
+    assert [p.name for p in path.parent.iterdir()] == ["x.mp4"]
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", frames[:, :, :47], fps=12)
+    assert not (tmp_path / "odd.mp4").exists()
+
+
+def test_rerun_with_fewer_videos_removes_stale_files(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    generate(out, per_class=2, size=SIZE, fps=6, quiet=True, workers=1)
+    summary = generate(out, per_class=1, size=SIZE, fps=6, quiet=True, workers=1)
+    assert len(list(out.rglob("*.mp4"))) == summary["num_videos"] == len(CLASSES)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kind": "long"},
+        {"kind": "nope"},
+        {"per_class": 0},
+        {"size": (63, 48)},
+        {"size": (16, 16)},
+        {"fps": 0},
+        {"workers": 0},
+    ],
+)
+def test_bad_arguments_raise_user_error(tmp_path: Path, kwargs: dict) -> None:
+    with pytest.raises(UserError):
+        generate(tmp_path / "d", quiet=True, **kwargs)
+
+
+def test_refuses_foreign_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(UserError, match="empty"):
+        generate(tmp_path, per_class=1, size=SIZE, quiet=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_unknown_label_is_a_user_error() -> None:
+    scene = synthetic.sample_scene(np.random.default_rng(0), *SIZE)
+    with pytest.raises(UserError, match="unknown class"):
+        render_clip("dance", scene, np.random.default_rng(0), 10)
