@@ -40,6 +40,7 @@ import av
 import cv2
 import numpy as np
 
+from vidclass.data.splits import UCF101_GROUP_REGEX
 from vidclass.errors import UserError
 from vidclass.progress import track
 
@@ -77,7 +78,7 @@ KINDS = ("clips",)
 DURATION_S = (1.5, 4.0)  # clip length range: lengths must differ across videos
 MIN_FRAMES = 8
 CLIPS_PER_GROUP = 5  # about 4-5 clips share a scene, like one UCF101 source video
-GROUP_REGEX = r"^v_(.+_g\d+)_c\d+"  # captures "<class>_gNN" from the file names written here
+GROUP_REGEX = UCF101_GROUP_REGEX  # captures "<class>_gNN" from the file names written here
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in canvas pixels
 Region = tuple[float, float, float, float]  # x, y, width, height of the actor's area
