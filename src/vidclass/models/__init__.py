@@ -91,7 +91,8 @@ def example_batch(
 
 
 def count_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> int:
-    """FLOPs of one forward pass (FlopCounterMode: 2 FLOPs per multiply-add, conv/matmul only)."""
+    """FLOPs of one forward pass: FlopCounterMode (2 FLOPs per multiply-add; convolutions and
+    matrix products, which dominate) plus what a model reports in ``extra_flops`` (the LSTM)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
@@ -100,7 +101,8 @@ def count_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> int:
     with torch.no_grad(), counter:
         model(batch)
     model.train(was_training)
-    return int(counter.get_total_flops())
+    extra = model.extra_flops(batch) if hasattr(model, "extra_flops") else 0
+    return int(counter.get_total_flops()) + int(extra)
 
 
 def describe(num_classes: int = 12) -> list[dict]:

@@ -58,6 +58,17 @@ class CNNLSTM(FrameModel):
             nn.Dropout(dropout), nn.Linear(directions * hidden, num_classes)
         )
 
+    def extra_flops(self, batch: dict[str, torch.Tensor]) -> int:
+        """LSTM FLOPs, which FlopCounterMode does not see (fused CPU kernel)."""
+        steps = int(batch["mask"].sum())
+        lstm = self.lstm
+        directions = 2 if lstm.bidirectional else 1
+        flops = 0
+        for layer in range(lstm.num_layers):
+            in_dim = lstm.input_size if layer == 0 else lstm.hidden_size * directions
+            flops += 2 * 4 * lstm.hidden_size * (in_dim + lstm.hidden_size) * steps * directions
+        return flops
+
     def forward_features(
         self, features: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor | None = None
     ) -> torch.Tensor:
