@@ -28,8 +28,13 @@ def centre_crop(video: torch.Tensor) -> torch.Tensor:
 
 
 def half_resolution(video: torch.Tensor) -> torch.Tensor:
-    """``(B, C, T, H, W) -> (B, C, T, H/2, W/2)`` by 2×2 averaging (anti-aliased, cheap)."""
-    return nn.functional.avg_pool3d(video, (1, 2, 2))
+    """``(B, C, T, H, W) -> (B, C, T, H/2, W/2)``, the mean of each 2×2 block (anti-aliased).
+
+    Written as four strided views rather than ``avg_pool3d``: same result, half the time on
+    CPU, which matters because this op is a noticeable share of the whole multires pass."""
+    h, w = video.shape[-2:]
+    x = video[..., : h - h % 2, : w - w % 2]
+    return (x[..., ::2, ::2] + x[..., 1::2, 1::2] + x[..., ::2, 1::2] + x[..., 1::2, ::2]) * 0.25
 
 
 class MultiRes(nn.Module):
