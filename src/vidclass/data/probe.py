@@ -17,8 +17,8 @@ from vidclass.errors import VideoError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 
-# FFmpeg prints its own complaints to stderr for every broken file; we report our own line.
-av.logging.set_level(av.logging.PANIC)
+# PyAV ignores FFmpeg's log by default, and we keep it so: installing a Python log callback
+# (av.logging.set_level) deadlocks frame-threaded decoders when a container is closed.
 
 
 @dataclass(frozen=True)
