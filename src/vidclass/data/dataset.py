@@ -127,13 +127,38 @@ class VideoDataset(Dataset):
         return np.load(self.root / "cache" / f"{self.rows[i]['video_id']}.npy", mmap_mode="r")
 
     def __getitem__(self, i: int) -> dict:
-        row = self.rows[i]
         # Seeded per (seed, epoch, item): the same clip whatever the DataLoader workers.
         rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
         frames = self._window(self.load_frames(i), rng)
-        frames = self._spatial_augment(np.asarray(frames), rng)
+        return self._item(i, self._spatial_augment(np.asarray(frames), rng))
+
+    def view(self, i: int, v: int, views: int) -> dict:
+        """View `v` of `views` of item i, for multi-view evaluation as the field does it:
+        evenly spaced temporal windows when the cache holds more frames than a clip, else
+        crops of 7/8 of the side along the diagonal, resized back."""
+        frames = np.asarray(self.load_frames(i))
+        extra = len(frames) - self.frames
+        if extra > 0:
+            start = round(v * extra / max(1, views - 1))
+            return self._item(i, frames[start : start + self.frames], cache_flow=False)
+        if views == 1:
+            return self._item(i, frames)
+        t, h, w, _ = frames.shape
+        ch, cw = round(h * 7 / 8), round(w * 7 / 8)
+        y, x = round(v * (h - ch) / (views - 1)), round(v * (w - cw) / (views - 1))
+        crops = np.stack(
+            [
+                cv2.resize(f[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_LINEAR)
+                for f in frames
+            ]
+        )
+        return self._item(i, crops, cache_flow=False)
+
+    def _item(self, i: int, frames: np.ndarray, cache_flow: bool = True) -> dict:
+        row = self.rows[i]
         real = len(frames)
-        flow = self._flow(i, frames) if self.with_flow else None
+        cache_flow = cache_flow and not self.augment.active
+        flow = self._flow(i, frames, cache_flow) if self.with_flow else None
         x = normalize_clip(frames, self.normalize, self.mean, self.std)
         x, mask = pad_clip(x, self.frames, self.pad)
         item = {
@@ -172,17 +197,17 @@ class VideoDataset(Dataset):
             frames = frames[:, :, ::-1]
         return frames
 
-    def _flow(self, i: int, frames: np.ndarray) -> np.ndarray:
+    def _flow(self, i: int, frames: np.ndarray, cache: bool) -> np.ndarray:
         """Optical flow of the real frames, cached next to the clip when not augmented."""
         from vidclass.data.flow import compute_flow
 
-        cache = self.root / "cache" / f"{self.rows[i]['video_id']}.{self.flow_method}.flow.npy"
-        if not self.augment.active and cache.exists():
-            return np.load(cache).astype(np.float32)
+        path = self.root / "cache" / f"{self.rows[i]['video_id']}.{self.flow_method}.flow.npy"
+        if cache and path.exists():
+            return np.load(path).astype(np.float32)
         flow = compute_flow(np.ascontiguousarray(frames), method=self.flow_method)
-        if not self.augment.active:
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        if cache:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as fh:
                 np.save(fh, flow.astype(np.float16))
-            os.replace(tmp, cache)
+            os.replace(tmp, path)
         return flow.astype(np.float32)

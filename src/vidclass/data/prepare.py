@@ -17,13 +17,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from vidclass.data.splits import (
     stratified_group_split,
 )
 from vidclass.errors import UserError, VideoError
+from vidclass.parallel import process_pool
 from vidclass.progress import make_progress
 
 MANIFEST_COLUMNS = [
@@ -313,10 +313,7 @@ def _run_pool(fn, tasks: list, workers: int, description: str, quiet: bool) -> I
                 yield t, fn(t["arg"])
                 progress.advance(bar)
             return
-        # forkserver: safe to start from a process that already runs torch's thread pools.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["vidclass.data.prepare"])
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with process_pool(workers) as pool:
             futures = {pool.submit(fn, t["arg"]): t for t in tasks}
             failed = 0
             for fut in as_completed(futures):
@@ -433,6 +430,7 @@ def prepare(
         "pad": pad,
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
+        "pairs": _read_pairs(src, classes),
         "split": {"mode": split_mode, "test_fraction": val_fraction, "seed": seed},
         "counts": {
             "ok": sum(r["status"] == "ok" for r in rows),
@@ -450,6 +448,19 @@ def prepare(
         split_mode=split_mode,
         warnings=warnings,
     )
+
+
+def _read_pairs(src: Path, classes: list[str]) -> list[list[str]]:
+    """Time-reversed class pairs from `SRC/classes.json` (written by `vidclass synth`), if any.
+
+    Training reports how well each method tells the members of a pair apart.
+    """
+    path = src / "classes.json" if src.is_dir() else src.with_name("classes.json")
+    try:
+        pairs = json.loads(path.read_text()).get("pairs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [list(p) for p in pairs if len(p) == 2 and all(c in classes for c in p)]
 
 
 def _remove_stale_temporaries(out: Path) -> None:

@@ -9,8 +9,8 @@ A single-frame model therefore cannot beat chance inside a pair; a temporal mode
 Layout of the code, so later kinds (long videos with several actions, multi-actor scenes) can
 reuse the parts:
 
-* a *scene* (background texture, palette, actor look) is sampled per group, then varied
-  slightly per clip (``sample_scene`` / ``vary_scene``);
+* a *scene* (background texture, palette, actor look) is sampled per group number, shared by
+  that group of every class, then varied slightly per clip (``sample_scene`` / ``vary_scene``);
 * a *motion* is a pair of functions: ``sample(rng, look, region, steps)`` draws its random
   parameters inside a region of the canvas, and ``draw(canvas, params, t)`` draws the actor at
   normalised time ``t`` in [0, 1] and returns its bounding box. Motions know nothing of files,
@@ -31,7 +31,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import numpy as np
 
 from vidclass.data.splits import UCF101_GROUP_REGEX
 from vidclass.errors import UserError
+from vidclass.parallel import process_pool
 from vidclass.progress import track
 
 # --------------------------------------------------------------------------- classes
@@ -654,7 +655,10 @@ class Job:
 def render_job(job: Job) -> dict[str, Any]:
     """Render and write one clip; returns its metadata row. Runs in a worker process."""
     cv2.setNumThreads(1)
-    scene = sample_scene(_rng(job.seed, job.label, job.group), job.width, job.height)
+    # A scene is shared by group gNN of *every* class, so appearance says nothing about the
+    # class: a model must learn the motion (a scene per class and group lets it memorise
+    # backgrounds, and held-out groups then score at chance).
+    scene = sample_scene(_rng(job.seed, "scene", job.group), job.width, job.height)
     rng = _rng(job.seed, job.label, job.group, job.clip)
     scene = vary_scene(scene, rng)
     clip = render_clip(job.label, scene, rng, job.fps)
@@ -741,7 +745,7 @@ def generate(
         for job in track(jobs, description="synth", quiet=quiet):
             rows.append(render_job(job))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             futures = [pool.submit(render_job, job) for job in jobs]
             for future in track(
                 as_completed(futures), total=len(futures), description="synth", quiet=quiet
