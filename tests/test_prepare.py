@@ -155,7 +155,7 @@ def test_ucf101_official_split(make_video, tmp_path):
     assert rows["v_Archery_g09_c02"]["split"] == "train"
     assert rows["v_Archery_g02_c01"]["split"] == "test"
     assert rows["v_Archery_g02_c01"]["label_index"] == 1
-    assert rows["v_ApplyEyeMakeup_g01_c01"]["group"] == "ApplyEyeMakeup/ApplyEyeMakeup_g01"
+    assert rows["v_ApplyEyeMakeup_g01_c01"]["group"] == "g01"
 
 
 def test_ucf101_missing_split_file_is_clear(make_video, tmp_path):

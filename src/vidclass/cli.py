@@ -43,7 +43,9 @@ def synth(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Folder to write DIR/<class>/<video>.mp4 into."
     ),
-    per_class: int = typer.Option(20, "--per-class", min=1, help="Videos per class."),
+    per_class: int = typer.Option(
+        25, "--per-class", min=1, help="Videos per class (5 per scene group)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
     size: str = typer.Option("160x120", "--size", help="Frame size WIDTHxHEIGHT (even numbers)."),
     fps: int = typer.Option(15, "--fps", min=1, help="Frames per second of the rendered videos."),
@@ -177,12 +179,178 @@ def models() -> None:
     console.print(table)
 
 
+def _model_options(
+    backbone: str | None, pretrained: bool | None, freeze: bool, option: list[str]
+) -> dict:
+    """--backbone/--pretrained/--freeze-backbone and repeated --option key=value → options."""
+    import json
+
+    options: dict = {}
+    if backbone:
+        options["backbone"] = backbone
+        if pretrained is None and backbone != "small":
+            pretrained = True
+    if pretrained is not None:
+        options["pretrained"] = pretrained
+    if freeze:
+        options["freeze_backbone"] = True
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--option {item!r}: expected key=value, e.g. hidden=256")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="A prepared dataset folder (from `vidclass prepare`)."),
+    model: str = typer.Option(..., "--model", "-m", help="Method name; see `vidclass models`."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<model>]."),
+    backbone: str | None = typer.Option(
+        None, "--backbone", help="Frame encoder of frame-based methods: small | efficientnet_lite0."
+    ),
+    pretrained: bool | None = typer.Option(
+        None,
+        "--pretrained/--no-pretrained",
+        help="ImageNet weights (default on for efficientnet_lite0).",
+    ),
+    freeze_backbone: bool = typer.Option(
+        False,
+        "--freeze-backbone",
+        help="Train the head only; frame features are computed once and cached.",
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="Extra model option key=value (repeatable), e.g. --option hidden=256."
+    ),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    batch_size: int = typer.Option(
+        16, "--batch-size", min=1, help="Global batch size (split over torchrun processes)."
+    ),
+    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW, warm-up then cosine)."),
+    normalize: str = typer.Option(
+        "auto",
+        "--normalize",
+        help="auto | imagenet | clip | none (auto: imagenet for pretrained backbones, else per clip).",
+    ),
+    augment: bool = typer.Option(False, "--augment", help="Random crops and temporal jitter."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last saved epoch."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train one method on a prepared dataset; keep the best epoch and the state to resume.
+
+    Writes RUN/model.safetensors, config.json, metrics.csv, curves.png and state.safetensors.
+
+    Examples:
+
+        vidclass train data/prepared --model slow_fusion --epochs 15
+
+        vidclass train data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone
+
+        vidclass train data/prepared --model slowfast --out runs/sf --resume
+
+        torchrun --standalone --nproc_per_node 2 -m vidclass train data/prepared --model early_fusion
+    """
+    from vidclass.train.loop import TrainConfig
+    from vidclass.train.loop import train as run_train
+
+    cfg = TrainConfig(
+        model=model,
+        options=_model_options(backbone, pretrained, freeze_backbone, option),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        workers=workers,
+        normalize=normalize,
+        augment=augment,
+    )
+    result = run_train(data, out or Path("runs") / model, cfg, resume=resume, quiet=quiet)
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        console.print(
+            f"[green]best epoch {result.best_epoch}: validation accuracy "
+            f"{result.best_val_acc:.1%}[/green]; run in {result.run}"
+        )
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
+    data: Path = typer.Argument(..., help="A prepared dataset folder with the same classes."),
+    split: str = typer.Option("test", "--split", help="Which split of the manifest."),
+    views: int = typer.Option(
+        1, "--views", min=1, help="Views averaged per video (temporal windows or crops)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics JSON here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Top-1/top-5, per-class precision/recall/F1, pair accuracy and a confusion matrix.
+
+    Examples:
+
+        vidclass evaluate runs/slow_fusion data/prepared
+
+        vidclass evaluate runs/cnn_lstm data/ucf --split test --views 3 --json eval.json
+    """
+    import json
+
+    from vidclass.report.tables import print_evaluation
+    from vidclass.train.evaluate import evaluate as run_evaluate
+
+    metrics = run_evaluate(run, data, split=split, views=views, quiet=quiet)
+    if json_out:
+        json_out.write_text(json.dumps(metrics, indent=2))
+    print_evaluation(metrics, console)
+
+
+@app.command()
+def compare(
+    data: Path = typer.Argument(..., help="A prepared dataset folder."),
+    models: str = typer.Option("all", "--models", help="'all' or a comma-separated list."),
+    out: Path = typer.Option(Path("compare-out"), "--out", "-o"),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    lr: float = typer.Option(2e-3, "--lr"),
+    augment: bool = typer.Option(False, "--augment"),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train and evaluate methods under one budget; write comparison.md/.json, a chart and report.html.
+
+    An interrupted comparison resumes where it stopped when run again.
+
+    Examples:
+
+        vidclass compare data/prepared --models all --epochs 10 --out compare-out
+
+        vidclass compare data/prepared --models single_frame,slow_fusion,cnn_lstm --epochs 5
+    """
+    from vidclass.train.compare import compare as run_compare
+    from vidclass.train.compare import parse_models
+    from vidclass.train.loop import TrainConfig
+
+    base = TrainConfig(
+        model="", epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment
+    )
+    result = run_compare(data, parse_models(models), out, base, quiet=quiet, log=console.print)
+    console.print(f"report: {out / 'report.html'}")
+    if any(m.get("error") for m in result["methods"]):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(
         Path("demo-out"), "--out", "-o", help="Where the demo writes everything."
     ),
-    per_class: int = typer.Option(20, "--per-class", min=2, help="Synthetic videos per class."),
+    per_class: int = typer.Option(25, "--per-class", min=2, help="Synthetic videos per class."),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:

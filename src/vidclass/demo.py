@@ -17,7 +17,7 @@ from vidclass.report.tables import print_prepare_summary
 
 def run_demo(
     out: Path,
-    per_class: int = 20,
+    per_class: int = 25,
     seed: int = 0,
     quiet: bool = False,
     console: Console | None = None,

@@ -126,8 +126,7 @@ def discover(
     regex = group_regex or UCF101_GROUP_REGEX
     for v in videos:
         if v.group is None:
-            found = group_of(v.path, regex)
-            v.group = f"{v.label}/{found}" if found and group_regex is None else found
+            v.group = group_of(v.path, regex)
     _assign_ids(videos)
     for v in videos:
         if v.group is None:

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from vidclass.errors import UserError
 
-# UCF101 (and `vidclass synth`) names: v_<Class>_g<GG>_c<CC>.ext → group "<Class>_g<GG>".
-UCF101_GROUP_REGEX = r"^v_(.+_g\d+)_c\d+"
+# UCF101 (and `vidclass synth`) names: v_<Class>_g<GG>_c<CC>.ext → group "g<GG>".
+# The group number is taken across classes, as UCF101's official splits do (they hold out
+# groups 1-7 of every class together). It matters when scenes recur across classes: held-out
+# scenes must be unseen by every class, or the scene itself tells the class apart.
+UCF101_GROUP_REGEX = r"^v_.+_(g\d+)_c\d+"
 
 
 def group_of(path: str | Path, regex: str | None = UCF101_GROUP_REGEX) -> str | None:

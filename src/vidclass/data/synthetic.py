@@ -78,8 +78,8 @@ TWIN: dict[str, str] = {a: b for a, b in PAIRS} | {b: a for a, b in PAIRS}
 KINDS = ("clips",)
 DURATION_S = (1.5, 4.0)  # clip length range: lengths must differ across videos
 MIN_FRAMES = 8
-CLIPS_PER_GROUP = 5  # about 4-5 clips share a scene, like one UCF101 source video
-GROUP_REGEX = UCF101_GROUP_REGEX  # captures "<class>_gNN" from the file names written here
+CLIPS_PER_GROUP = 1  # one clip of every class per scene: many scenes, none tied to a class
+GROUP_REGEX = UCF101_GROUP_REGEX  # captures the scene "gNN" from the file names written here
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in canvas pixels
 Region = tuple[float, float, float, float]  # x, y, width, height of the actor's area
@@ -143,7 +143,9 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
         fill=fill,
         edge=edge,  # type: ignore[arg-type]
         accent=accent,  # type: ignore[arg-type]
-        size=float(rng.uniform(0.8, 1.2)),
+        # Actors fill a good part of the frame: with small ones, nets trained from scratch on a
+        # few hundred clips learn the textures instead of the motion (measured: 72% vs 93%).
+        size=float(rng.uniform(1.4, 2.0)),
     )
     return Scene(
         width=width,
@@ -624,7 +626,7 @@ def _rng(seed: int, *keys: int | str) -> np.random.Generator:
 
 
 def video_name(label: str, group: int, clip: int) -> str:
-    """UCF101-style file name; GROUP_REGEX captures '<label>_gNN' from it."""
+    """UCF101-style file name; GROUP_REGEX captures the scene 'gNN' from it."""
     return f"v_{label}_g{group:02d}_c{clip:02d}.mp4"
 
 
@@ -666,7 +668,7 @@ def render_job(job: Job) -> dict[str, Any]:
     return {
         "path": job.relpath,
         "label": job.label,
-        "group": f"{job.label}_g{job.group:02d}",
+        "group": f"g{job.group:02d}",
         "pair": TWIN.get(job.label, ""),
         "num_frames": len(clip.frames),
         "fps": job.fps,
@@ -701,7 +703,7 @@ def _remove_stale(out: Path, keep: set[str]) -> None:
 
 def generate(
     out: Path,
-    per_class: int = 20,
+    per_class: int = 25,
     seed: int = 0,
     size: tuple[int, int] = (160, 120),
     fps: int = 15,

@@ -42,3 +42,28 @@ def print_prepare_summary(result, console: Console) -> None:
         )
         for r in result.failed:
             console.print(f"  {escape(r['path'])}: {escape(r['error'])}", soft_wrap=True)
+
+
+def print_evaluation(metrics: dict, console: Console) -> None:
+    """Headline numbers, then precision/recall/F1 per class."""
+    pair = metrics.get("pair_accuracy")
+    console.print(
+        f"[bold]{escape(str(metrics.get('model', '')))}[/bold] on {metrics['split']} "
+        f"({metrics['num_videos']} videos, {metrics['views']} view(s)): top-1 "
+        f"{metrics['top1']:.1%}, top-5 {metrics['top5']:.1%}, macro F1 {metrics['macro_f1']:.3f}"
+        + (f", pair accuracy {pair:.1%}" if pair is not None else ""),
+        soft_wrap=True,
+    )
+    table = Table()
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, m in metrics["per_class"].items():
+        table.add_row(
+            escape(name),
+            f"{m['precision']:.2f}",
+            f"{m['recall']:.2f}",
+            f"{m['f1']:.2f}",
+            str(m["support"]),
+        )
+    console.print(table)
+    console.print(f"confusion matrix: {escape(metrics['run'])}/confusion-{metrics['split']}.png")

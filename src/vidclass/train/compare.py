@@ -1,0 +1,135 @@
+"""Train and evaluate several methods under one budget and report them side by side.
+
+`DIR/runs/<method>/` holds each run (so an interrupted comparison resumes where it stopped);
+`DIR/comparison.json`, `comparison.md`, `comparison.png` and `report.html` hold the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from vidclass.data.dataset import load_prepared_config
+from vidclass.data.prepare import read_manifest
+from vidclass.errors import UserError
+from vidclass.models import DESCRIPTIONS, MODELS, build, count_flops, example_batch
+from vidclass.train import checkpoint as ckpt
+from vidclass.train.evaluate import evaluate
+from vidclass.train.loop import TrainConfig, train
+
+
+def parse_models(text: str) -> list[str]:
+    """'all' or a comma-separated list of method names."""
+    if text.strip().lower() == "all":
+        return list(MODELS)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise UserError(
+            f"unknown model(s) {unknown or text!r}; choose from: all, {', '.join(MODELS)}"
+        )
+    return names
+
+
+def model_cost(
+    name: str, options: dict, num_classes: int, frames: int, size: int
+) -> tuple[int, float]:
+    """(parameters, GFLOPs per clip) at the dataset's input size."""
+    model = build(name, num_classes, **options)
+    params = sum(p.numel() for p in model.parameters())
+    return params, count_flops(model, example_batch(model, frames=frames, size=size)) / 1e9
+
+
+def compare(
+    data: str | Path,
+    models: list[str],
+    out: str | Path,
+    base: TrainConfig,
+    options: dict[str, dict] | None = None,
+    quiet: bool = False,
+    log=print,
+) -> dict:
+    """Train + evaluate each method (resuming finished or interrupted runs); write the report."""
+    data, out = Path(data), Path(out)
+    prepared = load_prepared_config(data)
+    rows = [r for r in read_manifest(data) if r["status"] == "ok"]
+    options = options or {}
+    methods = []
+    for name in models:
+        run = out / "runs" / name
+        cfg = TrainConfig(**{**base.__dict__, "model": name, "options": options.get(name, {})})
+        log(f"[{len(methods) + 1}/{len(models)}] {name}")
+        entry: dict = {"name": name, "description": DESCRIPTIONS.get(name, ""), "run_dir": str(run)}
+        try:
+            result = train(data, run, cfg, resume=True, quiet=quiet)
+            metrics = evaluate(run, data, split=cfg.val_split, quiet=True)
+            params, gflops = model_cost(
+                name, cfg.options, len(prepared["classes"]), prepared["frames"], prepared["size"]
+            )
+            entry.update(
+                {
+                    "params": params,
+                    "gflops": gflops,
+                    "train_time_s": result.train_time_s,
+                    "clips_per_s": metrics["clips_per_s"],
+                    "top1": metrics["top1"],
+                    "top5": metrics["top5"],
+                    "pair_accuracy": metrics["pair_accuracy"],
+                    "best_epoch": result.best_epoch,
+                    "curves_png": str((run / "curves.png").relative_to(out)),
+                    "confusion_png": str((run / f"confusion-{cfg.val_split}.png").relative_to(out)),
+                    "error": None,
+                }
+            )
+            log(
+                f"    top-1 {metrics['top1']:.1%}, pair accuracy "
+                f"{_pct(metrics['pair_accuracy'])}, {result.train_time_s:.0f} s"
+            )
+        except (UserError, RuntimeError, ValueError) as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            log(f"    failed: {entry['error']}")
+        methods.append(entry)
+
+    comparison = {
+        "title": f"vidclass: {len(models)} methods on {data.name}",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "dataset": {
+            "root": str(data.resolve()),
+            "classes": prepared["classes"],
+            "pairs": prepared.get("pairs", []),
+            "train_videos": sum(r["split"] == "train" for r in rows),
+            "test_videos": sum(r["split"] == base.val_split for r in rows),
+            "frames": prepared["frames"],
+            "size": prepared["size"],
+        },
+        "budget": {
+            "epochs": base.epochs,
+            "batch_size": base.batch_size,
+            "lr": base.lr,
+            "seed": base.seed,
+            "augment": base.augment,
+        },
+        "chart_png": "comparison.png",
+        "methods": methods,
+    }
+    write_outputs(out, comparison)
+    return comparison
+
+
+def write_outputs(out: Path, comparison: dict) -> None:
+    from vidclass.report.html import write_comparison_markdown, write_comparison_report
+    from vidclass.report.plots import plot_comparison
+
+    out.mkdir(parents=True, exist_ok=True)
+    plot_comparison(comparison["methods"], out / "comparison.png")
+    ckpt.atomic_write_text(out / "comparison.json", json.dumps(comparison, indent=2))
+    write_comparison_markdown(out, comparison)
+    write_comparison_report(out, comparison)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
