@@ -38,6 +38,7 @@ from vidclass.train.features import (
     feature_key,
     uses_feature_cache,
 )
+from vidclass.train.syncbn import convert_to_cpu_sync_batchnorm
 
 METRIC_COLUMNS = [
     "epoch",
@@ -192,6 +193,9 @@ def _train(
         val_ds = FeatureDataset(val_ds, folder) if val_ds else None
         net = FeatureHead(model)
     if ctx.enabled:
+        if device.type == "cpu":
+            # Statistics over the global batch, as one process would compute them.
+            convert_to_cpu_sync_batchnorm(net)
         net = nn.parallel.DistributedDataParallel(net, find_unused_parameters=False)
 
     per_rank = cfg.batch_size // ctx.world_size

@@ -1,0 +1,325 @@
+"""Training: runs end to end, resumes after SIGKILL to the same numbers, DDP matches one
+process, checkpoints load safely, evaluate and compare write what they promise."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from vidclass.cli import app
+from vidclass.data.prepare import prepare
+from vidclass.data.synthetic import generate
+from vidclass.errors import UserError
+from vidclass.train import checkpoint as ckpt
+from vidclass.train.loop import TrainConfig, train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """24 synthetic clips (12 classes x 2 scenes), 8 frames of 32 px."""
+    root = tmp_path_factory.mktemp("tiny")
+    generate(root / "videos", per_class=2, size=(64, 48), fps=8, seed=1, workers=2, quiet=True)
+    prepare(
+        root / "videos",
+        root / "prepared",
+        frames=8,
+        size=32,
+        val_fraction=0.5,
+        quiet=True,
+        workers=2,
+    )
+    return root / "prepared"
+
+
+def read_metrics(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_writes_the_run_folder(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    result = train(
+        tiny_data, run, TrainConfig(model="early_fusion", epochs=2, batch_size=4), quiet=True
+    )
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "metrics.csv",
+        "curves.png",
+        "state.safetensors",
+    ):
+        assert (run / name).is_file(), name
+    rows = read_metrics(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(float(r["train_loss"]) > 0 for r in rows)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "early_fusion" and len(config["classes"]) == 12
+    assert config["frames"] == 8 and config["size"] == 32 and config["normalize"] == "clip"
+    assert result.best_epoch in (1, 2)
+
+
+def test_existing_run_needs_resume(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_data, run, TrainConfig(model="late_fusion", epochs=1, batch_size=4), quiet=True)
+    with pytest.raises(UserError, match="--resume"):
+        train(tiny_data, run, TrainConfig(model="late_fusion", epochs=1, batch_size=4), quiet=True)
+
+
+def test_resume_after_sigkill_equals_uninterrupted(tiny_data, tmp_path):
+    args = [
+        "train",
+        str(tiny_data),
+        "--model",
+        "slow_fusion",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "4",
+        "--seed",
+        "3",
+        "-q",
+    ]
+    straight = tmp_path / "straight"
+    assert runner.invoke(app, [*args, "--out", str(straight)]).exit_code == 0
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "vidclass", *args, "--out", str(killed)]
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "state.safetensors").exists():
+        time.sleep(0.01)
+    time.sleep(0.2)  # into the second epoch
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _, state = ckpt.load_state(killed / "state.safetensors")
+    assert 1 <= state["epoch"] < 4, "the run must be killed before its end"
+
+    resumed = runner.invoke(app, [*args, "--out", str(killed), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a, b = read_metrics(straight), read_metrics(killed)
+    assert len(a) == len(b) == 4
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-6), key
+    wa, wb = (
+        load_file(str(straight / "model.safetensors")),
+        load_file(str(killed / "model.safetensors")),
+    )
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_ddp_two_processes_match_one(tiny_data, tmp_path):
+    # Dropout draws from each process's own random stream, so it is switched off here; every
+    # other source of difference (sampling, gradient averaging, BatchNorm statistics) is not.
+    common = [
+        "train",
+        str(tiny_data),
+        "--model",
+        "early_fusion",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--seed",
+        "5",
+        "--option",
+        "dropout=0",
+        "-q",
+    ]
+    single = tmp_path / "single"
+    assert runner.invoke(app, [*common, "--out", str(single)]).exit_code == 0
+    ddp = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "vidclass",
+            *common,
+            "--out",
+            str(ddp),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = read_metrics(single), read_metrics(ddp)
+    assert len(a) == len(b) == 3
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-4), key
+    wa = load_file(str(single / "state.safetensors"))
+    wb = load_file(str(ddp / "state.safetensors"))
+    for k in wa:
+        if k.startswith("model."):
+            assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-4), k
+    assert not list(ddp.glob(".*.tmp"))
+
+
+def test_checkpoint_errors_are_clear(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_data, run, TrainConfig(model="early_fusion", epochs=1, batch_size=4), quiet=True)
+    model, config = ckpt.load_model(run)
+    assert not model.training and config["model"] == "early_fusion"
+
+    config_path = run / "config.json"
+    good = config_path.read_text()
+    wrong = json.loads(good)
+    wrong["model"] = "slow_fusion"
+    with pytest.raises(UserError, match="unknown option"):  # options of another model
+        config_path.write_text(json.dumps(wrong))
+        ckpt.load_model(run)
+    wrong["options"] = {}
+    config_path.write_text(json.dumps(wrong))
+    with pytest.raises(UserError, match="does not fit model 'slow_fusion'"):
+        ckpt.load_model(run)
+    config_path.write_text(good.replace('"model": "early_fusion"', '"model": "resnet9000"'))
+    with pytest.raises(UserError, match="unknown model"):
+        ckpt.load_model(run)
+    config_path.write_text(good)
+
+    weights = load_file(str(run / "model.safetensors"))
+    key = next(k for k, v in weights.items() if v.dim() == 2)
+    weights[key] = torch.zeros(weights[key].shape[0] + 1, weights[key].shape[1])
+    save_file(weights, str(run / "model.safetensors"))
+    with pytest.raises(UserError, match="shape mismatch"):
+        ckpt.load_model(run)
+    (run / "model.safetensors").write_bytes(b"\x80\x04 not safetensors (a pickle?)")
+    with pytest.raises(UserError, match="not a readable safetensors"):
+        ckpt.load_model(run)
+
+
+def test_evaluate_on_a_hand_made_confusion_case(tiny_data, tmp_path, monkeypatch):
+    """3 test classes' clips predicted by hand → top-1, recall and confusion by hand."""
+    from vidclass.data.dataset import VideoDataset
+    from vidclass.train import evaluate as ev
+
+    run = tmp_path / "run"
+    train(tiny_data, run, TrainConfig(model="early_fusion", epochs=1, batch_size=4), quiet=True)
+    test = VideoDataset(tiny_data, split="test")
+    labels = np.array(test.labels)
+    preds = labels.copy()
+    preds[0] = (labels[0] + 1) % 12  # one mistake
+    preds[1] = (labels[1] + 2) % 12  # two mistakes
+    scores = np.full((len(labels), 12), -5.0)
+    scores[np.arange(len(labels)), preds] = 5.0
+    index = {r["video_id"]: i for i, r in enumerate(test.rows)}
+
+    class Model(torch.nn.Module):
+        needs_flow = False
+
+        def forward(self, batch):
+            rows = [index[v] for v in batch["video_id"]]
+            return torch.from_numpy(scores[rows]).float()
+
+    def predict(model, loader, device):
+        probs, labs, ids = [], [], []
+        for batch in loader:
+            probs.append(torch.softmax(model(batch), 1))
+            labs.append(batch["label"])
+            ids.extend(batch["video_id"])
+        return torch.cat(probs).numpy(), torch.cat(labs).numpy(), ids, 1.0
+
+    config = json.loads((run / "config.json").read_text())
+    monkeypatch.setattr(ev.ckpt, "load_model", lambda r: (Model(), config))
+    monkeypatch.setattr(ev, "predict_loader", predict)
+    metrics = ev.evaluate(run, tiny_data, split="test", quiet=True)
+    n = len(labels)
+    assert metrics["top1"] == pytest.approx((n - 2) / n)
+    confusion = np.array(metrics["confusion"])
+    assert confusion.sum() == n and np.trace(confusion) == n - 2
+    assert confusion[labels[0], preds[0]] >= 1 and confusion[labels[1], preds[1]] >= 1
+    assert (run / "confusion-test.png").is_file() and (run / "eval-test.json").is_file()
+
+
+def test_evaluate_cli_and_views(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_data, run, TrainConfig(model="single_frame", epochs=1, batch_size=4), quiet=True)
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(run),
+            str(tiny_data),
+            "--views",
+            "3",
+            "-q",
+            "--json",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["views"] == 3 and metrics["num_videos"] == 12
+    assert 0 <= metrics["top1"] <= 1 and metrics["pair_accuracy"] is not None
+    assert "pair accuracy" in result.output
+
+
+def test_compare_writes_all_its_files(tiny_data, tmp_path):
+    out = tmp_path / "cmp"
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            str(tiny_data),
+            "--models",
+            "single_frame,late_fusion",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("comparison.md", "comparison.json", "comparison.png", "report.html"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "comparison.json").read_text())
+    assert [m["name"] for m in data["methods"]] == ["single_frame", "late_fusion"]
+    for m in data["methods"]:
+        assert m["error"] is None and m["params"] > 0 and m["gflops"] > 0 and m["top1"] >= 0
+        assert (out / m["curves_png"]).is_file() and (out / m["confusion_png"]).is_file()
+    html = (out / "report.html").read_text()
+    assert "late_fusion" in html and "data:image/png;base64," in html
+
+
+def test_frozen_backbone_caches_features(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        model="cnn_lstm",
+        epochs=2,
+        batch_size=4,
+        options={"backbone": "small", "freeze_backbone": True},
+    )
+    train(tiny_data, run, cfg, quiet=True)
+    folders = list((tiny_data / "features").iterdir())
+    assert len(folders) == 1
+    cached = list(folders[0].glob("*.npy"))
+    assert len(cached) == 24
+    feats = np.load(cached[0])
+    assert feats.shape[0] == 8 and feats.dtype == np.float32
+    model, _ = ckpt.load_model(run)
+    assert model.encoder.frozen
