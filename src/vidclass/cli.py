@@ -352,17 +352,35 @@ def demo(
     ),
     per_class: int = typer.Option(25, "--per-class", min=2, help="Synthetic videos per class."),
     seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(
+        None, "--epochs", min=1, help="Epochs per method [default: the quick budget]."
+    ),
+    models: str = typer.Option("all", "--models", help="'all' or a comma-separated list."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Run the main job end to end on the embedded default dataset.
 
-    Example:
+    Renders the synthetic videos, prepares them, trains and evaluates every method under a
+    quick budget and writes an HTML report. Running it again resumes finished stages.
+
+    Examples:
 
         vidclass demo --out demo-out
-    """
-    from vidclass.demo import run_demo
 
-    code = run_demo(out, per_class=per_class, seed=seed, quiet=quiet, console=console)
+        vidclass demo --out demo-small --per-class 10 --models single_frame,slow_fusion --epochs 3
+    """
+    from vidclass.demo import DEMO_EPOCHS, run_demo
+    from vidclass.train.compare import parse_models
+
+    code = run_demo(
+        out,
+        per_class=per_class,
+        seed=seed,
+        epochs=epochs or DEMO_EPOCHS,
+        models=parse_models(models),
+        quiet=quiet,
+        console=console,
+    )
     raise typer.Exit(code)
 
 

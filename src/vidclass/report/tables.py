@@ -67,3 +67,25 @@ def print_evaluation(metrics: dict, console: Console) -> None:
         )
     console.print(table)
     console.print(f"confusion matrix: {escape(metrics['run'])}/confusion-{metrics['split']}.png")
+
+
+def print_comparison(comparison: dict, console: Console) -> None:
+    """One row per method: accuracy, pair accuracy, cost."""
+    table = Table(title=escape(comparison.get("title", "comparison")))
+    for col in ("method", "top-1", "pair acc.", "params", "GFLOPs", "train s", "clips/s"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for m in comparison["methods"]:
+        if m.get("error"):
+            table.add_row(escape(m["name"]), f"[red]failed: {escape(m['error'])}[/red]")
+            continue
+        pair = m.get("pair_accuracy")
+        table.add_row(
+            escape(m["name"]),
+            f"{m['top1']:.1%}",
+            "–" if pair is None else f"{pair:.1%}",
+            f"{m['params'] / 1e6:.2f} M",
+            f"{m['gflops']:.2f}",
+            f"{m['train_time_s']:.0f}",
+            f"{m['clips_per_s']:.0f}" if m.get("clips_per_s") else "–",
+        )
+    console.print(table)
