@@ -26,6 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import vidclass
 from vidclass.data.dataset import Augment, VideoDataset, load_prepared_config
+from vidclass.data.prepare import read_manifest
 from vidclass.errors import UserError
 from vidclass.models import build
 from vidclass.progress import make_progress
@@ -235,6 +236,7 @@ def _train(
         "needs_flow": needs_flow,
         "flow_method": cfg.flow_method,
         "pairs": prepared.get("pairs", []),
+        "sample_fps": training_frame_rate(data, prepared),
         "train": asdict(cfg),
         "data": str(data.resolve()),
         "vidclass_version": vidclass.__version__,
@@ -312,6 +314,24 @@ def _train(
         best_val_acc=best["val_acc"],
         train_time_s=sum(r["epoch_time_s"] for r in history),
     )
+
+
+def training_frame_rate(data: Path, prepared: dict) -> float:
+    """Frames per second of video that the training clips were sampled at (median over the
+    training videos), so inference slides its windows over the same span of time."""
+    if prepared.get("sample_fps"):
+        return float(prepared["sample_fps"])
+    rates = []
+    for r in read_manifest(data):
+        if r["status"] != "ok" or r["split"] != "train":
+            continue
+        fps, duration = float(r["fps"] or 0), float(r["duration_s"] or 0)
+        if prepared.get("interval") and fps > 0:
+            rates.append(fps / prepared["interval"])
+        elif duration > 0 and r["sampled_frames"] > 1:
+            # Spread sampling: the clip's frames cover the whole video.
+            rates.append(r["sampled_frames"] / duration)
+    return float(np.median(rates)) if rates else 8.0
 
 
 def _optional_split(data, split, normalize, needs_flow, flow_method) -> VideoDataset | None:
