@@ -346,6 +346,114 @@ def compare(
 
 
 @app.command()
+def predict(
+    run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
+    videos: list[str] = typer.Argument(
+        ...,
+        help="Video files, folders of videos, or a live source (webcam device, stream address).",
+    ),
+    window: int | None = typer.Option(
+        None, "--window", min=1, help="Frames per window [default: the model's clip length]."
+    ),
+    stride: int | None = typer.Option(
+        None, "--stride", min=1, help="Frames between windows [default: half a window]."
+    ),
+    smooth: int = typer.Option(
+        5,
+        "--smooth",
+        min=1,
+        help="Rolling average over the last N windows (frames for single_frame).",
+    ),
+    top_k: int = typer.Option(5, "--top-k", min=1),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write the predictions (a list for several videos) as JSON."
+    ),
+    annotate: Path | None = typer.Option(
+        None, "--annotate", help="Write an annotated copy (.mp4); for several videos, a folder."
+    ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Timeline PNG of the top classes, raw vs smoothed; for several videos, a folder.",
+    ),
+    backend: str = typer.Option(
+        "torch", "--backend", help="torch | onnx (exports RUN/model.onnx once)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Label whole videos, with a per-window timeline, smoothing against flicker, an annotated copy.
+
+    Exit code 2 when some videos failed (the others are still predicted).
+
+    Examples:
+
+        vidclass predict runs/slow_fusion clip.mp4 --smooth 5 --annotate out.mp4 --plot out.png
+
+        vidclass predict runs/slow_fusion videos/ --json predictions.json
+
+        vidclass predict runs/cnn_lstm /dev/video0
+    """
+    import json
+
+    from vidclass.infer.classifier import Classifier
+    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.stream import is_live_source
+
+    clf = Classifier.load(run, backend=backend)
+    sources = expand_inputs(videos)
+    many = len(sources) > 1
+    results, failed = [], 0
+    for src in sources:
+        try:
+            if is_live_source(src):
+                console.print(f"[bold]{escape(str(src))}[/bold] (live; Ctrl-C to stop)")
+                for unit in clf.stream(src, window=window, stride=stride, smooth=smooth):
+                    console.print(
+                        f"{unit['t_end']:8.2f} s  {unit['smoothed_label']:<16} "
+                        f"{unit['smoothed_score']:.0%}   (raw {unit['label']})"
+                    )
+                continue
+            result = clf.predict(
+                src,
+                window=window,
+                stride=stride,
+                smooth=smooth,
+                top_k=top_k,
+                annotate=output_path(annotate, src, ".mp4", many),
+                plot=output_path(plot, src, ".png", many),
+            )
+        except UserError as exc:
+            failed += 1
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            continue
+        results.append(result)
+        if not quiet:
+            print_prediction(result)
+    if json_out:
+        json_out.write_text(
+            json.dumps(results if many else (results[0] if results else []), indent=2)
+        )
+    if failed and not results:
+        raise typer.Exit(EXIT_USER_ERROR)
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def print_prediction(result: dict) -> None:
+    top = ", ".join(f"{t['label']} {t['score']:.0%}" for t in result["top_k"][:3])
+    extra = (
+        f", majority of frames: {result['majority_label']}" if "majority_label" in result else ""
+    )
+    fr = result["flicker_rate"]
+    console.print(
+        f"[bold]{escape(result['video'])}[/bold]: [green]{escape(result['label'])}[/green] "
+        f"({top}{extra}); {len(result['timeline'])} {result['unit']}s over "
+        f"{result['duration_s']:.1f} s, flicker {fr['raw']:.1f} -> {fr['smoothed']:.1f} changes/min",
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(
         Path("demo-out"), "--out", "-o", help="Where the demo writes everything."

@@ -1,0 +1,112 @@
+"""The annotated copy of a video: the current (smoothed) label, its score and a small bar
+chart of the top classes drawn on every frame, encoded to H.264 with PyAV."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+
+def draw_label(
+    image: np.ndarray,
+    label: str | None,
+    score: float,
+    top: list[tuple[str, float]],
+) -> np.ndarray:
+    """Draw onto an RGB frame (in place): a banner with the label and a bar per top class."""
+    h, w = image.shape[:2]
+    scale = max(0.6, min(h, w) / 360)
+    thick = max(1, round(scale * 1.5))
+    line = int(22 * scale) + 4
+    rows = 1 + len(top)
+    panel_w = min(w, int(260 * scale) + 10)
+    overlay = image[: line * rows + 8, :panel_w].copy()
+    cv2.rectangle(overlay, (0, 0), (panel_w, line * rows + 8), (0, 0, 0), -1)
+    cv2.addWeighted(
+        overlay,
+        0.55,
+        image[: line * rows + 8, :panel_w],
+        0.45,
+        0,
+        dst=image[: line * rows + 8, :panel_w],
+    )
+    text = "..." if label is None else f"{label} {score:.0%}"
+    cv2.putText(
+        image,
+        text,
+        (6, line - 4),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.7 * scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
+    bar_w = panel_w - int(110 * scale) - 12
+    for i, (name, p) in enumerate(top, 1):
+        y = line * i + 4
+        cv2.putText(
+            image,
+            name[:14],
+            (6, y + line - 8),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45 * scale,
+            (230, 230, 230),
+            max(1, thick - 1),
+            cv2.LINE_AA,
+        )
+        x0 = int(110 * scale)
+        cv2.rectangle(image, (x0, y + 4), (x0 + bar_w, y + line - 6), (90, 90, 90), -1)
+        cv2.rectangle(
+            image,
+            (x0, y + 4),
+            (x0 + int(bar_w * float(p)), y + line - 6),
+            (80, 200, 120) if i == 1 else (70, 140, 220),
+            -1,
+        )
+    return image
+
+
+class VideoWriter:
+    """H.264 (yuv420p) writer that takes RGB frames of any size and renames when closed."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp{self.path.suffix}")
+        self.width, self.height = width + width % 2, height + height % 2  # yuv420p: even
+        self.container = av.open(str(self.tmp), mode="w")
+        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+        self.stream = self.container.add_stream(
+            "libx264", rate=rate, options={"preset": "veryfast", "crf": "23"}
+        )
+        self.stream.width, self.stream.height = self.width, self.height
+        self.stream.pix_fmt = "yuv420p"
+        self.count = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        if (w, h) != (self.width, self.height):
+            rgb = cv2.copyMakeBorder(
+                rgb, 0, self.height - h, 0, self.width - w, cv2.BORDER_REPLICATE
+            )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.count
+        self.container.mux(self.stream.encode(frame))
+        self.count += 1
+
+    def close(self) -> Path:
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)

@@ -1,0 +1,269 @@
+"""`Classifier`: a trained run applied to videos of any length and to live streams.
+
+Frames are sampled at the rate the model was trained at (so a window spans the same time as
+a training clip), windows of T frames slide by a stride, and each window's probabilities
+feed the timeline and the rolling average. Per frame nothing but the current window is kept,
+so memory does not grow with the video. `single_frame` is scored per frame, as it is trained.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidclass.data.dataset import normalize_clip
+from vidclass.data.sampling import pad_clip
+from vidclass.errors import UserError
+from vidclass.infer.smoothing import RollingAverage, flicker_rate
+from vidclass.infer.stream import iter_frames
+
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass
+class _State:
+    """What is shown at the current moment of the stream."""
+
+    label: str | None = None
+    score: float = 0.0
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+
+class Classifier:
+    """A trained model with its preprocessing. `Classifier.load(run)` is the way in."""
+
+    def __init__(self, model, config: dict, backend: str = "torch") -> None:
+        self.model, self.config, self.backend = model, config, backend
+        self.classes: list[str] = list(config["classes"])
+        self.frames = int(config["frames"])
+        self.size = int(config["size"])
+        self.sample_fps = float(config.get("sample_fps") or 8.0)
+        self.needs_flow = bool(config.get("needs_flow"))
+        self.per_frame = config["model"] == "single_frame" and backend == "torch"
+
+    @classmethod
+    def load(cls, run: str | os.PathLike, backend: str = "torch") -> Classifier:
+        """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once and uses it."""
+        from vidclass.train.checkpoint import load_model, read_config
+
+        if backend not in BACKENDS:
+            raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "onnx":
+            from vidclass.infer.export import OnnxModel, export_onnx
+
+            config = read_config(run)
+            path = Path(run) / "model.onnx"
+            weights = Path(run) / "model.safetensors"
+            if not path.exists() or path.stat().st_mtime < weights.stat().st_mtime:
+                export_onnx(run, path, dynamic_batch=True)
+            return cls(OnnxModel(path), config, backend)
+        model, config = load_model(run)
+        return cls(model, config, backend)
+
+    # ------------------------------------------------------------------ model calls
+
+    def _batch(self, samples: list[np.ndarray]) -> dict[str, np.ndarray]:
+        clip = np.stack(samples)
+        x = normalize_clip(clip, self.config["normalize"], self.config["mean"], self.config["std"])
+        x, mask = pad_clip(x, self.frames, self.config.get("pad", "zeros"))
+        batch = {"video": x.transpose(3, 0, 1, 2)[None].copy(), "mask": mask[None]}
+        if self.needs_flow:
+            from vidclass.data.flow import compute_flow
+
+            flow = np.zeros((2, self.frames - 1, self.size, self.size), np.float32)
+            if len(clip) > 1:
+                f = compute_flow(
+                    clip[: self.frames], method=self.config.get("flow_method", "farneback")
+                )
+                flow[:, : f.shape[1]] = f
+            batch["flow"] = flow[None]
+        return batch
+
+    def window_probs(self, samples: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities `(K,)` of one window of uint8 frames `(H, W, 3)`."""
+        batch = self._batch(samples)
+        if self.backend == "onnx":
+            logits = np.asarray(self.model(batch))[0]
+            e = np.exp(logits - logits.max())
+            return (e / e.sum()).astype(np.float32)
+        with torch.inference_mode():
+            tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+            return torch.softmax(self.model(tensors), dim=1)[0].float().numpy()
+
+    def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
+        """Per-frame probabilities `(n, K)` of a single-frame model."""
+        batch = self._batch(samples)
+        with torch.inference_mode():
+            tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+            logits = self.model.frame_logits(tensors)[0, : len(samples)]
+            return torch.softmax(logits, dim=-1).float().numpy()
+
+    # ------------------------------------------------------------------ streaming
+
+    def _events(
+        self, source, window: int | None, stride: int | None, smooth: int, keep_frames: bool
+    ) -> Iterator[tuple[str, object, object]]:
+        """("frame", StreamFrame, _State) for every decoded frame and ("unit", entry, None)
+        for every scored window (or frame, for single_frame), in stream order."""
+        window = window or self.frames
+        if window < 1 or window > self.frames:
+            raise UserError(f"--window must be between 1 and the model's {self.frames} frames")
+        stride = stride or max(1, window // 2)
+        if stride < 1:
+            raise UserError("--stride must be at least 1")
+        avg = RollingAverage(smooth)
+        state = _State()
+        info, frames = iter_frames(source, self.size, self.sample_fps, keep_frames=keep_frames)
+        yield "info", info, None
+        buf: deque[tuple[float, np.ndarray]] = deque(maxlen=window)
+        since, emitted = 0, False
+
+        def score(items: list[tuple[float, np.ndarray]]):
+            samples = [s for _, s in items]
+            if self.per_frame:
+                probs = self.frame_probs(samples)
+                dt = 1.0 / self.sample_fps
+                return [(t, t + dt, p) for (t, _), p in zip(items, probs, strict=True)]
+            return [(items[0][0], items[-1][0] + 1.0 / self.sample_fps, self.window_probs(samples))]
+
+        def units(items):
+            for t0, t1, p in score(items):
+                sp = avg.update(p)
+                k = int(np.argmax(sp))
+                order = np.argsort(-sp)[:3]
+                state.label, state.score = self.classes[k], float(sp[k])
+                state.top = [(self.classes[j], float(sp[j])) for j in order]
+                yield (
+                    "unit",
+                    {
+                        "t_start": round(t0, 4),
+                        "t_end": round(t1, 4),
+                        "probs": [round(float(v), 6) for v in p],
+                        "label": self.classes[int(np.argmax(p))],
+                        "score": float(np.max(p)),
+                        "smoothed_label": self.classes[k],
+                        "smoothed_score": float(sp[k]),
+                    },
+                    None,
+                )
+
+        chunk = window if self.per_frame else None
+        for f in frames:
+            if f.sample is not None:
+                buf.append((f.t, f.sample))
+                since += 1
+                full = len(buf) == window
+                if full and (since >= (chunk or stride) or not emitted):
+                    yield from units(list(buf) if not chunk else list(buf)[-since:])
+                    since, emitted = 0, True
+            yield "frame", f, state
+        if buf and (since > 0 or not emitted):
+            yield from units(list(buf)[-since:] if chunk and emitted else list(buf))
+
+    def stream(
+        self,
+        source: str | os.PathLike,
+        window: int | None = None,
+        stride: int | None = None,
+        smooth: int = 5,
+    ) -> Iterator[dict]:
+        """Timed predictions as they come: one dict per window (per frame for single_frame)."""
+        for kind, item, _ in self._events(source, window, stride, smooth, keep_frames=False):
+            if kind == "unit":
+                yield item  # type: ignore[misc]
+
+    def predict(
+        self,
+        video: str | os.PathLike,
+        window: int | None = None,
+        stride: int | None = None,
+        smooth: int = 5,
+        top_k: int = 5,
+        annotate: str | os.PathLike | None = None,
+        plot: str | os.PathLike | None = None,
+    ) -> dict:
+        """Whole-video label, top-k, timeline (raw and smoothed) and flicker rates."""
+        from vidclass.infer.annotate import VideoWriter, draw_label
+
+        writer = None
+        timeline: list[dict] = []
+        info = None
+        last_t = 0.0
+        try:
+            for kind, item, state in self._events(
+                video, window, stride, smooth, keep_frames=annotate is not None
+            ):
+                if kind == "info":
+                    info = item
+                    if annotate is not None:
+                        writer = VideoWriter(annotate, info.fps, info.width, info.height)
+                elif kind == "unit":
+                    timeline.append(item)  # type: ignore[arg-type]
+                else:
+                    last_t = item.t  # type: ignore[union-attr]
+                    if writer is not None:
+                        img = draw_label(item.image, state.label, state.score, state.top)
+                        writer.write(img)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
+        return self._summary(
+            video, info, timeline, last_t, window, stride, smooth, top_k, annotate, plot
+        )
+
+    def _summary(
+        self, video, info, timeline, last_t, window, stride, smooth, top_k, annotate, plot
+    ) -> dict:
+        probs = np.array([u["probs"] for u in timeline], np.float32)
+        mean = probs.mean(0)
+        order = np.argsort(-mean)[: max(1, top_k)]
+        duration = info.duration_s if info and info.duration_s else last_t + 1.0 / max(info.fps, 1)
+        result = {
+            "video": str(video),
+            "model": self.config["model"],
+            "backend": self.backend,
+            "classes": self.classes,
+            "label": self.classes[int(order[0])],
+            "score": float(mean[order[0]]),
+            "top_k": [{"label": self.classes[int(i)], "score": float(mean[i])} for i in order],
+            "duration_s": round(float(duration), 3),
+            "sample_fps": self.sample_fps,
+            "window": window or self.frames,
+            "stride": (window or self.frames)
+            if self.per_frame
+            else (stride or max(1, (window or self.frames) // 2)),
+            "smooth": smooth,
+            "unit": "frame" if self.per_frame else "window",
+            "flicker_rate": {
+                "raw": flicker_rate([u["label"] for u in timeline], duration),
+                "smoothed": flicker_rate([u["smoothed_label"] for u in timeline], duration),
+            },
+            "timeline": timeline,
+            "annotated": str(annotate) if annotate else None,
+            "plot": str(plot) if plot else None,
+        }
+        if self.per_frame:
+            votes = Counter(u["label"] for u in timeline)
+            result["majority_label"] = max(votes, key=lambda c: (votes[c], -self.classes.index(c)))
+        if plot:
+            from vidclass.report.plots import plot_timeline
+
+            times = [(u["t_start"] + u["t_end"]) / 2 for u in timeline]
+            smoothed = _rolling(probs, smooth)
+            plot_timeline(times, probs, self.classes, plot, smoothed=smoothed)
+        return result
+
+
+def _rolling(probs: np.ndarray, n: int) -> np.ndarray:
+    from vidclass.infer.smoothing import rolling_average
+
+    return rolling_average(probs, n)

@@ -1,0 +1,34 @@
+"""What `predict` was pointed at: files, folders of videos, or live sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidclass.data.probe import VIDEO_EXTENSIONS
+
+
+def expand_inputs(items: list[str]) -> list[str]:
+    """Folders become their video files (sorted, recursive); everything else stays as given
+    (a missing file is reported when it is opened, so the others still run)."""
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(
+                str(f)
+                for f in sorted(p.rglob("*"))
+                if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
+            )
+        else:
+            out.append(item)
+    return out
+
+
+def output_path(target: Path | None, source: str, suffix: str, many: bool) -> Path | None:
+    """Where a per-video output goes: the path itself, or `folder/<stem><suffix>` for many."""
+    if target is None:
+        return None
+    if many or target.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return target / f"{Path(source).stem}{suffix}"
+    return target
