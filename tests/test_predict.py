@@ -1,0 +1,179 @@
+"""Inference: whole-video labels, timelines, smoothing and flicker, annotated copies, real
+clips, bad input and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidclass import Classifier
+from vidclass.cli import app
+from vidclass.data.prepare import prepare
+from vidclass.data.synthetic import generate
+from vidclass.infer.smoothing import RollingAverage, flicker_rate, label_changes, rolling_average
+from vidclass.train.loop import TrainConfig, train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """An early_fusion and a single_frame run trained for one epoch on tiny synthetic data."""
+    root = tmp_path_factory.mktemp("predict")
+    generate(root / "videos", per_class=2, size=(64, 48), fps=8, seed=2, quiet=True)
+    prepare(root / "videos", root / "prepared", frames=8, size=32, quiet=True)
+    out = {}
+    for name in ("early_fusion", "single_frame"):
+        out[name] = root / name
+        train(
+            root / "prepared",
+            out[name],
+            TrainConfig(model=name, epochs=1, batch_size=4),
+            quiet=True,
+        )
+    out["videos"] = root / "videos"
+    return out
+
+
+def frame_count(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_rolling_average_and_flicker():
+    probs = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32)
+    sm = rolling_average(probs, 2)
+    assert np.allclose(sm, [[1, 0], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])
+    avg = RollingAverage(3)
+    assert np.allclose(avg.update(np.array([0.0, 1.0])), [0, 1])
+    assert label_changes([0, 1, 1, 0]) == 2
+    assert flicker_rate([0, 1, 1, 0], duration_s=30) == pytest.approx(4.0)
+    assert flicker_rate([3], duration_s=30) == 0.0
+
+
+def test_predict_structure_on_a_clip(runs):
+    video = next(runs["videos"].rglob("*.mp4"))
+    clf = Classifier.load(runs["early_fusion"])
+    result = clf.predict(video, smooth=3, top_k=3)
+    assert result["label"] in clf.classes and 0 < result["score"] <= 1
+    assert len(result["top_k"]) == 3
+    assert result["top_k"][0]["label"] == result["label"]
+    assert result["timeline"], "at least one window"
+    for unit in result["timeline"]:
+        assert unit["t_end"] > unit["t_start"] >= 0
+        assert len(unit["probs"]) == 12 and abs(sum(unit["probs"]) - 1) < 1e-3
+    mean = np.mean([u["probs"] for u in result["timeline"]], axis=0)
+    assert result["label"] == clf.classes[int(np.argmax(mean))]
+    assert set(result["flicker_rate"]) == {"raw", "smoothed"}
+    json.dumps(result)  # the JSON the CLI writes
+
+
+def test_single_frame_is_scored_per_frame_with_majority(runs):
+    video = next(runs["videos"].rglob("*.mp4"))
+    clf = Classifier.load(runs["single_frame"])
+    result = clf.predict(video)
+    assert result["unit"] == "frame" and "majority_label" in result
+    n = len(result["timeline"])
+    with av.open(str(video)) as c:
+        duration = float(c.streams.video[0].duration * c.streams.video[0].time_base)
+    assert abs(n - duration * clf.sample_fps) <= 2  # one unit per sampled frame
+    labels = [u["label"] for u in result["timeline"]]
+    assert labels.count(result["majority_label"]) == max(labels.count(x) for x in labels)
+
+
+def test_stream_yields_the_same_timeline(runs):
+    video = next(runs["videos"].rglob("*.mp4"))
+    clf = Classifier.load(runs["early_fusion"])
+    streamed = list(clf.stream(video, smooth=2))
+    predicted = clf.predict(video, smooth=2)["timeline"]
+    assert [u["t_start"] for u in streamed] == [u["t_start"] for u in predicted]
+    assert np.allclose([u["probs"] for u in streamed], [u["probs"] for u in predicted])
+
+
+def test_real_clips_predict_and_annotate(runs, realclips, tmp_path):
+    clf = Classifier.load(runs["early_fusion"])
+    for video in sorted(realclips.glob("*.*")):
+        if video.suffix not in (".avi", ".mp4", ".mkv"):
+            continue
+        out = tmp_path / f"{video.stem}.mp4"
+        result = clf.predict(video, smooth=3, annotate=out)
+        assert result["label"] in clf.classes, video.name
+        assert all(u["t_end"] <= result["duration_s"] + 1.0 for u in result["timeline"])
+        assert frame_count(out) == frame_count(video), video.name
+        with av.open(str(out)) as c, av.open(str(video)) as src:
+            a, b = c.streams.video[0].codec_context, src.streams.video[0].codec_context
+            assert a.name == "h264"
+            assert (a.width, a.height) == (b.width + b.width % 2, b.height + b.height % 2)
+
+
+def test_cli_bad_inputs_and_exit_codes(runs, tmp_path):
+    good = next(runs["videos"].rglob("*.mp4"))
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(good.read_bytes()[:300])
+    missing = tmp_path / "missing.mp4"
+    out = tmp_path / "pred.json"
+    cmd = [sys.executable, "-m", "vidclass", "predict", str(runs["early_fusion"])]
+    batch = subprocess.run(
+        [*cmd, str(good), str(text), str(corrupt), str(missing), "--json", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert batch.returncode == 2, batch.stderr
+    assert len(json.loads(out.read_text())) == 1  # the good one is still predicted
+    errors = [line for line in batch.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and any("not found" in e for e in errors)
+    for bad in (text, corrupt, missing):
+        single = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
+        assert single.returncode == 1
+        assert str(bad) in single.stderr and len(single.stderr.strip().splitlines()) == 1
+
+
+def test_cli_incompatible_checkpoint(runs, tmp_path):
+    broken = tmp_path / "run"
+    broken.mkdir()
+    config = json.loads((runs["early_fusion"] / "config.json").read_text())
+    config["model"] = "slow_fusion"
+    config["options"] = {}
+    (broken / "config.json").write_text(json.dumps(config))
+    (broken / "model.safetensors").write_bytes(
+        (runs["early_fusion"] / "model.safetensors").read_bytes()
+    )
+    video = next(runs["videos"].rglob("*.mp4"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidclass", "predict", str(broken), str(video)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "does not fit model 'slow_fusion'" in proc.stderr
+
+
+def test_cli_folder_with_plots(runs, tmp_path):
+    folder = runs["videos"] / "open_door"
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(runs["early_fusion"]),
+            str(folder),
+            "--plot",
+            str(tmp_path / "plots"),
+            "--json",
+            str(tmp_path / "p.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "p.json").read_text())
+    assert len(results) == 2
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 2
