@@ -1,0 +1,152 @@
+"""`predict` speed and memory, against references measured in the same run.
+
+1. Memory: peak resident memory of `predict` on a 10-minute video over that on a 1-minute
+   video (target: within 15 %, i.e. ratio <= 1.15): streaming keeps nothing per frame.
+2. Speed on a 640x480 30 fps video: the real-time factor (seconds of video per wall second)
+   of `predict` with the small `single_frame` model and with pretrained EfficientNet-Lite0,
+   and the ratio of `predict`'s wall time to decoding the same video with PyAV alone
+   (target for the small model: <= 1.5, i.e. decode-bound).
+
+    .venv/bin/python benchmarks/bench_predict.py [--long-minutes 10] [--short-minutes 1]
+
+Each measurement runs in a fresh process so peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def make_video(path: Path, seconds: float, fps: int = 30, size=(640, 480)) -> None:
+    """A moving pattern encoded with x264 (ultrafast, 2 s keyframe interval)."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    # A textured scene panning sideways, a moving block, and sensor-like noise: a bitrate
+    # like a real camera's, so decoding costs what it costs on real footage.
+    texture = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    base = np.asarray(
+        av.VideoFrame.from_ndarray(texture, format="rgb24")
+        .reformat(width=w, height=h, interpolation="BICUBIC")
+        .to_ndarray()
+    )
+    with av.open(str(path), mode="w") as c:
+        s = c.add_stream("libx264", rate=fps, options={"preset": "veryfast", "g": str(2 * fps)})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(int(seconds * fps)):
+            img = np.roll(base, shift=(i * 3) % w, axis=1)
+            img[(i * 2) % (h - 60) : (i * 2) % (h - 60) + 60, 100:160] = 255
+            noise = rng.integers(-6, 7, img.shape, dtype=np.int16)
+            img = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+
+
+def make_run(path: Path, backbone: str, size: int) -> None:
+    """A run folder with an untrained single_frame model (speed does not depend on training)."""
+    from vidclass.models import build
+    from vidclass.train.checkpoint import save_model
+
+    options = {"backbone": backbone, "pretrained": backbone != "small"}
+    model = build("single_frame", 12, **options)
+    save_model(
+        path,
+        model,
+        {
+            "model": "single_frame",
+            "options": model.config,
+            "classes": [f"c{i}" for i in range(12)],
+            "frames": 16,
+            "size": size,
+            "normalize": "imagenet" if backbone != "small" else "clip",
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "pad": "zeros",
+            "needs_flow": False,
+            "sample_fps": 8.0,
+        },
+    )
+
+
+def child(mode: str, run: str, video: str) -> None:
+    """Runs in its own process: time one job, print wall time and own peak RSS as JSON."""
+    if mode != "decode":
+        from vidclass import Classifier
+
+        clf = Classifier.load(run)  # imports and model loading are not part of the timing
+    start = time.perf_counter()
+    if mode == "decode":
+        with av.open(video) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            n = sum(1 for _ in c.decode(s))
+        extra = {"frames": n}
+    else:
+        result = clf.predict(video, smooth=5)
+        extra = {"units": len(result["timeline"]), "duration_s": result["duration_s"]}
+    wall = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall": wall, "peak_mb": peak_mb, **extra}))
+
+
+def measure(mode: str, run: Path | str, video: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(run), str(video)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long-minutes", type=float, default=10)
+    parser.add_argument("--short-minutes", type=float, default=1)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        short, long = tmp / "short.mp4", tmp / "long.mp4"
+        make_video(short, args.short_minutes * 60)
+        make_video(long, args.long_minutes * 60)
+        make_run(tmp / "small", "small", 112)
+        make_run(tmp / "lite0", "efficientnet_lite0", 224)
+
+        m_short = measure("predict", tmp / "small", short)
+        m_long = measure("predict", tmp / "small", long)
+        print(
+            f"peak memory, single_frame small: {args.short_minutes:g}-min video "
+            f"{m_short['peak_mb']:.0f} MB, {args.long_minutes:g}-min video "
+            f"{m_long['peak_mb']:.0f} MB; ratio {m_long['peak_mb'] / m_short['peak_mb']:.3f} "
+            "(target <= 1.15)"
+        )
+
+        seconds = args.short_minutes * 60
+        decode = measure("decode", "-", short)
+        for name in ("small", "lite0"):
+            p = measure("predict", tmp / name, short)
+            label = "single_frame small" if name == "small" else "single_frame EfficientNet-Lite0"
+            print(
+                f"{label:32s}: real-time factor {seconds / p['wall']:5.1f}x, predict/decode "
+                f"{p['wall'] / decode['wall']:.2f} ({p['wall']:.1f} s vs decode-only "
+                f"{decode['wall']:.1f} s, 640x480 30 fps)"
+            )
+
+
+if __name__ == "__main__":
+    main()
