@@ -40,11 +40,18 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 @app.command()
 def synth(
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Folder to write DIR/<class>/<video>.mp4 into."
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the videos into."),
+    kind: str = typer.Option(
+        "clips",
+        "--kind",
+        help="clips: one action per video, in class folders; long: several actions in sequence with ground truth.",
     ),
     per_class: int = typer.Option(
-        25, "--per-class", min=1, help="Videos per class (5 per scene group)."
+        25, "--per-class", min=1, help="Videos per class (kind clips; one per scene group)."
+    ),
+    count: int = typer.Option(1, "--count", min=1, help="Number of long videos (kind long)."),
+    seconds: float = typer.Option(
+        60.0, "--seconds", min=1.0, help="Length of each long video (kind long)."
     ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
     size: str = typer.Option("160x120", "--size", help="Frame size WIDTHxHEIGHT (even numbers)."),
@@ -59,7 +66,28 @@ def synth(
         vidclass synth --out data/synth
 
         vidclass synth --out data/small --per-class 4 --size 96x96 --seed 1
+
+        vidclass synth --kind long --out data/long --count 3 --seconds 90
     """
+    if kind == "long":
+        from vidclass.data.synthetic_long import generate_long
+
+        summary = generate_long(
+            out,
+            count=count,
+            seed=seed,
+            size=_parse_size(size),
+            fps=fps,
+            seconds=seconds,
+            quiet=quiet,
+        )
+        console.print(
+            f"[green]wrote {summary['num_videos']} long videos with ground truth "
+            f"(.json) to {out}[/green] ({summary['seconds']:.1f} s)"
+        )
+        return
+    if kind != "clips":
+        raise typer.BadParameter(f"--kind {kind!r}: choose clips or long")
     from vidclass.data.synthetic import generate
 
     summary = generate(

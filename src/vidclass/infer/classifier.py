@@ -20,7 +20,7 @@ import torch
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
-from vidclass.infer.smoothing import RollingAverage, flicker_rate
+from vidclass.infer.smoothing import RollingAverage, flicker_rate, rolling_average
 from vidclass.infer.stream import iter_frames
 
 BACKENDS = ("torch", "onnx")
@@ -191,40 +191,70 @@ class Classifier:
         annotate: str | os.PathLike | None = None,
         plot: str | os.PathLike | None = None,
     ) -> dict:
-        """Whole-video label, top-k, timeline (raw and smoothed) and flicker rates."""
-        from vidclass.infer.annotate import VideoWriter, draw_label
+        """Whole-video label, top-k, timeline (raw and smoothed) and flicker rates.
 
-        writer = None
+        A file is known whole, so the timeline is smoothed with the rolling average centred
+        on each window (no lag); `stream` shows the causal average of the last N instead.
+        The annotated copy is drawn in a second decoding pass from the smoothed timeline.
+        """
         timeline: list[dict] = []
-        info = None
-        last_t = 0.0
-        try:
-            for kind, item, state in self._events(
-                video, window, stride, smooth, keep_frames=annotate is not None
-            ):
-                if kind == "info":
-                    info = item
-                    if annotate is not None:
-                        writer = VideoWriter(annotate, info.fps, info.width, info.height)
-                elif kind == "unit":
-                    timeline.append(item)  # type: ignore[arg-type]
-                else:
-                    last_t = item.t  # type: ignore[union-attr]
-                    if writer is not None:
-                        img = draw_label(item.image, state.label, state.score, state.top)
-                        writer.write(img)
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        if writer is not None:
-            writer.close()
+        info, last_t = None, 0.0
+        for kind, item, _ in self._events(video, window, stride, 1, keep_frames=False):
+            if kind == "info":
+                info = item
+            elif kind == "unit":
+                timeline.append(item)  # type: ignore[arg-type]
+            else:
+                last_t = item.t  # type: ignore[union-attr]
+        probs = np.array([u["probs"] for u in timeline], np.float32)
+        smoothed = rolling_average(probs, smooth, centred=True)
+        for unit, sp in zip(timeline, smoothed, strict=True):
+            k = int(np.argmax(sp))
+            unit["smoothed_label"], unit["smoothed_score"] = self.classes[k], float(sp[k])
+        if annotate is not None:
+            self._annotate(video, timeline, smoothed, annotate)
         return self._summary(
-            video, info, timeline, last_t, window, stride, smooth, top_k, annotate, plot
+            video, info, timeline, last_t, window, stride, smooth, top_k, annotate, plot, smoothed
         )
 
+    def _annotate(self, video, timeline: list[dict], smoothed: np.ndarray, out) -> None:
+        """Second pass: every frame of the video with the smoothed label of its moment."""
+        from vidclass.infer.annotate import VideoWriter, draw_label
+
+        centres = np.array([(u["t_start"] + u["t_end"]) / 2 for u in timeline])
+        info, frames = iter_frames(
+            video, self.size, self.sample_fps, keep_frames=True, sample=False
+        )
+        writer = VideoWriter(out, info.fps, info.width, info.height)
+        try:
+            for f in frames:
+                i = int(np.argmin(np.abs(centres - f.t))) if len(centres) else -1
+                # Before the first window ends nothing is known yet: no label on those frames.
+                if i < 0 or f.t < timeline[0]["t_start"]:
+                    draw_label(f.image, None, 0.0, [])
+                else:
+                    sp = smoothed[i]
+                    top = [(self.classes[j], float(sp[j])) for j in np.argsort(-sp)[:3]]
+                    draw_label(f.image, top[0][0], top[0][1], top)
+                writer.write(f.image)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+
     def _summary(
-        self, video, info, timeline, last_t, window, stride, smooth, top_k, annotate, plot
+        self,
+        video,
+        info,
+        timeline,
+        last_t,
+        window,
+        stride,
+        smooth,
+        top_k,
+        annotate,
+        plot,
+        smoothed,
     ) -> dict:
         probs = np.array([u["probs"] for u in timeline], np.float32)
         mean = probs.mean(0)
@@ -245,6 +275,7 @@ class Classifier:
             if self.per_frame
             else (stride or max(1, (window or self.frames) // 2)),
             "smooth": smooth,
+            "smoothing": "centred rolling average over `smooth` units",
             "unit": "frame" if self.per_frame else "window",
             "flicker_rate": {
                 "raw": flicker_rate([u["label"] for u in timeline], duration),
@@ -261,12 +292,5 @@ class Classifier:
             from vidclass.report.plots import plot_timeline
 
             times = [(u["t_start"] + u["t_end"]) / 2 for u in timeline]
-            smoothed = _rolling(probs, smooth)
             plot_timeline(times, probs, self.classes, plot, smoothed=smoothed)
         return result
-
-
-def _rolling(probs: np.ndarray, n: int) -> np.ndarray:
-    from vidclass.infer.smoothing import rolling_average
-
-    return rolling_average(probs, n)

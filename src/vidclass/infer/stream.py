@@ -87,6 +87,7 @@ def iter_frames(
     sample_fps: float,
     keep_frames: bool = False,
     max_queue: int = 32,
+    sample: bool = True,
 ) -> tuple[SourceInfo, Iterator[StreamFrame]]:
     """(info, frames): decoding runs ahead on a thread; frames are sampled every 1/sample_fps s.
 
@@ -113,12 +114,12 @@ def iter_frames(
                     t = ft - first_pts
                 else:
                     t = i / info.fps
-                sample = None
-                if t + 1e-9 >= next_t:
-                    sample = frame_to_array(frame, size)
+                picked = None
+                if sample and t + 1e-9 >= next_t:
+                    picked = frame_to_array(frame, size)
                     next_t += step * max(1, int((t - next_t) // step) + 1)
                 image = frame.to_ndarray(format="rgb24") if keep_frames else None
-                q.put(StreamFrame(i, t, sample, image))
+                q.put(StreamFrame(i, t, picked, image))
         except av.error.FFmpegError as exc:
             q.put(VideoError(info.path, f"decoding failed ({exc}); re-encode the video"))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, never lost
