@@ -177,3 +177,83 @@ def test_cli_folder_with_plots(runs, tmp_path):
     results = json.loads((tmp_path / "p.json").read_text())
     assert len(results) == 2
     assert len(list((tmp_path / "plots").glob("*.png"))) == 2
+
+
+def test_onnx_backend_matches_torch(runs, tmp_path):
+    video = next(runs["videos"].rglob("*.mp4"))
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            str(runs["early_fusion"]),
+            "--onnx",
+            str(tmp_path / "m.onnx"),
+            "--dynamic-batch",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+    a = Classifier.load(runs["early_fusion"]).predict(video)
+    b = Classifier.load(runs["early_fusion"], backend="onnx").predict(video)
+    assert b["backend"] == "onnx" and a["label"] == b["label"]
+    pa = np.array([u["probs"] for u in a["timeline"]])
+    pb = np.array([u["probs"] for u in b["timeline"]])
+    assert np.abs(pa - pb).max() < 1e-4
+
+
+def test_smoothing_halves_flicker_without_losing_accuracy_on_noisy_windows():
+    """The mechanism on a controlled stream: 8 long actions of 20-40 windows each, and a
+    window classifier that is right 85 % of the time and otherwise names a random class."""
+    from vidclass.infer.smoothing import timeline_accuracy
+
+    rng = np.random.default_rng(0)
+    k, timeline, segments, t = 12, [], [], 0.0
+    for _ in range(8):
+        label, n = int(rng.integers(k)), int(rng.integers(20, 41))
+        segments.append({"label": str(label), "t_start": t, "t_end": t + n})
+        for _ in range(n):
+            p = rng.dirichlet(np.ones(k)) * 0.5
+            p[label if rng.random() < 0.85 else int(rng.integers(k))] += 1.0
+            timeline.append({"t_start": t, "t_end": t + 1, "probs": p / p.sum()})
+            t += 1
+    probs = np.array([u["probs"] for u in timeline])
+    smoothed = rolling_average(probs, 5, centred=True)
+    for u, p, s in zip(timeline, probs, smoothed, strict=True):
+        u["label"], u["smoothed_label"] = str(int(np.argmax(p))), str(int(np.argmax(s)))
+    raw = flicker_rate([u["label"] for u in timeline], t)
+    smooth = flicker_rate([u["smoothed_label"] for u in timeline], t)
+    acc_raw = timeline_accuracy(timeline, segments)
+    acc_smooth = timeline_accuracy(timeline, segments, "smoothed_label")
+    assert smooth <= raw / 2, (raw, smooth)
+    assert acc_smooth >= acc_raw - 0.02, (acc_raw, acc_smooth)
+    # The causal average (live display) smooths as much but lags behind each change.
+    causal = rolling_average(probs, 5)
+    assert np.allclose(causal[4], probs[:5].mean(0), atol=1e-6)
+    assert np.allclose(smoothed[10], probs[8:13].mean(0), atol=1e-6)
+
+
+def test_synth_long_video_has_ground_truth(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            "--kind",
+            "long",
+            "--out",
+            str(tmp_path),
+            "--seconds",
+            "20",
+            "--size",
+            "96x72",
+            "--fps",
+            "10",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "long_000.json").read_text())
+    segments = truth["segments"]
+    assert len(segments) >= 2 and truth["duration_s"] >= 20
+    assert all(0 <= s["t_start"] < s["t_end"] <= truth["duration_s"] for s in segments)
+    assert all(a["t_end"] < b["t_start"] for a, b in zip(segments, segments[1:], strict=False))
+    assert frame_count(tmp_path / "long_000.mp4") == round(truth["duration_s"] * 10)
