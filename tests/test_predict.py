@@ -257,3 +257,15 @@ def test_synth_long_video_has_ground_truth(tmp_path):
     assert all(0 <= s["t_start"] < s["t_end"] <= truth["duration_s"] for s in segments)
     assert all(a["t_end"] < b["t_start"] for a, b in zip(segments, segments[1:], strict=False))
     assert frame_count(tmp_path / "long_000.mp4") == round(truth["duration_s"] * 10)
+
+
+def test_live_source_path_prints_as_it_goes(runs):
+    """A URL source takes the live path (frame timestamps, no duration): file:// stands in
+    for a camera or network stream here."""
+    video = next(runs["videos"].rglob("*.mp4"))
+    url = f"file://{video}"
+    units = list(Classifier.load(runs["early_fusion"]).stream(url, smooth=2))
+    assert units and all(u["t_end"] > u["t_start"] for u in units)
+    result = runner.invoke(app, ["predict", str(runs["early_fusion"]), url])
+    assert result.exit_code == 0, result.output
+    assert "live" in result.output and units[0]["smoothed_label"] in result.output
