@@ -79,6 +79,10 @@ KINDS = ("clips",)
 DURATION_S = (1.5, 4.0)  # clip length range: lengths must differ across videos
 MIN_FRAMES = 8
 CLIPS_PER_GROUP = 1  # one clip of every class per scene: many scenes, none tied to a class
+# Clips per class by default (= scene groups; ~20% of them held out for test). Fewer scenes
+# leave too few backgrounds to generalise from: early fusion on unseen scenes measured 93% with
+# 25 and 97% with 40 (12 epochs), and 40 gives a finer test score (96 clips, not 60).
+PER_CLASS = 40
 GROUP_REGEX = UCF101_GROUP_REGEX  # captures the scene "gNN" from the file names written here
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in canvas pixels
@@ -118,6 +122,11 @@ class Scene:
 
 
 TEXTURES = ("gradient", "stripes", "checker", "blobs")
+# Background colours are pulled this far towards their mean (1 = full contrast). Faint textures
+# keep the actor the strongest thing in the frame, so nets trained from scratch on a few hundred
+# clips learn its motion rather than the backgrounds of the training scenes (measured with
+# early fusion on unseen scenes: 85% at full contrast, 93% at 0.4).
+TEXTURE_CONTRAST = 0.4
 SHAPES = ("rect", "circle", "triangle", "diamond", "star", "hexagon")
 
 
@@ -207,6 +216,8 @@ def render_background(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     # a faint third-colour vignette along v so flat textures are not perfectly flat
     ramp = ((v - v.min()) / max(float(v.max() - v.min()), 1.0))[..., None]
     image = image * (1 - 0.25 * ramp) + c * 0.25 * ramp
+    mean = image.reshape(-1, 3).mean(axis=0)
+    image = mean + TEXTURE_CONTRAST * (image - mean)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -703,7 +714,7 @@ def _remove_stale(out: Path, keep: set[str]) -> None:
 
 def generate(
     out: Path,
-    per_class: int = 25,
+    per_class: int = PER_CLASS,
     seed: int = 0,
     size: tuple[int, int] = (160, 120),
     fps: int = 15,

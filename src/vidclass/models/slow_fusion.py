@@ -3,8 +3,11 @@ convolutions throughout, each stage striding over time as well as space, so temp
 grows gradually from a few frames at the first layer to the whole clip at the top.
 
 A small R3D-like net (~0.9 M parameters): stem ``3×3×3`` (spatial stride 2) and three residual
-stages with stride 2 in time and space, then a spatial mean and a mean over the real time
-steps (mask-aware), and a linear classifier. The best default when motion defines the class.
+stages with stride 2 in time and space, then a mean over the real time steps (mask-aware), an
+average pool to a coarse ``grid × grid`` spatial map and a linear classifier. The grid keeps
+*where* motion happens: with a global spatial mean, clockwise and anticlockwise rotation look
+alike once the receptive field no longer spans pivot and tip (measured: rotate_cw/ccw recall
+0.5–0.6 with ``grid=1``). The best default when motion defines the class.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vidclass.models.blocks import BasicBlock3d, conv3d_bn_relu, masked_global_pool3d
+from vidclass.models.blocks import BasicBlock3d, conv3d_bn_relu, masked_mean, pool_time_mask
 
 
 class Trunk3D(nn.Module):
@@ -36,26 +39,40 @@ class Trunk3D(nn.Module):
 
 
 class SlowFusion(nn.Module):
-    """``video (B, 3, T, H, W)`` → :class:`Trunk3D` → masked global pool ``(B, D)`` → FC."""
+    """``video (B, 3, T, H, W)`` → :class:`Trunk3D` → masked mean over time, ``grid × grid``
+    spatial pool ``(B, D·grid²)`` → FC."""
 
     needs_flow = False
 
     def __init__(
-        self, num_classes: int, widths: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.2
+        self,
+        num_classes: int,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        dropout: float = 0.2,
+        grid: int = 2,
     ) -> None:
         super().__init__()
-        self.config = {"widths": list(widths), "dropout": dropout}
+        self.config = {"widths": list(widths), "dropout": dropout, "grid": grid}
         self.trunk = Trunk3D(widths)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(widths[-1], num_classes))
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1] * grid * grid, num_classes)
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``{"video": (B,C,T,H,W), "mask": (B,T)}`` → logits ``(B, num_classes)``."""
-        feats = masked_global_pool3d(self.trunk(batch["video"]), batch["mask"])
-        return self.classifier(feats)
+        x = self.trunk(batch["video"])  # (B, D, T', H', W')
+        mask = pool_time_mask(batch["mask"], x.shape[2])
+        x = masked_mean(x.transpose(1, 2), mask)  # (B, D, H', W')
+        return self.classifier(self.pool(x))
 
 
 def build_slow_fusion(
-    num_classes: int, widths: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.2
+    num_classes: int,
+    widths: Sequence[int] = (16, 32, 64, 128),
+    dropout: float = 0.2,
+    grid: int = 2,
 ) -> SlowFusion:
-    """Small R3D-like 3D CNN; ``widths`` = stem width then one residual stage per entry."""
-    return SlowFusion(num_classes, widths, dropout)
+    """Small R3D-like 3D CNN; ``widths`` = stem width then one residual stage per entry;
+    ``grid`` = side of the spatial map kept before the classifier (1 = global mean)."""
+    return SlowFusion(num_classes, widths, dropout, grid)
