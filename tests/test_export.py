@@ -192,3 +192,20 @@ def test_metadata_is_json(exported):
     _, onnx_model = exported("single_frame")
     assert onnx_model.metadata["model"] == "single_frame"
     assert json.loads(json.dumps(onnx_model.metadata)) == onnx_model.metadata
+
+
+@pytest.mark.parametrize("name", ["slow_fusion", "slowfast", "single_frame"])
+def test_onnx_matches_torch_at_the_default_input(name, tmp_path):
+    """16×112×112: spatial maps whose side the pooling grid does not divide (7 → 2, 7 → 3)."""
+    model = build(name, K).eval()
+    path = export_model(model, tmp_path / f"{name}.onnx", 16, 112, dynamic_batch=True)
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "video": torch.randn(2, 3, 16, 112, 112, generator=g),
+        "mask": torch.ones(2, 16, dtype=torch.bool),
+    }
+    batch["mask"][1, 11:] = False
+    with torch.no_grad():
+        expected = model(batch).numpy()
+    got = OnnxModel(path)({k: v.numpy() for k, v in batch.items()})
+    assert np.abs(got - expected).max() < 1e-4

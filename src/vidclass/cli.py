@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vidclass.data.synthetic import PER_CLASS
 from vidclass.errors import UserError
 
 app = typer.Typer(
@@ -47,7 +48,7 @@ def synth(
         help="clips: one action per video, in class folders; long: several actions in sequence with ground truth.",
     ),
     per_class: int = typer.Option(
-        25, "--per-class", min=1, help="Videos per class (kind clips; one per scene group)."
+        PER_CLASS, "--per-class", min=1, help="Videos per class (kind clips; one per scene group)."
     ),
     count: int = typer.Option(1, "--count", min=1, help="Number of long videos (kind long)."),
     seconds: float = typer.Option(
@@ -512,7 +513,9 @@ def demo(
     out: Path = typer.Option(
         Path("demo-out"), "--out", "-o", help="Where the demo writes everything."
     ),
-    per_class: int = typer.Option(25, "--per-class", min=2, help="Synthetic videos per class."),
+    per_class: int = typer.Option(
+        PER_CLASS, "--per-class", min=2, help="Synthetic videos per class."
+    ),
     seed: int = typer.Option(0, "--seed"),
     epochs: int = typer.Option(
         None, "--epochs", min=1, help="Epochs per method [default: the quick budget]."

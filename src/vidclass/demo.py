@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
+from vidclass.data.synthetic import PER_CLASS, generate
 from vidclass.models import MODELS
 from vidclass.report.tables import print_prepare_summary
 from vidclass.train.compare import compare
@@ -25,7 +25,7 @@ DEMO_EPOCHS = 6
 
 def run_demo(
     out: Path,
-    per_class: int = 25,
+    per_class: int = PER_CLASS,
     seed: int = 0,
     epochs: int = DEMO_EPOCHS,
     models: list[str] | None = None,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vidclass.models.blocks import BasicBlock3d, conv3d_bn_relu, masked_mean, pool_time_mask
+from vidclass.models.blocks import BasicBlock3d, conv3d_bn_relu, masked_grid_pool3d
 
 
 class Trunk3D(nn.Module):
@@ -54,17 +54,15 @@ class SlowFusion(nn.Module):
         super().__init__()
         self.config = {"widths": list(widths), "dropout": dropout, "grid": grid}
         self.trunk = Trunk3D(widths)
-        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.grid = grid
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1] * grid * grid, num_classes)
+            nn.Dropout(dropout), nn.Linear(widths[-1] * grid * grid, num_classes)
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``{"video": (B,C,T,H,W), "mask": (B,T)}`` → logits ``(B, num_classes)``."""
         x = self.trunk(batch["video"])  # (B, D, T', H', W')
-        mask = pool_time_mask(batch["mask"], x.shape[2])
-        x = masked_mean(x.transpose(1, 2), mask)  # (B, D, H', W')
-        return self.classifier(self.pool(x))
+        return self.classifier(masked_grid_pool3d(x, batch["mask"], self.grid))
 
 
 def build_slow_fusion(

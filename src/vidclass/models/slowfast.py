@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vidclass.models.blocks import BasicBlock3d, conv3d_bn_relu, masked_global_pool3d
+from vidclass.models.blocks import BasicBlock3d, conv3d_bn_relu, masked_grid_pool3d
 
 
 class Lateral(nn.Module):
@@ -48,6 +48,7 @@ class SlowFast(nn.Module):
         alpha: int = 4,
         beta_inv: int = 8,
         dropout: float = 0.2,
+        grid: int = 2,
     ) -> None:
         super().__init__()
         self.config = {
@@ -55,7 +56,9 @@ class SlowFast(nn.Module):
             "alpha": alpha,
             "beta_inv": beta_inv,
             "dropout": dropout,
+            "grid": grid,
         }
+        self.grid = grid
         self.alpha = alpha
         fast_widths = [max(1, w // beta_inv) for w in slow_widths]
         n = len(slow_widths) - 1
@@ -79,7 +82,8 @@ class SlowFast(nn.Module):
                 BasicBlock3d(fast_widths[i], fast_widths[i + 1], stride=(1, 2, 2))
             )
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(slow_widths[-1] + fast_widths[-1], num_classes)
+            nn.Dropout(dropout),
+            nn.Linear((slow_widths[-1] + fast_widths[-1]) * grid * grid, num_classes),
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -94,8 +98,8 @@ class SlowFast(nn.Module):
             fast = fast_stage(fast)
         pooled = torch.cat(
             [
-                masked_global_pool3d(slow, mask[:, :: self.alpha]),
-                masked_global_pool3d(fast, mask),
+                masked_grid_pool3d(slow, mask[:, :: self.alpha], self.grid),
+                masked_grid_pool3d(fast, mask, self.grid),
             ],
             dim=1,
         )
@@ -108,6 +112,9 @@ def build_slowfast(
     alpha: int = 4,
     beta_inv: int = 8,
     dropout: float = 0.2,
+    grid: int = 2,
 ) -> SlowFast:
-    """SlowFast with ``alpha`` (frame-rate ratio) and ``beta_inv`` (channel ratio)."""
-    return SlowFast(num_classes, slow_widths, alpha, beta_inv, dropout)
+    """SlowFast with ``alpha`` (frame-rate ratio), ``beta_inv`` (channel ratio) and a
+    ``grid × grid`` spatial map per pathway before the classifier (1 = global mean; the grid
+    keeps where motion happens, as for slow_fusion)."""
+    return SlowFast(num_classes, slow_widths, alpha, beta_inv, dropout, grid)
