@@ -25,7 +25,7 @@ def test_smoothing_on_long_videos(tmp_path):
     train(
         tmp_path / "prepared",
         tmp_path / "run",
-        TrainConfig(model="two_stream", epochs=15, augment=True),
+        TrainConfig(model="early_fusion", epochs=12, augment=True),
         quiet=True,
     )
     generate_long(tmp_path / "long", count=2, seed=7, seconds=60, quiet=True)
