@@ -26,28 +26,39 @@ from pathlib import Path
 import av
 import numpy as np
 
+REALCLIP = Path(__file__).resolve().parents[2] / "shared" / "realclips" / "k400_segwaying.mp4"
 
-def make_video(path: Path, seconds: float, fps: int = 30, size=(640, 480)) -> None:
-    """A moving pattern encoded with x264 (ultrafast, 2 s keyframe interval)."""
-    w, h = size
+
+def source_frames(w: int, h: int) -> list[np.ndarray]:
+    """Real footage (a Kinetics clip, scaled to w x h) when ../shared/realclips is there, so the
+    decode reference costs what real video costs; else a textured synthetic pan."""
+    if REALCLIP.is_file():
+        with av.open(str(REALCLIP)) as c:
+            return [
+                f.reformat(width=w, height=h, format="rgb24").to_ndarray()
+                for f in c.decode(video=0)
+            ]
     rng = np.random.default_rng(0)
-    # A textured scene panning sideways, a moving block, and sensor-like noise: a bitrate
-    # like a real camera's, so decoding costs what it costs on real footage.
     texture = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
     base = np.asarray(
         av.VideoFrame.from_ndarray(texture, format="rgb24")
         .reformat(width=w, height=h, interpolation="BICUBIC")
         .to_ndarray()
     )
+    return [np.roll(base, shift=3 * i, axis=1) for i in range(150)]
+
+
+def make_video(path: Path, seconds: float, fps: int = 30, size=(640, 480)) -> None:
+    """`seconds` of 640x480 30 fps H.264 (x264 veryfast, 2 s keyframe interval), looping the
+    source footage back and forth."""
+    w, h = size
+    frames = source_frames(w, h)
+    cycle = frames + frames[-2:0:-1]
     with av.open(str(path), mode="w") as c:
         s = c.add_stream("libx264", rate=fps, options={"preset": "veryfast", "g": str(2 * fps)})
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for i in range(int(seconds * fps)):
-            img = np.roll(base, shift=(i * 3) % w, axis=1)
-            img[(i * 2) % (h - 60) : (i * 2) % (h - 60) + 60, 100:160] = 255
-            noise = rng.integers(-6, 7, img.shape, dtype=np.int16)
-            img = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(cycle[i % len(cycle)], format="rgb24")
             frame.pts = i
             c.mux(s.encode(frame))
         c.mux(s.encode(None))

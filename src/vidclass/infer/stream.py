@@ -1,7 +1,8 @@
 """Decode a video or live source on a background thread, sampled at the model's frame rate.
 
 The decoder thread keeps FFmpeg busy while the model runs on the main thread; a bounded
-queue between them holds at most a few frames, so memory does not grow with the length of
+queue between them holds at most a few frames (only the sampled ones, unless every frame is
+asked for), so memory does not grow with the length of
 the video. Sampled frames arrive resized for the model; with `keep_frames`, every original
 frame arrives too (for the annotated copy).
 """
@@ -105,6 +106,7 @@ def iter_frames(
             step = 1.0 / sample_fps
             next_t = 0.0
             first_pts: float | None = None
+            skipped: StreamFrame | None = None
             for i, frame in enumerate(container.decode(stream)):
                 if stop.is_set():
                     return
@@ -116,10 +118,18 @@ def iter_frames(
                     t = i / info.fps
                 picked = None
                 if sample and t + 1e-9 >= next_t:
-                    picked = frame_to_array(frame, size)
+                    # Converted by the consumer: the decoder thread only decodes, so decoding
+                    # and the rest of the work overlap on two cores.
+                    picked = frame
                     next_t += step * max(1, int((t - next_t) // step) + 1)
                 image = frame.to_ndarray(format="rgb24") if keep_frames else None
+                if picked is None and image is None:
+                    skipped = StreamFrame(i, t, None, None)  # nothing to hand over
+                    continue
+                skipped = None
                 q.put(StreamFrame(i, t, picked, image))
+            if skipped is not None:
+                q.put(skipped)  # the last frame tells the consumer where the video ends
         except av.error.FFmpegError as exc:
             q.put(VideoError(info.path, f"decoding failed ({exc}); re-encode the video"))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, never lost
@@ -142,6 +152,8 @@ def iter_frames(
                         break  # a damaged tail: keep what decoded
                     raise item
                 got_any = True
+                if item.sample is not None:
+                    item.sample = frame_to_array(item.sample, size)
                 yield item
             if not got_any:
                 raise VideoError(info.path, "no frame could be decoded (corrupt or empty video)")
