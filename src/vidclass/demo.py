@@ -20,7 +20,7 @@ from vidclass.train.loop import TrainConfig
 
 # The quick budget: every method in a few minutes on 2 cores. The documented comparison
 # (docs/benchmarks.md) trains longer.
-DEMO_EPOCHS = 6
+DEMO_EPOCHS = 5
 
 
 def run_demo(
