@@ -19,6 +19,7 @@ from vidclass.train.loop import TrainConfig, train
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_smoothing_on_long_videos(tmp_path):
     generate(tmp_path / "videos", quiet=True)
     prepare(tmp_path / "videos", tmp_path / "prepared", quiet=True)
