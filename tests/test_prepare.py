@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +215,31 @@ def test_rerun_reuses_everything(make_video, tmp_path):
     assert changed.reused == 0  # other options: redone, not mixed with the old cache
 
 
+_KILL_MID_WRITE = """
+import os, signal, sys
+import importlib
+prep = importlib.import_module("vidclass.data.prepare")
+from vidclass.cli import main
+
+real = prep._atomic_write
+npy_writes = 0
+def atomic_write(path, write):
+    global npy_writes
+    if path.suffix == ".npy":
+        npy_writes += 1
+        if npy_writes == 5:
+            def half(fh):
+                fh.write(b"\\x93NUMPY half a file")
+                fh.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(path, half)
+    return real(path, write)
+prep._atomic_write = atomic_write
+sys.argv = ["vidclass", *sys.argv[1:]]
+main()
+"""
+
+
 def test_resume_after_kill(make_video, tmp_path):
     for i in range(24):
         make_video(f"src/c{i % 2}/v_c{i % 2}_g{i:02d}_c01.mp4", n=60, width=160, height=120, seed=i)
@@ -237,12 +260,11 @@ def test_resume_after_kill(make_video, tmp_path):
         "64",
         "-q",
     ]
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list((out / "cache").glob("*.json"))) < 4:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # SIGKILL in the middle of writing the fifth video's frames: placed by counting writes, not
+    # by a timer that a fast machine outruns, and leaving a half-written temporary behind.
+    proc = subprocess.run([sys.executable, "-c", _KILL_MID_WRITE, *cmd[3:]], timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert list((out / "cache").glob(".*.tmp")), "the kill must leave a half-written temporary"
     done_before = len(list((out / "cache").glob("*.json")))
     assert 0 < done_before < 24, "the run must be killed mid-way for this test to mean anything"
     assert not (out / "manifest.csv").exists()
