@@ -94,9 +94,9 @@ def test_metadata_and_classes_json(dataset: tuple[Path, dict]) -> None:
         assert row["pair"] == twins.get(row["label"], "")
         assert row["fps"] == "10" and row["seed"] == "3"
     info = json.loads((out / "classes.json").read_text())
-    assert info["classes"] == CLASSES and len(CLASSES) == 12
+    assert info["classes"] == CLASSES and len(CLASSES) == 13 and CLASSES[-1] == "background"
     assert [tuple(p) for p in info["pairs"]] == PAIRS
-    assert {"wave", "jump"} <= set(CLASSES) - set(twins)
+    assert {"wave", "jump", "background"} <= set(CLASSES) - set(twins)
 
 
 def test_lengths_vary(dataset: tuple[Path, dict]) -> None:
@@ -160,6 +160,57 @@ def test_motion_spans_the_clip(label: str, axis: int, sign: int) -> None:
     steps = np.diff(centre[np.linspace(0, len(centre) - 1, 16).round().astype(int)])
     assert (steps > -2).all() and centre[-1] - centre[0] > 40  # monotonic up to camera jitter
     assert (np.abs(steps) > 0.3).sum() >= 12
+
+
+def test_hold_keeps_the_first_and_last_pose() -> None:
+    """Held frames show the actor still in the action's first / last pose, also for a twin
+    class, whose first pose is its forward motion's last."""
+    scene = sample_scene(np.random.default_rng(3), 160, 120)
+    for label in ("move_right", "move_left"):
+        plain = render_clip(label, scene, np.random.default_rng(4), 15)
+        held = render_clip(label, scene, np.random.default_rng(4), 15, hold=(6, 4))
+        assert len(held.frames) == len(plain.frames) + 10
+        centre = (held.boxes[:, 0] + held.boxes[:, 2]) / 2
+        # still up to camera jitter (< 2 px), then moving across the frame, then still again
+        assert np.ptp(centre[:7]) < 3 and np.ptp(centre[-5:]) < 3
+        assert abs(centre[-1] - centre[0]) > 40
+        assert np.sign(centre[-1] - centre[0]) == (1 if label == "move_right" else -1)
+
+
+def test_background_clips_hold_still() -> None:
+    poses = set()
+    for seed in range(6):
+        scene = sample_scene(np.random.default_rng(seed), 160, 120)
+        clip = render_clip("background", scene, np.random.default_rng(seed + 50), 15)
+        size = clip.boxes[:, 2:] - clip.boxes[:, :2]
+        assert len(clip.frames) >= 8
+        assert np.ptp(size, axis=0).max() < 3.0  # the actor keeps its shape (edges clip jitter)
+        assert np.ptp(clip.boxes, axis=0).max() < 4.0  # nor move, beyond camera jitter
+        poses.add(tuple(np.round(clip.boxes[0]).astype(int)))
+    assert len(poses) == 6  # different motions and poses
+
+
+def test_without_background_the_twelve_actions(tmp_path: Path) -> None:
+    summary = generate(
+        tmp_path / "d", per_class=1, size=SIZE, fps=6, quiet=True, workers=1, background=False
+    )
+    assert summary["classes"] == CLASSES[:-1] and len(summary["classes"]) == 12
+    assert not (tmp_path / "d" / "background").exists()
+
+
+def test_long_videos_mix_gaps_no_gaps_short_and_long_actions() -> None:
+    from vidclass.data.synthetic_long import render_long
+
+    durations, gaps = [], []
+    for index in range(4):
+        frames, segments = render_long(0, index, size=(96, 72), fps=10, seconds=60)
+        assert len(frames) >= 600
+        durations += [s["t_end"] - s["t_start"] for s in segments]
+        gaps += [b["t_start"] - a["t_end"] for a, b in zip(segments, segments[1:], strict=False)]
+        assert all(s["label"] in CLASSES[:-1] for s in segments)
+        assert all(a["label"] != b["label"] for a, b in zip(segments, segments[1:], strict=False))
+    assert min(durations) < 3 and max(durations) > 7
+    assert min(gaps) == 0 and max(gaps) >= 1.5 and all(g >= 0 for g in gaps)
 
 
 def test_grow_box_grows() -> None:

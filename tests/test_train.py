@@ -66,7 +66,7 @@ def test_train_writes_the_run_folder(tiny_data, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(float(r["train_loss"]) > 0 for r in rows)
     config = json.loads((run / "config.json").read_text())
-    assert config["model"] == "early_fusion" and len(config["classes"]) == 12
+    assert config["model"] == "early_fusion" and len(config["classes"]) == 13
     assert config["frames"] == 8 and config["size"] == 32 and config["normalize"] == "clip"
     assert result.best_epoch in (1, 2)
 
@@ -294,7 +294,7 @@ def test_evaluate_cli_and_views(tiny_data, tmp_path):
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["views"] == 3 and metrics["num_videos"] == 12
+    assert metrics["views"] == 3 and metrics["num_videos"] == 13
     assert 0 <= metrics["top1"] <= 1 and metrics["pair_accuracy"] is not None
     assert "pair accuracy" in result.output
 

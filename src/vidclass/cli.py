@@ -58,6 +58,11 @@ def synth(
     size: str = typer.Option("160x120", "--size", help="Frame size WIDTHxHEIGHT (even numbers)."),
     fps: int = typer.Option(15, "--fps", min=1, help="Frames per second of the rendered videos."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering in parallel."),
+    background: bool = typer.Option(
+        True,
+        "--background/--no-background",
+        help="Add the 'background' class (no action), which localization needs (kind clips).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Render the embedded default dataset: real H.264 MP4s of time-reversed action pairs.
@@ -99,6 +104,7 @@ def synth(
         fps=fps,
         workers=workers,
         quiet=quiet,
+        background=background,
     )
     console.print(
         f"[green]wrote {summary['num_videos']} videos of {len(summary['classes'])} classes "

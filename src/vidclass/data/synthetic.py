@@ -55,7 +55,11 @@ PAIRS: list[tuple[str, str]] = [
     ("rotate_cw", "rotate_ccw"),
 ]
 UNPAIRED: list[str] = ["wave", "jump"]
-CLASSES: list[str] = [name for pair in PAIRS for name in pair] + UNPAIRED
+ACTION_CLASSES: list[str] = [name for pair in PAIRS for name in pair] + UNPAIRED
+# "No action": the actor holds still in some pose of a random motion. It lets a clip model
+# say that nothing happens, which temporal localization needs between actions.
+BACKGROUND = "background"
+CLASSES: list[str] = [*ACTION_CLASSES, BACKGROUND]
 
 # label -> (motion renderer name, whether the rendered frames are written in reverse order).
 # The forward motion of each pair is rendered; its twin is that rendering played backwards.
@@ -545,32 +549,53 @@ def num_frames_for(rng: np.random.Generator, fps: int) -> int:
     return max(MIN_FRAMES, round(rng.uniform(*DURATION_S) * fps))
 
 
-def render_clip(label: str, scene: Scene, rng: np.random.Generator, fps: int) -> Clip:
+def render_clip(
+    label: str,
+    scene: Scene,
+    rng: np.random.Generator,
+    fps: int,
+    hold: tuple[int, int] = (0, 0),
+) -> Clip:
     """Render one clip of `label`. Twin classes consume `rng` identically, so the same rng
-    state gives an exactly time-reversed clip for the twin (noise and jitter included)."""
-    if label not in ACTIONS:
+    state gives an exactly time-reversed clip for the twin (noise and jitter included).
+
+    `hold` = (before, after): extra frames in which the actor stands still in the first and
+    last pose of the action, as between the actions of a long video. `background` clips hold
+    one pose of a random motion for the whole clip.
+    """
+    if label not in ACTIONS and label != BACKGROUND:
         raise UserError(f"unknown class {label!r}; known classes: {', '.join(CLASSES)}")
-    motion_name, reverse = ACTIONS[label]
+    if label == BACKGROUND:
+        motion_name, reverse = str(rng.choice(sorted(MOTIONS))), False
+    else:
+        motion_name, reverse = ACTIONS[label]
     motion = MOTIONS[motion_name]
     steps = num_frames_for(rng, fps)
     background = render_background(scene, rng)
     m = scene.margin
     region = (float(m), float(m), float(scene.width), float(scene.height))
     params = motion.sample(rng, scene.look, region, steps)
+    # The forward rendering is reversed for a twin class, so its holds swap sides here.
+    before, after = (hold[1], hold[0]) if reverse else hold
+    if label == BACKGROUND:
+        pose = float(rng.choice([0.0, 1.0, rng.uniform(0.0, 1.0)]))
+        times = np.full(steps + before + after, pose)
+    else:
+        times = np.clip((np.arange(steps + before + after) - before) / (steps - 1), 0.0, 1.0)
+    total = len(times)
 
     # camera jitter: a bounded random walk, sub-pixel
     amp = rng.uniform(0.0, min(1.5, m - 0.5))
-    walk = np.cumsum(rng.normal(0, 0.35, (steps, 2)), axis=0)
+    walk = np.cumsum(rng.normal(0, 0.35, (total, 2)), axis=0)
     jitter = np.clip(walk, -amp, amp)
     sigma = float(rng.uniform(1.0, 3.0))
 
     h, w = scene.height, scene.width
-    frames = np.empty((steps, h, w, 3), np.uint8)
-    boxes = np.empty((steps, 4), np.float32)
-    for i in range(steps):
-        t = i / (steps - 1)
+    frames = np.empty((total, h, w, 3), np.uint8)
+    boxes = np.empty((total, 4), np.float32)
+    for i, t in enumerate(times):
         canvas = background.copy()
-        box = motion.draw(canvas, params, scene.look, t)
+        box = motion.draw(canvas, params, scene.look, float(t))
         ox, oy = m + jitter[i, 0], m + jitter[i, 1]
         shift = np.array([[1, 0, -ox], [0, 1, -oy]], np.float32)
         view = cv2.warpAffine(canvas, shift, (w, h), flags=cv2.INTER_LINEAR)
@@ -721,13 +746,15 @@ def generate(
     workers: int = 2,
     quiet: bool = False,
     kind: str = "clips",
+    background: bool = True,
 ) -> dict[str, Any]:
     """Render the default dataset into `out`: <class>/v_<class>_gGG_cCC.mp4, metadata.csv
     (path,label,group,pair,num_frames,fps,seed) and classes.json ({"classes", "pairs"}).
 
-    kind: only "clips" (one action per video) exists today; "long" (several actions with idle
-    gaps and ground-truth segments) and "multi" (several actors with per-frame boxes) are to
-    be built on the same scene/motion renderers (`MOTIONS`, `render_background`).
+    kind: "clips" (one action per video); long videos with several actions are written by
+    `synthetic_long.generate_long`, on the same scene/motion renderers.
+    `background` adds the "no action" class (an actor holding still), which temporal
+    localization needs; the action clips are the same with or without it.
     The same seed gives byte-identical files whatever `workers` is.
     Returns {"num_videos", "classes", "seconds", "out"}.
     """
@@ -747,9 +774,10 @@ def generate(
     _check_out(out)
     out.mkdir(parents=True, exist_ok=True)
 
+    classes = CLASSES if background else ACTION_CLASSES
     jobs = [
         Job(str(out), label, g + 1, c + 1, seed, width, height, fps)
-        for label in CLASSES
+        for label in classes
         for g, n in enumerate(group_sizes(per_class))
         for c in range(n)
     ]
@@ -775,11 +803,11 @@ def generate(
     _atomic_text(out / "metadata.csv", buffer.getvalue())
     _atomic_text(
         out / "classes.json",
-        json.dumps({"classes": CLASSES, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
+        json.dumps({"classes": classes, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
     )
     return {
         "num_videos": len(rows),
-        "classes": list(CLASSES),
+        "classes": list(classes),
         "seconds": time.perf_counter() - start,
         "out": str(out),
     }

@@ -3,9 +3,10 @@
 `vidclass synth --kind long` writes `out/long_000.mp4` + `out/long_000.json` (`segments`:
 `[{"label", "t_start", "t_end"}]`, times in seconds). One scene per video; an action segment
 is one to three back-to-back renditions of a class exactly as the training clips render it
-(so a model sees the motions at the speed it learned them); between actions the actor stands
-still for a while (ground truth: no action). Used to measure prediction flicker and, later,
-temporal localization.
+(so a model sees the motions at the speed it learned them: actions last 1.5 to 12 s); before
+an action the actor mostly stands still in its first pose for a while (ground truth: no
+action, what the `background` training clips show), and sometimes the action follows the
+previous one with no gap. Used to measure prediction flicker and temporal localization.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vidclass.data.synthetic import (
-    CLASSES,
+    ACTION_CLASSES,
     _rng,
     render_clip,
     sample_scene,
@@ -29,6 +30,7 @@ from vidclass.progress import track
 
 IDLE_S = (1.5, 4.0)  # still stretches between actions
 REPEATS = (1, 3)  # renditions per action segment: long and short actions
+NO_GAP = 0.25  # share of actions that follow the previous one with no idle stretch
 
 
 def render_long(
@@ -48,19 +50,15 @@ def render_long(
     segments: list[dict] = []
     previous = None
     while len(frames) < seconds * fps:
-        label = str(rng.choice([c for c in CLASSES if c != previous]))
+        label = str(rng.choice([c for c in ACTION_CLASSES if c != previous]))
         previous = label
-        clips = [
-            render_clip(label, scene, rng, fps).frames
-            for _ in range(int(rng.integers(REPEATS[0], REPEATS[1] + 1)))
-        ]
-        still = clips[0][0].astype(np.int16)
-        for _ in range(round(rng.uniform(*IDLE_S) * fps)):
-            noise = rng.integers(-2, 3, still.shape, dtype=np.int16)
-            frames.append(np.clip(still + noise, 0, 255).astype(np.uint8))
-        start = len(frames)
-        for clip in clips:
-            frames.extend(clip)
+        repeats = int(rng.integers(REPEATS[0], REPEATS[1] + 1))
+        idle = 0 if segments and rng.random() < NO_GAP else round(rng.uniform(*IDLE_S) * fps)
+        start = len(frames) + idle
+        for r in range(repeats):
+            frames.extend(
+                render_clip(label, scene, rng, fps, hold=(idle if r == 0 else 0, 0)).frames
+            )
         segments.append(
             {"label": label, "t_start": round(start / fps, 4), "t_end": round(len(frames) / fps, 4)}
         )
@@ -105,7 +103,7 @@ def generate_long(
     return {
         "num_videos": count,
         "videos": written,
-        "classes": CLASSES,
+        "classes": ACTION_CLASSES,
         "out": str(out),
         "seconds": time.perf_counter() - start,
     }
