@@ -90,14 +90,19 @@ class Classifier:
 
     def window_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         """Class probabilities `(K,)` of one window of uint8 frames `(H, W, 3)`."""
-        batch = self._batch(samples)
+        return self.windows_probs([samples])[0]
+
+    def windows_probs(self, windows: list[list[np.ndarray]]) -> np.ndarray:
+        """Class probabilities `(B, K)` of B windows, run as one batch."""
+        parts = [self._batch(w) for w in windows]
+        batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self.backend == "onnx":
-            logits = np.asarray(self.model(batch))[0]
-            e = np.exp(logits - logits.max())
-            return (e / e.sum()).astype(np.float32)
+            logits = np.asarray(self.model(batch))
+            e = np.exp(logits - logits.max(1, keepdims=True))
+            return (e / e.sum(1, keepdims=True)).astype(np.float32)
         with torch.inference_mode():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
-            return torch.softmax(self.model(tensors), dim=1)[0].float().numpy()
+            return torch.softmax(self.model(tensors), dim=1).float().numpy()
 
     def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         """Per-frame probabilities `(n, K)` of a single-frame model."""
@@ -227,6 +232,20 @@ class Classifier:
         return self._summary(
             video, info, timeline, last_t, window, stride, smooth, top_k, annotate, plot, smoothed
         )
+
+    def localize(
+        self,
+        video: str | os.PathLike,
+        options=None,
+        plot: str | os.PathLike | None = None,
+        truth: list[dict] | None = None,
+        progress=None,
+    ) -> dict:
+        """Every action in a long video as segments `{label, t_start, t_end, score}`; see
+        `vidclass.infer.localize` for the method and `LocalizeOptions` for the knobs."""
+        from vidclass.infer.localize import localize
+
+        return localize(self, video, options, plot=plot, truth=truth, progress=progress)
 
     def _annotate(self, video, timeline: list[dict], smoothed: np.ndarray, out) -> None:
         """Second pass: every frame of the video with the smoothed label of its moment."""
