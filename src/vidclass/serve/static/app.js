@@ -18,7 +18,7 @@ async function loadModel() {
     state.model = model;
     $("model-info").textContent =
       `${model.model}: ${model.num_classes} classes, ${model.input.frames} frames of ` +
-      `${model.input.size.join("×")} at ${model.input.sample_fps} fps; ` +
+      `${model.input.size.join("×")} at ${+model.input.sample_fps.toFixed(2)} fps; ` +
       `uploads up to ${Math.round(model.max_upload_mb)} MB`;
     for (const opt of $("task").options) {
       const ok = model.tasks[opt.value];
@@ -36,7 +36,7 @@ function chooseFile(file) {
   if (!file) return;
   state.file = file;
   $("run").disabled = false;
-  $("status").textContent = `${file.name} (${(file.size / 1e6).toFixed(1)} MB) ready`;
+  $("status").textContent = `${file.name} (${bytes(file.size)}) ready`;
   const limit = state.model ? state.model.max_upload_mb * 1e6 : Infinity;
   if (file.size > limit) {
     showError(`${file.name} is larger than this server's ${Math.round(limit / 1e6)} MB ` +
@@ -59,6 +59,10 @@ function setupInput() {
   $("options").addEventListener("submit", (e) => { e.preventDefault(); start(); });
 }
 
+function bytes(n) {
+  return n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
 function showError(text) {
   $("error").textContent = text;
   $("error").hidden = !text;
@@ -74,7 +78,7 @@ function upload(form) {
     xhr.upload.onprogress = (e) => {
       if (!e.lengthComputable) return;
       $("upload-progress").value = e.loaded / e.total;
-      $("upload-text").textContent = `${(e.loaded / 1e6).toFixed(1)} / ${(e.total / 1e6).toFixed(1)} MB`;
+      $("upload-text").textContent = `${bytes(e.loaded)} / ${bytes(e.total)}`;
     };
     xhr.onload = () => {
       let body = {};
@@ -128,7 +132,7 @@ async function start() {
     const job = await upload(form);
     $("status").textContent = "processing…";
     const done = await follow(job);
-    $("status").textContent = `done in ${done.elapsed_s.toFixed(1)} s`;
+    $("status").textContent = `done in ${done.elapsed_s.toFixed(2)} s`;
     showVideo(state.file);
     render(done.result, task);
   } catch (err) {
@@ -218,17 +222,21 @@ function drawTimeline() {
   $("legend").replaceChildren();
   if (!timeline.length) return;
   const dur = duration(result);
-  const x = (t) => pad + (w - 2 * pad) * (t / dur);
-  const y = (p) => h - pad - (h - 2 * pad) * p;
-  ctx.strokeStyle = "#ccd"; ctx.fillStyle = "#667"; ctx.font = "11px sans-serif";
-  ctx.beginPath();
-  for (const p of [0, 0.5, 1]) { ctx.moveTo(pad, y(p)); ctx.lineTo(w - pad, y(p)); }
-  ctx.stroke();
-  ctx.fillText("1", 6, y(1) + 4); ctx.fillText("0", 6, y(0) + 4);
-  ctx.fillText(`${dur.toFixed(1)} s`, w - pad - 30, h - 6);
   const classes = result.classes || [];
   const shown = (result.top_k || []).slice(0, 5).map((r) => classes.indexOf(r.label))
     .filter((k) => k >= 0);
+  // The y axis ends at a round value above the highest probability shown, so the lines of
+  // an unsure model (all near 1/K) are still told apart.
+  const peak = Math.max(0.01, ...shown.flatMap((k) => timeline.map((u) => u.probs[k])));
+  const top = [0.05, 0.1, 0.2, 0.5, 1].find((v) => v >= peak) || 1;
+  const x = (t) => pad + (w - 2 * pad) * (t / dur);
+  const y = (p) => h - pad - (h - 2 * pad) * (p / top);
+  ctx.strokeStyle = "#ccd"; ctx.fillStyle = "#667"; ctx.font = "11px sans-serif";
+  ctx.beginPath();
+  for (const p of [0, top / 2, top]) { ctx.moveTo(pad, y(p)); ctx.lineTo(w - pad, y(p)); }
+  ctx.stroke();
+  ctx.fillText(String(top), 2, y(top) + 4); ctx.fillText("0", 6, y(0) + 4);
+  ctx.fillText(`${dur.toFixed(1)} s`, w - pad - 30, h - 6);
   shown.forEach((k, i) => {
     ctx.strokeStyle = PALETTE[i % PALETTE.length];
     ctx.lineWidth = 2;
