@@ -357,6 +357,30 @@ def test_full_queue_is_503_with_retry_after_and_nothing_is_lost(clf, video, tmp_
     assert leftover_uploads(tmp_path) == []
 
 
+def test_pool_reserves_slots_and_expires_results():
+    from vidclass.serve.jobs import JobPool, PoolFull
+
+    pool = JobPool(workers=1, max_queue=1, result_ttl_s=0.2, max_results=1)
+    try:
+        pool.reserve()  # an upload being received holds a slot
+        pool.reserve()
+        with pytest.raises(PoolFull) as full:
+            pool.reserve()
+        assert full.value.retry_after_s >= 1 and "busy" in str(full.value)
+        pool.unreserve()
+        pool.unreserve()
+        a = pool.submit("predict", lambda progress: "a")
+        b = pool.submit("predict", lambda progress: "b")
+        a.future.result(10), b.future.result(10)
+        time.sleep(0.05)
+        assert pool.get(a.id) is None and pool.get(b.id).result == "b"  # max_results=1
+        time.sleep(0.3)
+        assert pool.get(b.id) is None  # expired unfetched
+        assert pool.counts()["queued"] == 0
+    finally:
+        pool.shutdown()
+
+
 def test_cli_serve_refuses_a_folder_without_safetensors(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.pt").write_bytes(b"pickle")

@@ -251,12 +251,19 @@ def create_app(
         `task` None: it comes from the form field `task` (default predict)."""
         if task is not None and (err := task_error(task)):
             return _error(err.status, err.message)
-        if pool.is_full():  # refuse before taking the upload
-            return _busy(pool.retry_after_s())
+        try:
+            pool.reserve()  # refused before the upload is read; bounds uploads on disk too
+        except PoolFull as exc:
+            return _busy(exc.retry_after_s, str(exc))
+        submitted = False
         try:
             upload = await receive_upload(request, uploads, max_bytes)
         except UploadError as exc:
+            pool.unreserve()
             return _error(exc.status, exc.message)
+        except BaseException:
+            pool.unreserve()
+            raise
         try:
             form_task = upload.fields.pop("task", "")
             if task is None:
@@ -265,13 +272,15 @@ def create_app(
                     raise err
             opts = options_for(task, upload.fields, dict(request.query_params))
             await run_in_threadpool(check_video, upload)
+            job = pool.submit(task, make_work(task, upload, opts), upload.delete, reserved=True)
+            submitted = True
+            return job
         except UploadError as exc:
-            upload.delete()
             return _error(exc.status, exc.message)
-        try:
-            return pool.submit(task, make_work(task, upload, opts), on_done=upload.delete)
-        except PoolFull as exc:
-            return _busy(exc.retry_after_s, str(exc))
+        finally:
+            if not submitted:
+                upload.delete()
+                pool.unreserve()
 
     async def direct(request: Request, task: str) -> JSONResponse:
         job = await accept(request, task)

@@ -106,15 +106,11 @@ class JobPool:
                 "workers": self.workers,
                 "max_queue": self.max_queue,
                 "running": running,
-                "queued": self._active - running,
+                "queued": self._active - running,  # uploads being received count here too
                 "results_waiting": sum(
                     1 for j in self._jobs.values() if j.status in (DONE, FAILED)
                 ),
             }
-
-    def is_full(self) -> bool:
-        with self._lock:
-            return self._active >= self.capacity
 
     def retry_after_s(self) -> int:
         """Seconds until a slot is likely free: the queue ahead times the recent job time."""
@@ -123,25 +119,46 @@ class JobPool:
             ahead = max(1, self._active - self.workers + 1)
         return max(1, math.ceil(typical * ahead / self.workers))
 
-    def submit(self, task: str, work: Work, on_done: Callable[[], None] | None = None) -> Job:
-        """Queue `work`; raise `PoolFull` at once when `capacity` jobs are already active.
+    def reserve(self) -> None:
+        """Take a slot now (before the upload is received); `PoolFull` when there is none.
 
-        `on_done` runs on the worker thread after the work, whatever its outcome (the app
-        deletes the uploaded file there).
-        """
+        Reserving first is what bounds the uploads on disk as well as the jobs: a request
+        that gets no slot is refused before its body is read. Give the slot back with
+        `unreserve` if no job follows, or pass `reserved=True` to `submit`."""
         self._expire()
         with self._lock:
-            if self._active >= self.capacity:
-                full = True
-            else:
-                full = False
+            full = self._active >= self.capacity
+            if not full:
                 self._active += 1
-                job = Job(id=uuid.uuid4().hex, task=task)
-                self._jobs[job.id] = job
         if full:
-            if on_done:
-                on_done()
             raise PoolFull(self.retry_after_s(), self.capacity)
+
+    def unreserve(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    def submit(
+        self,
+        task: str,
+        work: Work,
+        on_done: Callable[[], None] | None = None,
+        reserved: bool = False,
+    ) -> Job:
+        """Queue `work` in a reserved slot, or take one now (`PoolFull` when none is free).
+
+        `on_done` runs on the worker thread after the work, whatever its outcome (the app
+        deletes the uploaded file there); also at once if the pool is full.
+        """
+        if not reserved:
+            try:
+                self.reserve()
+            except PoolFull:
+                if on_done:
+                    on_done()
+                raise
+        job = Job(id=uuid.uuid4().hex, task=task)
+        with self._lock:
+            self._jobs[job.id] = job
         job.future = self._executor.submit(self._run, job, work, on_done)
         return job
 
