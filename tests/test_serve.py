@@ -381,6 +381,19 @@ def test_pool_reserves_slots_and_expires_results():
         pool.shutdown()
 
 
+def test_pool_shutdown_gives_back_slots_and_cleans_up():
+    from vidclass.serve.jobs import JobPool
+
+    gate, cleaned = threading.Event(), []
+    pool = JobPool(workers=1, max_queue=1)
+    pool.submit("predict", lambda progress: gate.wait(10), on_done=lambda: cleaned.append("a"))
+    pool.submit("predict", lambda progress: "b", on_done=lambda: cleaned.append("b"))
+    threading.Timer(0.3, gate.set).start()
+    pool.shutdown()  # the queued job is cancelled, the running one finishes
+    assert sorted(cleaned) == ["a", "b"]
+    assert pool.counts()["running"] == pool.counts()["queued"] == 0
+
+
 def test_cli_serve_refuses_a_folder_without_safetensors(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.pt").write_bytes(b"pickle")

@@ -222,9 +222,8 @@ def create_app(
                 raise JobError(422, text) from None
             except Exception as exc:
                 log.exception("%s failed on %s", task, upload.filename)
-                raise JobError(
-                    500, f"{task} failed on {upload.filename}: {type(exc).__name__}: {exc}"
-                ) from None
+                text = f"{task} failed on {upload.filename}: {type(exc).__name__}: {exc}"
+                raise JobError(500, text.replace(str(upload.path), upload.filename)) from None
             if isinstance(result, dict):
                 result = {**result, "video": upload.filename, "task": task}
                 for key in ("annotated", "plot"):
@@ -287,7 +286,9 @@ def create_app(
         if isinstance(job, JSONResponse):
             return job
         try:
-            await asyncio.wrap_future(job.future)
+            # shield: a cancelled request (client gone) must not cancel the queued job
+            # under the pool's feet; the job finishes and its result is dropped below.
+            await asyncio.shield(asyncio.wrap_future(job.future))
         finally:
             pool.discard(job.id)
         if job.status == FAILED:

@@ -57,6 +57,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     future: Future | None = field(default=None, repr=False)
+    orphan: bool = False  # nobody will fetch it: drop the result when it ends
 
     def to_dict(self) -> dict:
         """The status JSON of `GET /v1/jobs/{id}` (the result only once it is done)."""
@@ -160,7 +161,18 @@ class JobPool:
         with self._lock:
             self._jobs[job.id] = job
         job.future = self._executor.submit(self._run, job, work, on_done)
+        job.future.add_done_callback(lambda f: self._cancelled(job, f, on_done))
         return job
+
+    def _cancelled(self, job: Job, future: Future, on_done: Callable[[], None] | None) -> None:
+        """A job cancelled before it ran (pool shutdown) still gives its slot back."""
+        if not future.cancelled():
+            return
+        with self._lock:
+            self._active -= 1
+            self._jobs.pop(job.id, None)
+        if on_done:
+            on_done()
 
     def _run(self, job: Job, work: Work, on_done: Callable[[], None] | None) -> Any:
         job.status, job.started = RUNNING, time.monotonic()
@@ -180,6 +192,8 @@ class JobPool:
             with self._lock:
                 self._active -= 1
                 self._recent_s = [*self._recent_s[-19:], job.finished - job.started]
+                if job.orphan:
+                    self._jobs.pop(job.id, None)
             if on_done:
                 on_done()
         return job.result
@@ -199,11 +213,16 @@ class JobPool:
             return job
 
     def discard(self, job_id: str) -> None:
-        """Forget a finished job whose result was handed out by another route."""
+        """Forget a job whose result went out by another route (or whose client is gone:
+        then it is forgotten as soon as it ends)."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is not None and job.status in (DONE, FAILED):
+            if job is None:
+                return
+            if job.finished is not None:
                 del self._jobs[job_id]
+            else:
+                job.orphan = True
 
     def _expire(self) -> None:
         """Drop results older than the TTL, then the oldest beyond `max_results`."""
