@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ pytest.importorskip(
     "fastapi", reason="the serve extra is not installed: pip install vidclass[serve]"
 )
 
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():
+    # Starlette 1.x would rather have `httpx2` under its TestClient; httpx works the same here.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient  # noqa: E402
 
 from vidclass import Classifier  # noqa: E402
 from vidclass.data.prepare import prepare  # noqa: E402
