@@ -645,6 +645,44 @@ def export(
 
 
 @app.command()
+def serve(
+    run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network."
+    ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    max_upload_mb: float = typer.Option(
+        200, "--max-upload-mb", min=1, help="Larger uploads are refused with 413."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Videos processed at once (threads; 1-2 on a small CPU)."
+    ),
+    max_queue: int = typer.Option(
+        4, "--max-queue", min=0, help="Videos waiting beyond those; more get 503 + Retry-After."
+    ),
+) -> None:
+    """Serve a model: a web page to try it and an HTTP API (OpenAPI docs at /docs).
+
+    Examples:
+
+        vidclass serve runs/slow_fusion    # then open http://127.0.0.1:8000/
+
+        curl -F video=@clip.mp4 http://127.0.0.1:8000/v1/predict
+    """
+    from vidclass.serve import run_server
+
+    run_server(
+        run,
+        host=host,
+        port=port,
+        max_upload_mb=max_upload_mb,
+        workers=workers,
+        max_queue=max_queue,
+        log=console.print,
+    )
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(
         Path("demo-out"), "--out", "-o", help="Where the demo writes everything."

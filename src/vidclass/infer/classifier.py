@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,12 +206,15 @@ class Classifier:
         top_k: int = 5,
         annotate: str | os.PathLike | None = None,
         plot: str | os.PathLike | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> dict:
         """Whole-video label, top-k, timeline (raw and smoothed) and flicker rates.
 
         A file is known whole, so the timeline is smoothed with the rolling average centred
         on each window (no lag); `stream` shows the causal average of the last N instead.
         The annotated copy is drawn in a second decoding pass from the smoothed timeline.
+        `progress`, if given, is called with the fraction of the video scored so far (the
+        end of the last window over the duration), e.g. for a server's job status.
         """
         timeline: list[dict] = []
         info, last_t = None, 0.0
@@ -220,6 +223,8 @@ class Classifier:
                 info = item
             elif kind == "unit":
                 timeline.append(item)  # type: ignore[arg-type]
+                if progress is not None and info is not None and info.duration_s:
+                    progress(min(1.0, item["t_end"] / info.duration_s))  # type: ignore[index]
             else:
                 last_t = item.t  # type: ignore[union-attr]
         probs = np.array([u["probs"] for u in timeline], np.float32)
