@@ -76,7 +76,7 @@ def main() -> None:
         options = LocalizeOptions()
         floor = decode_floor(videos, clf.sample_fps / min(options.spans), clf.size)
         start = time.perf_counter()
-        preds = {v.stem: clf.localize(v, options)["segments"] for v in videos}
+        preds = {v.stem: clf.localize(v)["segments"] for v in videos}
         wall = time.perf_counter() - start
         result = localization_map(preds, truth)
         rows.append((name, result, wall, floor))

@@ -101,26 +101,6 @@ class Gated:
         return self._clf.predict(video, **options)
 
 
-class WithLocalize:
-    """The real classifier plus a `localize` like the one being written elsewhere."""
-
-    def __init__(self, clf: Classifier) -> None:
-        self._clf = clf
-
-    def __getattr__(self, name):
-        return getattr(self._clf, name)
-
-    def localize(self, video, min_score: float = 0.5, progress=None) -> dict:
-        if progress:
-            progress(1.0)
-        return {
-            "segments": [
-                {"label": self._clf.classes[0], "t_start": 0.5, "t_end": 2.0, "score": 0.9}
-            ],
-            "min_score": min_score,
-        }
-
-
 def wait_for(client: TestClient, job_id: str, status: str, timeout: float = 60) -> dict:
     """Poll GET /v1/jobs/{id} until `status`; the last body."""
     end = time.monotonic() + timeout
@@ -146,7 +126,7 @@ def test_page_health_model_and_docs(clf, tmp_path):
             "sample_fps": clf.sample_fps,
             "normalize": clf.config["normalize"],
         }
-        assert model["tasks"] == {"predict": True, "localize": False, "detect": False}
+        assert model["tasks"] == {"predict": True, "localize": True, "detect": False}
         page = client.get("/")
         assert page.status_code == 200 and 'id="result-label"' in page.text
         assert "http://" not in page.text and "https://" not in page.text  # works offline
@@ -262,9 +242,9 @@ def test_not_a_video_and_corrupt_are_415_422(clf, video, tmp_path):
     assert leftover_uploads(tmp_path) == []
 
 
-def test_localize_and_detect_are_501_until_the_model_has_them(clf, video, tmp_path):
+def test_a_task_the_classifier_lacks_is_501(clf, video, tmp_path):
     with client_for(clf, tmp_path) as client:
-        for task in ("localize", "detect"):
+        for task in ("detect",):
             res = post_video(client, f"/v1/{task}", video)
             assert res.status_code == 501
             assert f"{task} is not available" in res.json()["detail"]
@@ -275,26 +255,31 @@ def test_localize_and_detect_are_501_until_the_model_has_them(clf, video, tmp_pa
     assert leftover_uploads(tmp_path) == []
 
 
-def test_localize_is_called_when_the_classifier_has_it(clf, video, tmp_path):
-    with client_for(WithLocalize(clf), tmp_path) as client:
+def test_localize_is_called_with_its_options(clf, video, tmp_path):
+    with client_for(clf, tmp_path) as client:
         assert client.get("/v1/model").json()["tasks"]["localize"] is True
         res = post_video(client, "/v1/localize", video, min_score=0.25)
         assert res.status_code == 200, res.text
         body = res.json()
-        assert body["segments"][0]["label"] == clf.classes[0] and body["min_score"] == 0.25
-        res = post_video(client, "/v1/localize", video, options='{"min_score": 0.75}')
-        assert res.json()["min_score"] == 0.75
+        assert isinstance(body["segments"], list) and body["options"]["min_score"] == 0.25
+        assert body["video"] == "clip.mp4" and body["duration_s"] > 0
+        res = post_video(client, "/v1/localize", video, options='{"spans": [0.5, 1.0]}')
+        assert res.status_code == 200 and res.json()["options"]["spans"] == [0.5, 1.0]
         res = post_video(client, "/v1/localize", video, nms=0.3)
-        assert res.status_code == 422 and "use min_score" in res.json()["detail"]
-        res = post_video(client, "/v1/localize", video, plot="/tmp/x.png")
-        assert res.status_code == 422 and "cannot be set" in res.json()["detail"]
+        assert res.status_code == 422 and "min_score" in res.json()["detail"]
+        res = post_video(client, "/v1/localize", video, stride=0)
+        assert res.status_code == 422 and "stride" in res.json()["detail"]
+        for reserved in ("plot", "truth"):
+            res = post_video(client, "/v1/localize", video, **{reserved: "[]"})
+            assert res.status_code == 422 and "cannot be set" in res.json()["detail"]
         job = post_video(client, "/v1/jobs", video, task="localize").json()
-        assert wait_for(client, job["id"], "done")["result"]["segments"]
+        assert "segments" in wait_for(client, job["id"], "done")["result"]
+    assert leftover_uploads(tmp_path) == []
 
 
-def test_predict_reports_progress(clf, video):
+def test_predict_reports_progress(clf, make_video):
     seen: list[float] = []
-    clf.predict(video, progress=seen.append)
+    clf.predict(make_video("long.mp4", n=120, fps=10), progress=seen.append)
     assert seen and seen == sorted(seen)
     assert 0 < seen[0] < 1 and seen[-1] == pytest.approx(1.0, abs=0.15)
 

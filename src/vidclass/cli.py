@@ -526,7 +526,7 @@ def localize(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.inputs import expand_inputs, output_path
-    from vidclass.infer.localize import LocalizeOptions, read_truth
+    from vidclass.infer.localize import read_truth
     from vidclass.progress import make_progress
 
     try:
@@ -535,7 +535,6 @@ def localize(
         raise UserError(
             f"--spans {spans!r}: give numbers separated by commas, e.g. 0.67,1.33"
         ) from None
-    options = LocalizeOptions(spans=factors, stride=stride, min_score=min_score)
     clf = Classifier.load(run, backend=backend)
     if "background" not in clf.classes and not quiet:
         console.print(
@@ -552,7 +551,9 @@ def localize(
             try:
                 result = clf.localize(
                     src,
-                    options,
+                    spans=factors,
+                    stride=stride,
+                    min_score=min_score,
                     plot=output_path(plot, src, ".png", many),
                     truth=read_truth(src),
                     progress=lambda f, task=task: progress.update(task, completed=f),

@@ -241,15 +241,26 @@ class Classifier:
     def localize(
         self,
         video: str | os.PathLike,
-        options=None,
+        spans: tuple[float, ...] | list[float] | None = None,
+        stride: int | None = None,
+        min_score: float | None = None,
+        nms_iou: float | None = None,
         plot: str | os.PathLike | None = None,
         truth: list[dict] | None = None,
         progress=None,
     ) -> dict:
         """Every action in a long video as segments `{label, t_start, t_end, score}`; see
-        `vidclass.infer.localize` for the method and `LocalizeOptions` for the knobs."""
-        from vidclass.infer.localize import localize
+        `vidclass.infer.localize` for the method. Unset knobs keep `LocalizeOptions`'
+        defaults; `truth` segments only appear on the `plot`."""
+        from dataclasses import replace
 
+        from vidclass.infer.localize import LocalizeOptions, localize
+
+        given = {"spans": spans, "stride": stride, "min_score": min_score, "nms_iou": nms_iou}
+        given = {k: v for k, v in given.items() if v is not None}
+        if "spans" in given:
+            given["spans"] = tuple(float(v) for v in given["spans"])
+        options = replace(LocalizeOptions(), **given)
         return localize(self, video, options, plot=plot, truth=truth, progress=progress)
 
     def _annotate(self, video, timeline: list[dict], smoothed: np.ndarray, out) -> None:
