@@ -265,3 +265,23 @@ def test_localize_a_video_shorter_than_a_window(run_and_long, make_video) -> Non
     clf = Classifier.load(run_and_long["run"])
     result = clf.localize(make_video("short.mp4", n=6, width=64, height=48))
     assert result["duration_s"] > 0 and len(result["actionness"]["t"]) >= 1
+
+
+def test_flow_cache_equals_flow_of_each_window() -> None:
+    """Overlapping two-stream windows reuse the flow of shared frame pairs, exactly."""
+    from vidclass.data.flow import compute_flow
+    from vidclass.infer.localize import _FlowCache
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    frames = [np.roll(base, 2 * i, axis=1) for i in range(12)]
+    cache = _FlowCache("farneback")
+    for start in (0, 2, 4):
+        idx = list(range(start, start + 8))
+        got = cache.clip(idx, [frames[j] for j in idx])
+        want = compute_flow(np.stack([frames[j] for j in idx]))
+        assert got.shape == want.shape == (2, 7, 48, 48)
+        np.testing.assert_array_equal(got, want)
+    assert len(cache.pairs) == 11  # 7 + 2 + 2 pairs, each computed once
+    cache.forget_before(4)
+    assert min(k[0] for k in cache.pairs) == 4

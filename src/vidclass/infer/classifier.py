@@ -48,6 +48,7 @@ class Classifier:
         self.size = int(config["size"])
         self.sample_fps = float(config.get("sample_fps") or 8.0)
         self.needs_flow = bool(config.get("needs_flow"))
+        self.flow_method = str(config.get("flow_method", "farneback"))
         self.per_frame = config["model"] == "single_frame" and backend == "torch"
 
     @classmethod
@@ -71,7 +72,10 @@ class Classifier:
 
     # ------------------------------------------------------------------ model calls
 
-    def _batch(self, samples: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _batch(
+        self, samples: list[np.ndarray], flow: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """One window as a batch of one; `flow` `(2, n-1, H, W)` if already computed."""
         clip = np.stack(samples)
         x = normalize_clip(clip, self.config["normalize"], self.config["mean"], self.config["std"])
         x, mask = pad_clip(x, self.frames, self.config.get("pad", "zeros"))
@@ -79,22 +83,25 @@ class Classifier:
         if self.needs_flow:
             from vidclass.data.flow import compute_flow
 
-            flow = np.zeros((2, self.frames - 1, self.size, self.size), np.float32)
-            if len(clip) > 1:
-                f = compute_flow(
-                    clip[: self.frames], method=self.config.get("flow_method", "farneback")
-                )
-                flow[:, : f.shape[1]] = f
-            batch["flow"] = flow[None]
+            padded = np.zeros((2, self.frames - 1, self.size, self.size), np.float32)
+            if flow is None and len(clip) > 1:
+                flow = compute_flow(clip[: self.frames], method=self.flow_method)
+            if flow is not None:
+                padded[:, : flow.shape[1]] = flow[:, : self.frames - 1]
+            batch["flow"] = padded[None]
         return batch
 
     def window_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         """Class probabilities `(K,)` of one window of uint8 frames `(H, W, 3)`."""
         return self.windows_probs([samples])[0]
 
-    def windows_probs(self, windows: list[list[np.ndarray]]) -> np.ndarray:
-        """Class probabilities `(B, K)` of B windows, run as one batch."""
-        parts = [self._batch(w) for w in windows]
+    def windows_probs(
+        self, windows: list[list[np.ndarray]], flows: list[np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Class probabilities `(B, K)` of B windows, run as one batch (`flows`: each
+        window's optical flow when the caller computed it, for two_stream)."""
+        flows = flows if flows is not None else [None] * len(windows)
+        parts = [self._batch(w, f) for w, f in zip(windows, flows, strict=True)]
         batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self.backend == "onnx":
             logits = np.asarray(self.model(batch))
