@@ -206,7 +206,7 @@ def test_localize_structure_on_a_long_video(run_and_long, tmp_path) -> None:
         assert 0 <= s["t_start"] < s["t_end"] <= result["duration_s"]
         assert s["label"] in result["classes"] and s["score"] >= 0.05
     a = result["actionness"]
-    assert len(a["t"]) == len(a["p"]) > 100 and all(0 <= p <= 1 for p in a["p"])
+    assert len(a["t"]) == len(a["p"]) > 50 and all(0 <= p <= 1 for p in a["p"])
     assert seen[-1] == 1.0 and seen == sorted(seen)
     assert (tmp_path / "t.png").stat().st_size > 5000
     json.dumps(result)

@@ -35,6 +35,7 @@ import numpy as np
 from vidclass.errors import UserError
 from vidclass.infer.smoothing import rolling_average
 from vidclass.infer.stream import iter_frames
+from vidclass.infer.threads import decoder_core
 
 BACKGROUND = "background"
 
@@ -254,8 +255,7 @@ def score_windows(
         pending.append((scales[scale_i], (t0 + t1) / 2, frames_, flow))
         last_end[scale_i] = i
 
-    threads = _reserve_decoder_core()
-    try:
+    with decoder_core():
         for f in frames:
             if f.sample is None:
                 continue
@@ -281,8 +281,6 @@ def score_windows(
             avail = list(buf)[-T:]
             pending.append((scales[0], (times[0] + times[-1] + 1.0 / rate) / 2, avail, None))
         flush()
-    finally:
-        _restore_threads(threads)
     if progress:
         progress(1.0)
     return info, np.asarray(times, dtype=np.float64), scales
@@ -312,20 +310,6 @@ class _FlowCache:
     def forget_before(self, i: int) -> None:
         for key in [k for k in self.pairs if k[0] < i]:
             del self.pairs[key]
-
-
-def _reserve_decoder_core() -> int:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads - 1))
-    return threads
-
-
-def _restore_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def fuse_curves(grid: np.ndarray, scales: list[WindowScores], smooth_n: int) -> np.ndarray:
