@@ -108,6 +108,15 @@ def test_nms_keeps_the_best_of_overlapping_same_label() -> None:
     kept = temporal_nms(segments, iou=0.5)
     assert [(s["label"], s["score"]) for s in kept] == [("a", 0.9), ("a", 0.7), ("b", 0.6)]
     assert len(temporal_nms(segments, iou=1.0)) == 4
+    assert segments[1]["score"] == 0.8  # the input is not modified
+
+
+def test_soft_nms_decays_overlapping_scores_by_hand() -> None:
+    segments = [seg("a", 0, 10, 0.9), seg("a", 1, 11, 0.8), seg("a", 20, 30, 0.5)]
+    kept = temporal_nms(segments, iou=0.5, soft_sigma=0.5)
+    # IoU 9/11 with the best: 0.8 * exp(-(9/11)^2 / 0.5) = 0.210; no overlap: unchanged
+    assert [round(s["score"], 3) for s in kept] == [0.9, 0.5, 0.21]
+    assert [s["t_start"] for s in kept] == [0, 20, 1]
 
 
 # ---------------------------------------------------------------------- grouping
