@@ -210,8 +210,19 @@ def _train(
         seed=cfg.seed,
         drop_last=False,
     )
+    if len(sampler) < 2:
+        raise UserError(
+            f"{data}: {len(train_ds)} training clip(s); BatchNorm needs at least 2 per process"
+        )
+    # A last batch of one clip would stop BatchNorm in training mode: that one clip waits for
+    # the next epoch's shuffle instead.
+    single_tail = len(sampler) % per_rank == 1 and len(sampler) > per_rank
     train_loader = DataLoader(
-        train_ds, batch_size=per_rank, sampler=sampler, num_workers=cfg.workers, drop_last=False
+        train_ds,
+        batch_size=per_rank,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        drop_last=single_tail,
     )
     val_loader = (
         DataLoader(val_ds, batch_size=per_rank, num_workers=cfg.workers) if val_ds else None
