@@ -365,7 +365,7 @@ def test_a_last_batch_of_one_clip_is_left_for_the_next_epoch(tiny_data, tmp_path
     result = train(
         tiny_data,
         tmp_path / "run",
-        TrainConfig(model="early_fusion", epochs=1, batch_size=11),
+        TrainConfig(model="late_fusion", epochs=1, batch_size=11),
         quiet=True,
     )
     assert result.history[0]["train_loss"] > 0
