@@ -45,7 +45,7 @@ def synth(
     kind: str = typer.Option(
         "clips",
         "--kind",
-        help="clips: one action per video, in class folders; long: several actions in sequence with ground truth.",
+        help="clips: one action per video, in class folders; long: several actions in sequence with ground truth; multi: 2-4 actors per scene with per-frame boxes.",
     ),
     per_class: int = typer.Option(
         PER_CLASS, "--per-class", min=1, help="Videos per class (kind clips; one per scene group)."
@@ -55,7 +55,11 @@ def synth(
         60.0, "--seconds", min=1.0, help="Length of each long video (kind long)."
     ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
-    size: str = typer.Option("160x120", "--size", help="Frame size WIDTHxHEIGHT (even numbers)."),
+    size: str = typer.Option(
+        None,
+        "--size",
+        help="Frame size WIDTHxHEIGHT (even numbers) [default: 160x120; 320x240 for multi].",
+    ),
     fps: int = typer.Option(15, "--fps", min=1, help="Frames per second of the rendered videos."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering in parallel."),
     background: bool = typer.Option(
@@ -74,6 +78,8 @@ def synth(
         vidclass synth --out data/small --per-class 4 --size 96x96 --seed 1
 
         vidclass synth --kind long --out data/long --count 3 --seconds 90
+
+        vidclass synth --kind multi --out data/multi --count 20 --seconds 30   (also --count, --seconds)
     """
     if kind == "long":
         from vidclass.data.synthetic_long import generate_long
@@ -82,7 +88,7 @@ def synth(
             out,
             count=count,
             seed=seed,
-            size=_parse_size(size),
+            size=_parse_size(size or "160x120"),
             fps=fps,
             seconds=seconds,
             quiet=quiet,
@@ -92,15 +98,32 @@ def synth(
             f"(.json) to {out}[/green] ({summary['seconds']:.1f} s)"
         )
         return
+    if kind == "multi":
+        from vidclass.data.synthetic_multi import DEFAULT_SIZE, generate_multi
+
+        summary = generate_multi(
+            out,
+            count=count,
+            seed=seed,
+            size=_parse_size(size) if size else DEFAULT_SIZE,
+            fps=fps,
+            seconds=seconds,
+            quiet=quiet,
+        )
+        console.print(
+            f"[green]wrote {summary['num_videos']} multi-actor scenes with per-frame boxes "
+            f"(.json) to {out}[/green] ({summary['seconds']:.1f} s)"
+        )
+        return
     if kind != "clips":
-        raise typer.BadParameter(f"--kind {kind!r}: choose clips or long")
+        raise typer.BadParameter(f"--kind {kind!r}: choose clips, long or multi")
     from vidclass.data.synthetic import generate
 
     summary = generate(
         out,
         per_class=per_class,
         seed=seed,
-        size=_parse_size(size),
+        size=_parse_size(size or "160x120"),
         fps=fps,
         workers=workers,
         quiet=quiet,
