@@ -42,7 +42,7 @@ def test_actors_continue_where_they_stopped():
             ca = np.add(oa["box"][:2], oa["box"][2:]) / 2
             cb = np.add(ob["box"][:2], ob["box"][2:]) / 2
             jumps.append(np.hypot(*(cb - ca)))
-    assert np.percentile(jumps, 99.5) < 25  # pixels per frame at 320x240
+    assert max(jumps) < 15  # pixels per frame at 320x240 (fast motions move ~10)
 
 
 def test_generate_multi_writes_video_and_truth(tmp_path):

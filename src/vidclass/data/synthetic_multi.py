@@ -109,7 +109,7 @@ def _place(
     anchor: np.ndarray | None,
     first_t: float,
     size: tuple[int, int],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], float]:
     """Sample a motion's parameters in `region`, moved so that its first pose is centred on
     `anchor` (the actor's last position) and its whole path stays inside the frame.
 
@@ -125,11 +125,13 @@ def _place(
     shift = np.zeros(2)
     if anchor is not None:
         shift = anchor - (first[:2] + first[2:]) / 2
+    wanted = shift.copy()
     for k, limit in ((0, w), (1, h)):  # keep the whole path inside the frame
         lo, hi = -union[k], limit - union[k + 2]
         shift[k] = (lo + hi) / 2 if lo > hi else float(np.clip(shift[k], lo, hi))
     moved = (region[0] + shift[0], region[1] + shift[1], region[2], region[3])
-    return MOTIONS[motion].sample(np.random.default_rng(seed), look, moved, steps)
+    params = MOTIONS[motion].sample(np.random.default_rng(seed), look, moved, steps)
+    return params, float(np.hypot(*(shift - wanted)))
 
 
 def _timeline(
@@ -146,12 +148,19 @@ def _timeline(
     count, anchor, previous = 0, None, None
     region = (origin[0], origin[1], *region_size)
     while count < total:
-        label = str(rng.choice([c for c in ACTION_CLASSES if c != previous]))
+        n = num_frames_for(rng, fps)
+        # Of a few random actions, the one that can start where the actor stands (near a
+        # border, some motions have no room and would have to jump).
+        options = []
+        for label in rng.choice([c for c in ACTION_CLASSES if c != previous], 3, replace=False):
+            motion, reverse = ACTIONS[str(label)]
+            # The twin class is the forward rendering played backwards: first pose at t = 1.
+            first_t = 1.0 if reverse else 0.0
+            params, jump = _place(rng, motion, look, region, n, anchor, first_t, size)
+            options.append((jump, str(label), params))
+        _, label, params = min(options, key=lambda o: o[0])
         previous = label
         motion, reverse = ACTIONS[label]
-        n = num_frames_for(rng, fps)
-        # The twin class is the forward rendering played backwards: its first pose is t = 1.
-        params = _place(rng, motion, look, region, n, anchor, 1.0 if reverse else 0.0, size)
         times = np.clip(np.arange(n) / (n - 1), 0.0, 1.0)
         times = times[::-1].copy() if reverse else times
         if not steps:
