@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from vidclass.data.synthetic import ACTION_CLASSES, BACKGROUND
 from vidclass.data.synthetic_multi import generate_multi, render_multi
@@ -51,3 +52,141 @@ def test_generate_multi_writes_video_and_truth(tmp_path):
     truth = json.loads((tmp_path / "multi_001.json").read_text())
     assert truth["video"] == "multi_001.mp4" and len(truth["frames"]) == 24
     assert (tmp_path / "multi_001.mp4").stat().st_size > 0
+
+
+# ----------------------------------------------------------------------------- tracker
+
+
+def _run_tracker(frames_boxes, **kw):
+    from vidclass.infer.tracking import Tracker
+
+    tracker = Tracker(**kw)
+    return [tracker.update(np.array(b, float).reshape(-1, 4)) for b in frames_boxes]
+
+
+def test_tracker_keeps_ids_through_a_crossing_and_a_miss():
+    """Two people walk towards each other, overlap, part; one is missed for 3 frames."""
+    frames = []
+    for t in range(40):
+        a = [10 + 5 * t, 40, 40 + 5 * t, 100]  # left to right
+        b = [210 - 5 * t, 50, 240 - 5 * t, 110]  # right to left, a little lower
+        frames.append([a] if 25 <= t < 28 else [a, b])  # b missed on frames 25-27
+    out = _run_tracker(frames, min_hits=2, max_age=5)
+    ids_a, ids_b = set(), set()
+    for t, boxes in enumerate(out):
+        for tb in boxes:
+            x_centre = (tb.box[0] + tb.box[2]) / 2
+            # whose box it is: a walks at y 40-100, b at y 50-110
+            if abs(x_centre - (25 + 5 * t)) < 8 and abs(tb.box[1] - 40) < 4:
+                ids_a.add(tb.track_id)
+            elif abs(x_centre - (225 - 5 * t)) < 8 and abs(tb.box[1] - 50) < 4:
+                ids_b.add(tb.track_id)
+            else:
+                raise AssertionError(f"frame {t}: box {tb.box} belongs to nobody")
+    assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b
+    # during the miss, b's track coasts on its velocity (a predicted box, not detected)
+    coasting = [tb for tb in out[26] if not tb.detected]
+    assert len(coasting) == 1 and abs((coasting[0].box[0] + coasting[0].box[2]) / 2 - 95) < 6
+
+
+def test_tracker_drops_lost_tracks_and_waits_for_hits():
+    frames = [[[10, 10, 30, 50]]] * 3 + [[]] * 6 + [[[10, 10, 30, 50]]] * 3
+    out = _run_tracker(frames, min_hits=3, max_age=4)
+    assert [len(b) for b in out[:3]] == [0, 0, 1]  # confirmed on the third hit
+    assert len(out[8]) == 0  # gone after max_age misses
+    ids = {tb.track_id for boxes in out for tb in boxes}
+    assert len(ids) == 2  # the person coming back later is a new track
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_average_precision_by_hand():
+    from vidclass.infer.detection_metrics import average_precision
+
+    # precisions 1, 1/2, 2/3 at recalls 1/2, 1/2, 1 -> 1/2 * 1 + 1/2 * 2/3
+    assert average_precision(np.array([True, False, True]), 2) == pytest.approx(5 / 6)
+    assert average_precision(np.array([True, True]), 4) == pytest.approx(0.5)
+    assert average_precision(np.array([], bool), 3) == 0.0
+    assert np.isnan(average_precision(np.array([True]), 0))
+
+
+def test_frame_map_matches_each_truth_once_and_ignores_background():
+    from vidclass.infer.detection_metrics import frame_map
+
+    box, other = np.array([0, 0, 10, 10]), np.array([50, 50, 60, 60])
+    truths = [
+        (("v", 0), "wave", box),
+        (("v", 1), "wave", box),
+        (("v", 1), "jump", other),
+        (("v", 2), "background", box),  # not an action: never counted
+    ]
+    detections = [
+        (("v", 0), "wave", 0.9, box + [0, 0, 1, 0]),  # TP (IoU 10/11)
+        (("v", 0), "wave", 0.8, box),  # duplicate: FP
+        (("v", 1), "wave", 0.7, box),  # TP
+        (("v", 1), "jump", 0.6, box),  # wrong place: FP (IoU 0)
+        (("v", 2), "wave", 0.95, box),  # on a background-only frame: FP
+    ]
+    result = frame_map(detections, truths)
+    # wave: FP(.95) TP(.9) FP(.8) TP(.7) -> precisions 0, 1/2, 1/3, 1/2; recall 1/2 at 1/2,
+    # 1 at 1/2 -> AP = 1/2 * 1/2 + 1/2 * 1/2
+    assert result["ap"]["wave"] == pytest.approx(0.5)
+    assert result["ap"]["jump"] == 0.0
+    assert set(result["ap"]) == {"wave", "jump"} and result["num_gt"]["wave"] == 2
+    assert result["frame_mAP"] == pytest.approx(0.25)
+
+
+def test_tracking_metrics_count_switches_misses_and_idf1():
+    from vidclass.infer.detection_metrics import tracking_metrics
+
+    box = np.array([0, 0, 10, 10])
+    truth = {("v", t): [(1, box)] for t in range(4)}
+    predicted = {
+        ("v", 0): [(7, box)],
+        ("v", 1): [(7, box), (8, box + 40)],  # a false positive
+        ("v", 2): [(9, box)],  # the same person now under another id: 1 switch
+        # frame 3: missed
+    }
+    m = tracking_metrics(predicted, truth)
+    assert (m["id_switches"], m["false_positives"], m["misses"], m["num_gt"]) == (1, 1, 1, 4)
+    assert m["mota"] == pytest.approx(1 - (1 + 1 + 1) / 4)
+    # best one-to-one pairing: person 1 <-> track 7 on 2 frames; 4 truth + 4 predicted boxes
+    assert m["idf1"] == pytest.approx(2 * 2 / 8)
+
+
+# ----------------------------------------------------------------------------- tubes
+
+
+def test_tube_crop_is_square_inside_the_frame_near_borders():
+    from vidclass.infer.tubes import square_crop
+
+    crop = square_crop(np.array([150, 100, 160, 120]), width=160, height=120, context=1.5)
+    x1, y1, x2, y2 = crop
+    assert x2 - x1 == pytest.approx(30) and y2 - y1 == pytest.approx(30)
+    assert (x1, y1, x2, y2) == pytest.approx((130, 90, 160, 120))  # moved inside
+    big = square_crop(np.array([0, 0, 150, 110]), width=160, height=120, context=1.25)
+    assert big[2] - big[0] == pytest.approx(187.5)
+    assert big[0] < 0 and big[2] > 160  # larger than the frame: centred, padded both sides
+
+
+def test_tube_crop_pads_with_edge_pixels_and_keeps_the_motion_inside():
+    from vidclass.infer.tubes import crop_resize, tube_clip
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[:, -1] = 200  # right edge column
+    out = crop_resize(image, np.array([40, 10, 80, 50]), 20)  # half outside on the right
+    assert out.shape == (20, 20, 3)
+    assert out[5, -1, 0] == 200 and out[5, 2, 0] == 0  # outside = the edge pixel repeated
+
+    frames, boxes = [], []
+    for t in range(8):  # a white square moving right
+        im = np.zeros((120, 160, 3), np.uint8)
+        im[50:70, 20 + 10 * t : 40 + 10 * t] = 255
+        frames.append(im)
+        boxes.append([20 + 10 * t, 50, 40 + 10 * t, 70])
+    clip = tube_clip(frames, np.array(boxes, float), size=32)
+    assert len(clip) == 8 and clip[0].shape == (32, 32, 3)
+    centres = [np.nonzero(c[..., 0].max(0) > 128)[0].mean() for c in clip]
+    assert all(b > a for a, b in zip(centres[:-1], centres[1:], strict=True))  # still moves
+    assert centres[0] < 12 and centres[-1] > 20  # from left to right inside one crop
