@@ -305,3 +305,12 @@ class Classifier:
             times = [(u["t_start"] + u["t_end"]) / 2 for u in timeline]
             plot_timeline(times, probs, self.classes, plot, smoothed=smoothed)
         return result
+
+    # ------------------------------------------------------------------ detection
+
+    def detect(self, video: str | os.PathLike, **options) -> dict:
+        """Every person of `video` detected, tracked and labelled over time: see
+        `vidclass.infer.detect.detect` for the options and the result."""
+        from vidclass.infer.detect import detect
+
+        return detect(self, video, **options)

@@ -1,0 +1,292 @@
+"""Spatio-temporal action detection: every person found, tracked, and what each is doing when.
+
+One decoding pass, bounded memory: each frame goes through the person detector and the
+tracker; at the model's frame rate the frame also joins a ring buffer of the last T sampled
+frames, and every live track collects its box. Whenever a track has T samples and `stride`
+new ones, its tube (the window's frames cropped around the track's path, `tubes.py`) is
+classified by the clip model. A track's window probabilities are smoothed (centred rolling
+average) and grouped into action segments. The annotated copy is drawn in a second pass.
+
+Output (the design's detection contract, plus what produced it):
+`{"video", "fps", "width", "height", "duration_s", "detector", "classes", "tracks": [{"track_id",
+"boxes": [[t, x1, y1, x2, y2]], "segments": [{"label", "t_start", "t_end", "score"}],
+"timeline": [{"t_start", "t_end", "probs"}]}]}`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidclass.data.synthetic import BACKGROUND
+from vidclass.errors import UserError
+from vidclass.infer.detectors import (
+    Detector,
+    MotionDetector,
+    build_detector,
+    evenly_spaced,
+    median_background,
+)
+from vidclass.infer.smoothing import rolling_average
+from vidclass.infer.stream import iter_frames
+from vidclass.infer.tracking import Tracker
+from vidclass.infer.tubes import CONTEXT, tube_clip
+
+BACKGROUND_FRAMES = 25  # frames spread over a file for the motion detector's empty scene
+
+
+@dataclass
+class _Tube:
+    """A track's boxes at the sampled frames, and its scored windows."""
+
+    samples: deque  # (sample number, t, box)
+    since: int = 0  # samples since the last scored window
+    scored: bool = False
+    last_sample: int = -1
+    timeline: list[dict] = field(default_factory=list)
+
+
+def load_detector(detector: str | Detector) -> Detector:
+    """`motion`, `hog`, a folder holding a trained detector, or a ready `Detector`."""
+    if not isinstance(detector, str):
+        return detector
+    if detector in ("motion", "hog"):
+        return build_detector(detector)
+    if Path(detector).is_dir():
+        from vidclass.infer.centernet import CenterNetDetector
+
+        return CenterNetDetector(detector)
+    raise UserError(
+        f"unknown detector {detector!r}: use motion, hog, or a folder written by "
+        "`vidclass train-detector`"
+    )
+
+
+def _prime_motion(detector: MotionDetector, video: str | os.PathLike) -> None:
+    """Start the background model from the median of frames spread over the file."""
+    info, frames = iter_frames(video, 8, 1.0, keep_frames=True, sample=False)
+    total = round((info.duration_s or 0) * info.fps)
+    if total <= 0:
+        return  # unknown length: MOG2 learns the scene as it goes
+    pick = evenly_spaced(total, BACKGROUND_FRAMES)
+    kept = [f.image for f in frames if f.index in pick]
+    if kept:
+        detector.prime(median_background(kept))
+
+
+def segments_from_probs(
+    times: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    span: tuple[float, float],
+    background: str | None = BACKGROUND,
+    min_duration: float = 0.0,
+) -> list[dict]:
+    """Runs of the same top class over window centres `times`, cut halfway between
+    centres, the first and last stretched to `span`; background runs dropped. Score: the
+    mean probability of the run's class over its windows."""
+    if not len(times):
+        return []
+    top = np.argmax(probs, axis=1)
+    cuts = [span[0], *((times[1:] + times[:-1]) / 2), span[1]]
+    segments: list[dict] = []
+    start = 0
+    for i in range(1, len(times) + 1):
+        if i == len(times) or top[i] != top[start]:
+            label = classes[int(top[start])]
+            t0, t1 = cuts[start], cuts[i]
+            if label != background and t1 - t0 >= min_duration:
+                segments.append(
+                    {
+                        "label": label,
+                        "t_start": round(float(t0), 4),
+                        "t_end": round(float(t1), 4),
+                        "score": round(float(probs[start:i, top[start]].mean()), 4),
+                    }
+                )
+            start = i
+    return segments
+
+
+def detect(
+    clf,
+    video: str | os.PathLike,
+    detector: str | Detector = "motion",
+    stride: int | None = None,
+    smooth: int = 3,
+    context: float = CONTEXT,
+    min_track_s: float = 0.5,
+    annotate: str | os.PathLike | None = None,
+    tracker: Tracker | None = None,
+) -> dict:
+    """Detect, track and label every person of `video` with the trained clip model `clf`.
+
+    `stride`: sampled frames between a track's windows [default: a quarter window];
+    `smooth`: centred rolling average over that many windows; `context`: tube crop side
+    over the person's path; `min_track_s`: shorter tracks are dropped (flicker of the
+    detector). See the module docstring for the result.
+    """
+    start = time.perf_counter()
+    det = load_detector(detector)
+    if isinstance(det, MotionDetector) and not det.primed:
+        _prime_motion(det, video)
+    tracker = tracker or Tracker()
+    window = clf.frames
+    stride = stride or max(1, window // 4)
+    step = 1.0 / clf.sample_fps
+    buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=window + 1)  # (sample no., image)
+    tubes: dict[int, _Tube] = {}
+    boxes: dict[int, list[tuple[float, np.ndarray, bool]]] = {}
+    info, frames = iter_frames(video, clf.size, clf.sample_fps, keep_frames=True, sample=False)
+
+    def score(tube: _Tube) -> None:
+        images = dict(buffer)
+        items = [s for s in tube.samples if s[0] in images][-window:]
+        if len(items) < max(2, window // 2):
+            return
+        clip = tube_clip([images[n] for n, _, _ in items], np.stack([b for *_, b in items]),
+                         clf.size, context)  # fmt: skip
+        probs = clf.window_probs(clip)
+        tube.timeline.append(
+            {
+                "t_start": round(items[0][1], 4),
+                "t_end": round(items[-1][1] + step, 4),
+                "probs": [round(float(p), 5) for p in probs],
+            }
+        )
+        tube.since, tube.scored = 0, True
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1))  # one core stays with the decoder thread
+    next_t, sample_no, last_t, n_frames = 0.0, -1, 0.0, 0
+    try:
+        for f in frames:
+            n_frames, last_t = n_frames + 1, f.t
+            found, scores = det(f.image)
+            tracked = tracker.update(found, scores)
+            for tb in tracked:
+                boxes.setdefault(tb.track_id, []).append((f.t, tb.box.copy(), tb.detected))
+            if f.t + 1e-9 < next_t:
+                continue
+            next_t += step * max(1, int((f.t - next_t) // step) + 1)
+            sample_no += 1
+            buffer.append((sample_no, f.image))
+            live = {tb.track_id for tb in tracked}
+            for tid, tube in tubes.items():  # tracks that just ended: score their tail
+                if tid not in live and tube.last_sample == sample_no - 1:
+                    if tube.since or not tube.scored:
+                        score(tube)
+            for tb in tracked:
+                tube = tubes.setdefault(tb.track_id, _Tube(deque(maxlen=window)))
+                tube.samples.append((sample_no, f.t, tb.box.copy()))
+                tube.since += 1
+                tube.last_sample = sample_no
+                if len(tube.samples) == window and (tube.since >= stride or not tube.scored):
+                    score(tube)
+        for tube in tubes.values():
+            if tube.last_sample == sample_no and (tube.since or not tube.scored):
+                score(tube)
+    finally:
+        torch.set_num_threads(threads)
+
+    fps = info.fps or (n_frames / max(last_t, 1e-6))
+    duration = info.duration_s or (last_t + 1.0 / max(fps, 1e-6))
+    tracks = []
+    for tid in sorted(boxes):
+        rows = boxes[tid]
+        while rows and not rows[-1][2]:  # the coasting tail after the person was lost
+            rows.pop()
+        if not rows or rows[-1][0] - rows[0][0] < min_track_s:
+            continue
+        span = (rows[0][0], rows[-1][0] + 1.0 / fps)
+        timeline = tubes[tid].timeline if tid in tubes else []
+        segments = []
+        if timeline:
+            probs = rolling_average(np.array([u["probs"] for u in timeline]), smooth, centred=True)
+            centres = np.array([(u["t_start"] + u["t_end"]) / 2 for u in timeline])
+            segments = segments_from_probs(centres, probs, clf.classes, span)
+        tracks.append(
+            {
+                "track_id": len(tracks) + 1,
+                "boxes": [[round(t, 4), *(round(float(v), 1) for v in b)] for t, b, _ in rows],
+                "segments": segments,
+                "timeline": timeline,
+            }
+        )
+    result = {
+        "video": str(video),
+        "fps": fps,
+        "width": info.width,
+        "height": info.height,
+        "duration_s": round(float(duration), 3),
+        "num_frames": n_frames,
+        "detector": detector if isinstance(detector, str) else type(detector).__name__,
+        "model": clf.config.get("model"),
+        "classes": clf.classes,
+        "sample_fps": clf.sample_fps,
+        "window": window,
+        "stride": stride,
+        "smooth": smooth,
+        "tracks": tracks,
+        "seconds": round(time.perf_counter() - start, 3),
+        "annotated": str(annotate) if annotate else None,
+    }
+    if annotate is not None:
+        annotate_video(video, result, annotate)
+    return result
+
+
+_COLOURS = [
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+]  # fmt: skip
+
+
+def label_at(track: dict, t: float) -> tuple[str | None, float]:
+    """The track's action at time t (None when it does nothing)."""
+    for s in track["segments"]:
+        if s["t_start"] <= t < s["t_end"]:
+            return s["label"], s["score"]
+    return None, 0.0
+
+
+def annotate_video(video: str | os.PathLike, result: dict, out: str | os.PathLike) -> Path:
+    """A copy of the video with every track's box, id and current action drawn on it."""
+    import cv2
+
+    from vidclass.infer.annotate import VideoWriter
+
+    by_frame: dict[int, list[tuple[dict, list[float]]]] = {}
+    fps = result["fps"]
+    for tr in result["tracks"]:
+        for row in tr["boxes"]:
+            by_frame.setdefault(int(round(row[0] * fps)), []).append((tr, row))
+    info, frames = iter_frames(video, 8, 1.0, keep_frames=True, sample=False)
+    writer = VideoWriter(out, info.fps or fps, info.width, info.height)
+    try:
+        for f in frames:
+            image = f.image
+            scale = max(0.35, min(image.shape[:2]) / 600)
+            thick = max(1, round(scale * 2))
+            for tr, row in by_frame.get(f.index, []):
+                colour = _COLOURS[(tr["track_id"] - 1) % len(_COLOURS)]
+                x1, y1, x2, y2 = (int(round(v)) for v in row[1:5])
+                cv2.rectangle(image, (x1, y1), (x2, y2), colour, thick)
+                label, score = label_at(tr, row[0])
+                text = f"#{tr['track_id']} " + (f"{label} {score:.0%}" if label else "-")
+                (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
+                ty = max(th + 2, y1 - 2)
+                cv2.rectangle(image, (x1, ty - th - 2), (x1 + tw + 2, ty + 2), colour, -1)
+                cv2.putText(image, text, (x1 + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale,
+                            (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
+            writer.write(image)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
