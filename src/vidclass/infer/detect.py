@@ -36,7 +36,7 @@ from vidclass.infer.detectors import (
 from vidclass.infer.smoothing import rolling_average
 from vidclass.infer.stream import iter_frames
 from vidclass.infer.tracking import Tracker
-from vidclass.infer.tubes import CONTEXT, tube_clip
+from vidclass.infer.tubes import CONTEXT, MIN_CROP, tube_clip
 
 BACKGROUND_FRAMES = 25  # frames spread over a file for the motion detector's empty scene
 
@@ -121,6 +121,7 @@ def detect(
     stride: int | None = None,
     smooth: int = 3,
     context: float = CONTEXT,
+    min_crop: float = MIN_CROP,
     min_track_s: float = 0.5,
     annotate: str | os.PathLike | None = None,
     tracker: Tracker | None = None,
@@ -128,8 +129,8 @@ def detect(
     """Detect, track and label every person of `video` with the trained clip model `clf`.
 
     `stride`: sampled frames between a track's windows [default: a quarter window];
-    `smooth`: centred rolling average over that many windows; `context`: tube crop side
-    over the person's path; `min_track_s`: shorter tracks are dropped (flicker of the
+    `smooth`: centred rolling average over that many windows; `context`, `min_crop`: tube crop
+    side over the person's path, and at least over the frame's short side (`tubes.py`); `min_track_s`: shorter tracks are dropped (flicker of the
     detector). See the module docstring for the result.
     """
     start = time.perf_counter()
@@ -151,7 +152,7 @@ def detect(
         if len(items) < max(2, window // 2):
             return
         clip = tube_clip([images[n] for n, _, _ in items], np.stack([b for *_, b in items]),
-                         clf.size, context)  # fmt: skip
+                         clf.size, context, min_crop)  # fmt: skip
         probs = clf.window_probs(clip)
         tube.timeline.append(
             {

@@ -114,11 +114,12 @@ def median_background(frames: Iterable[np.ndarray]) -> np.ndarray:
 
 class HogDetector:
     """OpenCV's HOG people detector (pedestrians, upright, at least ~128 px tall after the
-    upscaling of small frames)."""
+    upscaling of small frames; large frames are scaled down to `max_height` for speed)."""
 
     def __init__(
         self,
         min_height: int = 480,
+        max_height: int = 480,
         hit_threshold: float = 0.0,
         scale: float = 1.05,
         nms_iou: float = 0.4,
@@ -130,12 +131,13 @@ class HogDetector:
             )
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        self.min_height, self.hit_threshold = min_height, hit_threshold
+        self.min_height, self.max_height = min_height, max_height
+        self.hit_threshold = hit_threshold
         self.scale, self.nms_iou = scale, nms_iou
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h = frame.shape[0]
-        up = max(1.0, self.min_height / h)
+        up = max(1.0, self.min_height / h) if h < self.min_height else min(1.0, self.max_height / h)
         image = frame if up == 1.0 else cv2.resize(frame, None, fx=up, fy=up)
         rects, weights = self.hog.detectMultiScale(
             image,

@@ -4,11 +4,16 @@ the trained clip model.
 One crop per window (not per frame): the union of the person's boxes over the window,
 enlarged by `context` and made square, so the person's own motion stays visible inside the
 crop (a crop that followed the person frame by frame would erase `move_left` vs
-`move_right`). The training clips show a whole 160x120 scene, centre-cropped to its
-120x120 middle, with the actor's path covering about 1/1.1 of that side
-(`vidclass synth` clips: median side / path-extent 0.9-1.5 across the classes), hence the
-default `context` of 1.25. The square is moved inside the frame where it fits and padded
-(edge pixels repeated) only where the frame is too small for it.
+`move_right`). The square is moved inside the frame where it fits and padded (edge pixels
+repeated) only where the frame is too small for it.
+
+Scale matters: the clip model learned actions at the scale of its training clips, where the
+whole 160x120 scene is centre-cropped to its 120x120 middle. There, the side of that crop is
+about 1.1 times the extent of the actor's path while it acts (`vidclass synth` clips, median
+per class 0.9-1.3), and about 2.5 times the actor when it holds still. A crop of 1.1 x the
+path makes a still person fill the crop, which the model reads as an action (a large shape:
+`grow`), so the side is also at least `min_crop` x the frame's short side (0.5: the actors of
+`synth --kind multi` live in regions of half the frame, the size of a training clip).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CONTEXT = 1.25
+CONTEXT = 1.1
+MIN_CROP = 0.5
 
 
 def union_box(boxes: np.ndarray) -> np.ndarray:
@@ -28,11 +34,12 @@ def union_box(boxes: np.ndarray) -> np.ndarray:
 def square_crop(
     box: np.ndarray, width: int, height: int, context: float = CONTEXT, min_side: float = 8.0
 ) -> np.ndarray:
-    """A square `(x1, y1, x2, y2)` around `box`, `context` times its longer side, shifted to
+    """A square `(x1, y1, x2, y2)` around `box`, `context` times its longer side (at least
+    `min_side`), shifted to
     lie inside the `width` x `height` frame when it fits (it may extend past the frame when
     it is larger than the frame: `crop_resize` pads those parts)."""
     x1, y1, x2, y2 = np.asarray(box, np.float64)
-    side = max(x2 - x1, y2 - y1, min_side) * context
+    side = max((x2 - x1) * context, (y2 - y1) * context, min_side)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     out = []
     for c, limit in ((cx, width), (cy, height)):
@@ -64,10 +71,14 @@ def crop_resize(image: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
 
 
 def tube_clip(
-    images: list[np.ndarray], boxes: np.ndarray, size: int, context: float = CONTEXT
+    images: list[np.ndarray],
+    boxes: np.ndarray,
+    size: int,
+    context: float = CONTEXT,
+    min_crop: float = MIN_CROP,
 ) -> list[np.ndarray]:
     """The window's frames cropped to one square around the person's path: `size` x `size`
     uint8 RGB frames, ready for `Classifier.window_probs`."""
     h, w = images[0].shape[:2]
-    crop = square_crop(union_box(boxes), w, h, context)
+    crop = square_crop(union_box(boxes), w, h, context, min_side=min_crop * min(w, h))
     return [crop_resize(im, crop, size) for im in images]
