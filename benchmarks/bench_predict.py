@@ -1,7 +1,8 @@
 """`predict` speed and memory, against references measured in the same run.
 
 1. Memory: peak resident memory of `predict` on a 10-minute video over that on a 1-minute
-   video (target: within 15 %, i.e. ratio <= 1.15): streaming keeps nothing per frame.
+   video (target: within 15 %, i.e. ratio <= 1.15): streaming keeps nothing per frame. The
+   same for `localize` (multi-scale windows; it keeps a few floats per window).
 2. Speed on a 640x480 30 fps video: the real-time factor (seconds of video per wall second)
    of `predict` with the small `single_frame` model and with pretrained EfficientNet-Lite0,
    and the ratio of `predict`'s wall time to decoding the same video with PyAV alone
@@ -103,6 +104,9 @@ def child(mode: str, run: str, video: str) -> None:
             s.thread_type = "AUTO"
             n = sum(1 for _ in c.decode(s))
         extra = {"frames": n}
+    elif mode == "localize":
+        result = clf.localize(video, stride=4)
+        extra = {"points": len(result["actionness"]["t"]), "duration_s": result["duration_s"]}
     else:
         result = clf.predict(video, smooth=5)
         extra = {"units": len(result["timeline"]), "duration_s": result["duration_s"]}
@@ -144,6 +148,14 @@ def main() -> None:
             f"peak memory, single_frame small: {args.short_minutes:g}-min video "
             f"{m_short['peak_mb']:.0f} MB, {args.long_minutes:g}-min video "
             f"{m_long['peak_mb']:.0f} MB; ratio {m_long['peak_mb'] / m_short['peak_mb']:.3f} "
+            "(target <= 1.15)"
+        )
+        l_short = measure("localize", tmp / "small", short)
+        l_long = measure("localize", tmp / "small", long)
+        print(
+            f"peak memory of localize, single_frame small: {args.short_minutes:g}-min video "
+            f"{l_short['peak_mb']:.0f} MB, {args.long_minutes:g}-min video "
+            f"{l_long['peak_mb']:.0f} MB; ratio {l_long['peak_mb'] / l_short['peak_mb']:.3f} "
             "(target <= 1.15)"
         )
 

@@ -28,3 +28,6 @@ def test_demo_end_to_end_small(tmp_path):
     assert "report.html" in text and "flicker" in text
     assert (out / "compare" / "long_annotated.mp4").is_file()
     assert (out / "compare" / "long_timeline.png").is_file()
+    assert (out / "compare" / "long_segments.png").is_file()
+    segments = json.loads((out / "compare" / "long_segments.json").read_text())["segments"]
+    assert all(0 <= s["t_start"] < s["t_end"] for s in segments)

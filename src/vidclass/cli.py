@@ -528,6 +528,137 @@ def print_prediction(result: dict) -> None:
 
 
 @app.command()
+def localize(
+    run: Path = typer.Argument(..., help="A run folder trained with the 'background' class."),
+    videos: list[str] = typer.Argument(..., help="Long video files or folders of videos."),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write the segments as JSON; for several videos, a folder."
+    ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Timeline PNG of the segments (and the ground truth beside the video, if any).",
+    ),
+    spans: str = typer.Option(
+        "0.67,1.33",
+        "--spans",
+        help="Window time spans, as factors of a training clip's span (multi-scale).",
+    ),
+    stride: int = typer.Option(2, "--stride", min=1, help="Sampled frames between windows."),
+    min_score: float = typer.Option(0.05, "--min-score", help="Drop weaker segments."),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnx."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Find every action in long videos: segments with label, start, end and score.
+
+    Dense multi-scale sliding windows classified by the model (background included),
+    per-class probability curves grouped into proposals at several thresholds, re-scored
+    by completeness, then temporal NMS. Exit code 2 when some videos failed.
+
+    Examples:
+
+        vidclass localize runs/slow_fusion long.mp4 --plot long.png
+
+        vidclass localize runs/slow_fusion data/long/ --json preds/ --plot plots/
+    """
+    import json
+
+    from vidclass.infer.classifier import Classifier
+    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.localize import read_truth
+    from vidclass.progress import make_progress
+
+    try:
+        factors = tuple(float(v) for v in spans.split(","))
+    except ValueError:
+        raise UserError(
+            f"--spans {spans!r}: give numbers separated by commas, e.g. 0.67,1.33"
+        ) from None
+    clf = Classifier.load(run, backend=backend)
+    if "background" not in clf.classes and not quiet:
+        console.print(
+            "[yellow]this model has no 'background' class: it cannot say 'no action', so "
+            "segments come from the dips of each class's own curve (train on data made by "
+            "`vidclass synth`, or add a background class to yours)[/yellow]"
+        )
+    sources = expand_inputs(videos)
+    many = len(sources) > 1
+    failed = 0
+    with make_progress(quiet) as progress:
+        for src in sources:
+            task = progress.add_task(Path(src).name, total=1.0, status="")
+            try:
+                result = clf.localize(
+                    src,
+                    spans=factors,
+                    stride=stride,
+                    min_score=min_score,
+                    plot=output_path(plot, src, ".png", many),
+                    truth=read_truth(src),
+                    progress=lambda f, task=task: progress.update(task, completed=f),
+                )
+            except UserError as exc:
+                failed += 1
+                err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+                continue
+            target = output_path(json_out, src, ".json", many)
+            if target is not None:
+                target.write_text(json.dumps(result, indent=1))
+            if not quiet:
+                progress.console.print(format_segments(result), soft_wrap=True)
+    if failed and failed == len(sources):
+        raise typer.Exit(EXIT_USER_ERROR)
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def format_segments(result: dict, min_score: float = 0.3) -> str:
+    shown = [s for s in result["segments"] if s["score"] >= min_score]
+    lines = [
+        f"[bold]{escape(result['video'])}[/bold]: {len(result['segments'])} segments "
+        f"({len(shown)} scored {min_score:.0%} or more) over {result['duration_s']:.1f} s"
+    ]
+    for s in shown:
+        lines.append(
+            f"  {s['t_start']:7.2f} - {s['t_end']:7.2f} s  {escape(s['label']):<14} {s['score']:.2f}"
+        )
+    return "\n".join(lines)
+
+
+@app.command("evaluate-localization")
+def evaluate_localization(
+    pred_dir: Path = typer.Argument(..., help="Folder of predictions (`localize --json DIR`)."),
+    gt_dir: Path = typer.Argument(..., help="Folder of ground-truth .json (same file stems)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON."),
+) -> None:
+    """mAP at temporal IoU 0.3, 0.5 and 0.7 and their average (ActivityNet/THUMOS definition).
+
+    Examples:
+
+        vidclass localize runs/slow_fusion data/long/ --json preds/
+
+        vidclass evaluate-localization preds/ data/long/ --json map.json
+    """
+    import json
+
+    from vidclass.train.localization_metrics import evaluate_folders
+
+    result = evaluate_folders(pred_dir, gt_dir)
+    maps = "  ".join(f"mAP@{t}: {v:.3f}" for t, v in result["mAP"].items())
+    console.print(
+        f"{result['num_videos']} videos, {result['num_ground_truth']} ground-truth segments, "
+        f"{result['num_predictions']} predicted\n{maps}  average: {result['average_mAP']:.3f}"
+    )
+    if result["missing_predictions"]:
+        console.print(
+            f"[yellow]no prediction for {len(result['missing_predictions'])} videos "
+            f"(counted as missed): {', '.join(result['missing_predictions'][:5])}[/yellow]"
+        )
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1))
+
+
+@app.command()
 def export(
     run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
     onnx: Path = typer.Option(..., "--onnx", help="Where to write the ONNX model."),
@@ -695,6 +826,44 @@ def train_detector_cmd(
     console.print(
         f"[green]wrote {out}[/green] (final loss {summary['final_loss']:.3f}, "
         f"{summary['render_s'] + summary['train_s']:.0f} s)"
+    )
+
+
+@app.command()
+def serve(
+    run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network."
+    ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    max_upload_mb: float = typer.Option(
+        200, "--max-upload-mb", min=1, help="Larger uploads are refused with 413."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Videos processed at once (threads; 1-2 on a small CPU)."
+    ),
+    max_queue: int = typer.Option(
+        4, "--max-queue", min=0, help="Videos waiting beyond those; more get 503 + Retry-After."
+    ),
+) -> None:
+    """Serve a model: a web page to try it and an HTTP API (OpenAPI docs at /docs).
+
+    Examples:
+
+        vidclass serve runs/slow_fusion    # then open http://127.0.0.1:8000/
+
+        curl -F video=@clip.mp4 http://127.0.0.1:8000/v1/predict
+    """
+    from vidclass.serve import run_server
+
+    run_server(
+        run,
+        host=host,
+        port=port,
+        max_upload_mb=max_upload_mb,
+        workers=workers,
+        max_queue=max_queue,
+        log=console.print,
     )
 
 

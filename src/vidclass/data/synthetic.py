@@ -83,6 +83,7 @@ KINDS = ("clips",)
 DURATION_S = (1.5, 4.0)  # clip length range: lengths must differ across videos
 MIN_FRAMES = 8
 CLIPS_PER_GROUP = 1  # one clip of every class per scene: many scenes, none tied to a class
+SLACK = 0.25  # still stretch of up to this share of the motion before and after each action
 # Clips per class by default (= scene groups; ~20% of them held out for test). Fewer scenes
 # leave too few backgrounds to generalise from: early fusion on unseen scenes measured 93% with
 # 25 and 97% with 40 (12 epochs), and 40 gives a finer test score (96 clips, not 60).
@@ -555,13 +556,17 @@ def render_clip(
     rng: np.random.Generator,
     fps: int,
     hold: tuple[int, int] = (0, 0),
+    slack: float = 0.0,
 ) -> Clip:
     """Render one clip of `label`. Twin classes consume `rng` identically, so the same rng
     state gives an exactly time-reversed clip for the twin (noise and jitter included).
 
     `hold` = (before, after): extra frames in which the actor stands still in the first and
-    last pose of the action, as between the actions of a long video. `background` clips hold
-    one pose of a random motion for the whole clip.
+    last pose of the action, as between the actions of a long video. `slack` adds a random
+    still stretch of up to that share of the motion on each side, as a trimmed clip of a real
+    action has (and as a window sliding over a long video sees at an action's edges).
+    `background` clips hold one pose of a random motion, and half of them cut to another
+    pose once, as a long video does between two actions.
     """
     if label not in ACTIONS and label != BACKGROUND:
         raise UserError(f"unknown class {label!r}; known classes: {', '.join(CLASSES)}")
@@ -577,12 +582,22 @@ def render_clip(
     params = motion.sample(rng, scene.look, region, steps)
     # The forward rendering is reversed for a twin class, so its holds swap sides here.
     before, after = (hold[1], hold[0]) if reverse else hold
+    if slack > 0:  # drawn in the forward rendering: a twin stays the exact reverse
+        limit = int(slack * steps) + 1
+        before, after = before + int(rng.integers(0, limit)), after + int(rng.integers(0, limit))
+    poses: list[tuple[Motion, dict[str, Any], float]]
     if label == BACKGROUND:
         pose = float(rng.choice([0.0, 1.0, rng.uniform(0.0, 1.0)]))
-        times = np.full(steps + before + after, pose)
+        poses = [(motion, params, pose)] * steps
+        if rng.random() < 0.5:
+            other = MOTIONS[str(rng.choice(sorted(MOTIONS)))]
+            other_params = other.sample(rng, scene.look, region, steps)
+            cut = int(rng.integers(1, steps))
+            poses[cut:] = [(other, other_params, float(rng.choice([0.0, 1.0])))] * (steps - cut)
     else:
         times = np.clip((np.arange(steps + before + after) - before) / (steps - 1), 0.0, 1.0)
-    total = len(times)
+        poses = [(motion, params, float(t)) for t in times]
+    total = len(poses)
 
     # camera jitter: a bounded random walk, sub-pixel
     amp = rng.uniform(0.0, min(1.5, m - 0.5))
@@ -593,9 +608,9 @@ def render_clip(
     h, w = scene.height, scene.width
     frames = np.empty((total, h, w, 3), np.uint8)
     boxes = np.empty((total, 4), np.float32)
-    for i, t in enumerate(times):
+    for i, (mover, p, t) in enumerate(poses):
         canvas = background.copy()
-        box = motion.draw(canvas, params, scene.look, float(t))
+        box = mover.draw(canvas, p, scene.look, t)
         ox, oy = m + jitter[i, 0], m + jitter[i, 1]
         shift = np.array([[1, 0, -ox], [0, 1, -oy]], np.float32)
         view = cv2.warpAffine(canvas, shift, (w, h), flags=cv2.INTER_LINEAR)
@@ -699,7 +714,7 @@ def render_job(job: Job) -> dict[str, Any]:
     scene = sample_scene(_rng(job.seed, "scene", job.group), job.width, job.height)
     rng = _rng(job.seed, job.label, job.group, job.clip)
     scene = vary_scene(scene, rng)
-    clip = render_clip(job.label, scene, rng, job.fps)
+    clip = render_clip(job.label, scene, rng, job.fps, slack=SLACK)
     write_video(Path(job.out) / job.relpath, clip.frames, job.fps)
     return {
         "path": job.relpath,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,7 @@ class Classifier:
         self.size = int(config["size"])
         self.sample_fps = float(config.get("sample_fps") or 8.0)
         self.needs_flow = bool(config.get("needs_flow"))
+        self.flow_method = str(config.get("flow_method", "farneback"))
         self.per_frame = config["model"] == "single_frame" and backend == "torch"
 
     @classmethod
@@ -71,7 +72,10 @@ class Classifier:
 
     # ------------------------------------------------------------------ model calls
 
-    def _batch(self, samples: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _batch(
+        self, samples: list[np.ndarray], flow: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """One window as a batch of one; `flow` `(2, n-1, H, W)` if already computed."""
         clip = np.stack(samples)
         x = normalize_clip(clip, self.config["normalize"], self.config["mean"], self.config["std"])
         x, mask = pad_clip(x, self.frames, self.config.get("pad", "zeros"))
@@ -79,25 +83,33 @@ class Classifier:
         if self.needs_flow:
             from vidclass.data.flow import compute_flow
 
-            flow = np.zeros((2, self.frames - 1, self.size, self.size), np.float32)
-            if len(clip) > 1:
-                f = compute_flow(
-                    clip[: self.frames], method=self.config.get("flow_method", "farneback")
-                )
-                flow[:, : f.shape[1]] = f
-            batch["flow"] = flow[None]
+            padded = np.zeros((2, self.frames - 1, self.size, self.size), np.float32)
+            if flow is None and len(clip) > 1:
+                flow = compute_flow(clip[: self.frames], method=self.flow_method)
+            if flow is not None:
+                padded[:, : flow.shape[1]] = flow[:, : self.frames - 1]
+            batch["flow"] = padded[None]
         return batch
 
     def window_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         """Class probabilities `(K,)` of one window of uint8 frames `(H, W, 3)`."""
-        batch = self._batch(samples)
+        return self.windows_probs([samples])[0]
+
+    def windows_probs(
+        self, windows: list[list[np.ndarray]], flows: list[np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Class probabilities `(B, K)` of B windows, run as one batch (`flows`: each
+        window's optical flow when the caller computed it, for two_stream)."""
+        flows = flows if flows is not None else [None] * len(windows)
+        parts = [self._batch(w, f) for w, f in zip(windows, flows, strict=True)]
+        batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self.backend == "onnx":
-            logits = np.asarray(self.model(batch))[0]
-            e = np.exp(logits - logits.max())
-            return (e / e.sum()).astype(np.float32)
+            logits = np.asarray(self.model(batch))
+            e = np.exp(logits - logits.max(1, keepdims=True))
+            return (e / e.sum(1, keepdims=True)).astype(np.float32)
         with torch.inference_mode():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
-            return torch.softmax(self.model(tensors), dim=1)[0].float().numpy()
+            return torch.softmax(self.model(tensors), dim=1).float().numpy()
 
     def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         """Per-frame probabilities `(n, K)` of a single-frame model."""
@@ -201,12 +213,15 @@ class Classifier:
         top_k: int = 5,
         annotate: str | os.PathLike | None = None,
         plot: str | os.PathLike | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> dict:
         """Whole-video label, top-k, timeline (raw and smoothed) and flicker rates.
 
         A file is known whole, so the timeline is smoothed with the rolling average centred
         on each window (no lag); `stream` shows the causal average of the last N instead.
         The annotated copy is drawn in a second decoding pass from the smoothed timeline.
+        `progress`, if given, is called with the fraction of the video scored so far (the
+        end of the last window over the duration), e.g. for a server's job status.
         """
         timeline: list[dict] = []
         info, last_t = None, 0.0
@@ -215,6 +230,8 @@ class Classifier:
                 info = item
             elif kind == "unit":
                 timeline.append(item)  # type: ignore[arg-type]
+                if progress is not None and info is not None and info.duration_s:
+                    progress(min(1.0, item["t_end"] / info.duration_s))  # type: ignore[index]
             else:
                 last_t = item.t  # type: ignore[union-attr]
         probs = np.array([u["probs"] for u in timeline], np.float32)
@@ -227,6 +244,31 @@ class Classifier:
         return self._summary(
             video, info, timeline, last_t, window, stride, smooth, top_k, annotate, plot, smoothed
         )
+
+    def localize(
+        self,
+        video: str | os.PathLike,
+        spans: tuple[float, ...] | list[float] | None = None,
+        stride: int | None = None,
+        min_score: float | None = None,
+        nms_iou: float | None = None,
+        plot: str | os.PathLike | None = None,
+        truth: list[dict] | None = None,
+        progress=None,
+    ) -> dict:
+        """Every action in a long video as segments `{label, t_start, t_end, score}`; see
+        `vidclass.infer.localize` for the method. Unset knobs keep `LocalizeOptions`'
+        defaults; `truth` segments only appear on the `plot`."""
+        from dataclasses import replace
+
+        from vidclass.infer.localize import LocalizeOptions, localize
+
+        given = {"spans": spans, "stride": stride, "min_score": min_score, "nms_iou": nms_iou}
+        given = {k: v for k, v in given.items() if v is not None}
+        if "spans" in given:
+            given["spans"] = tuple(float(v) for v in given["spans"])
+        options = replace(LocalizeOptions(), **given)
+        return localize(self, video, options, plot=plot, truth=truth, progress=progress)
 
     def _annotate(self, video, timeline: list[dict], smoothed: np.ndarray, out) -> None:
         """Second pass: every frame of the video with the smoothed label of its moment."""

@@ -249,3 +249,61 @@ def plot_timeline(
     ax.set_title(f"top {len(chosen)} classes over time")
     fig.tight_layout()
     return _save(fig, out_png)
+
+
+def plot_segments(
+    segments: list[dict],
+    duration: float,
+    out_png: str | os.PathLike,
+    truth: list[dict] | None = None,
+    curve: tuple[Sequence[float], Sequence[float]] | None = None,
+    title: str = "",
+) -> Path:
+    """Temporal localization on one timeline: ground truth above the predicted segments (one
+    colour per class, the score written on each), and the actionness curve below them, so a
+    missed or misplaced action is seen at a glance."""
+    labels = sorted({s["label"] for s in segments} | {s["label"] for s in truth or []})
+    colors = plt.get_cmap("tab20").colors
+    color = {name: colors[i % len(colors)] for i, name in enumerate(labels)}
+    rows = [("predicted", segments)] + ([("ground truth", truth)] if truth is not None else [])
+    has_curve = curve is not None and len(curve[0]) > 0
+    fig, axes = plt.subplots(
+        2 if has_curve else 1,
+        1,
+        figsize=(11, 1.0 + 0.7 * len(rows) + (1.4 if has_curve else 0)),
+        sharex=True,
+        gridspec_kw={"height_ratios": [len(rows), 1.6] if has_curve else [1]},
+        squeeze=False,
+    )
+    ax = axes[0, 0]
+    for y, (_, segs) in enumerate(rows):
+        for s in segs:
+            width = s["t_end"] - s["t_start"]
+            ax.broken_barh([(s["t_start"], width)], (y - 0.38, 0.76), color=color[s["label"]])
+            text = s["label"] if "score" not in s else f"{s['label']} {s['score']:.2f}"
+            ax.text(
+                s["t_start"] + width / 2,
+                y,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                clip_on=True,
+            )
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlim(0, max(duration, 1e-3))
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if has_curve:
+        cax = axes[1, 0]
+        cax.plot(curve[0], curve[1], color="#444", linewidth=1.2)
+        cax.fill_between(curve[0], curve[1], color="#888", alpha=0.25)
+        cax.set_ylim(0, 1.02)
+        cax.set_ylabel("actionness", fontsize=8)
+        cax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        cax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    return _save(fig, out_png)

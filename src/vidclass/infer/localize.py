@@ -1,0 +1,410 @@
+"""Temporal activity localization: every action in a long video, with its start and end.
+
+The method of the field's sliding-window detectors (S-CNN) with TAG-style grouping:
+
+1. *Dense multi-scale windows.* The video is sampled once at a fine rate; windows of the
+   model's T frames slide over it at several time spans (`spans`, relative to the span of a
+   training clip), so short and long actions are both seen whole by some window. Each window
+   is classified by the trained clip model, `background` ("no action") included.
+2. *Curves.* Each scale's window probabilities, placed at the window centres, are
+   interpolated onto the fine time grid, averaged over scales and smoothed: one probability
+   curve per class.
+3. *Proposals.* For each action class, the runs of time where its curve stays above a
+   threshold are proposals (gaps shorter than `max_gap` bridged), for several thresholds at
+   once: a low threshold gives wide proposals, a high one tight ones (the watershed idea of
+   TAG, without having to pick one threshold).
+4. *Re-scoring.* A proposal's score is its mean probability inside minus the mean in margins
+   just outside it (SSN's completeness idea): a proposal that cuts an action short has the
+   action in its margins, one that spills over has background inside; the one whose edges
+   sit on the action's edges scores best.
+5. *Temporal NMS* per class keeps the best of overlapping proposals.
+
+Decoding streams (bounded memory): only the frames of the longest window are kept; the
+per-window probabilities (a few floats per window) are all that grows with the video.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from vidclass.errors import UserError
+from vidclass.infer.smoothing import rolling_average
+from vidclass.infer.stream import iter_frames
+
+BACKGROUND = "background"
+
+
+@dataclass(frozen=True)
+class LocalizeOptions:
+    """The knobs of `localize`; the defaults were tuned on held-out synthetic long videos
+    (never the ones that the benchmark reports)."""
+
+    spans: tuple[float, ...] = (0.67, 1.33)  # window time spans, x the training clip's span
+    stride: int = 2  # fine samples between consecutive windows of one scale
+    smooth_s: float = 0.5  # centred rolling average of the fused curves, seconds
+    thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    max_gap_s: float = 0.4  # dips below the threshold shorter than this are bridged
+    min_length_s: float = 0.4  # shorter proposals are dropped
+    margin: float = 0.25  # each outer margin, as a share of the proposal's length
+    nms_iou: float = 0.4
+    min_score: float = 0.05
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.spans or min(self.spans) <= 0:
+            raise UserError("spans must be positive factors of the training clip's time span")
+        if self.stride < 1 or self.batch_size < 1:
+            raise UserError("stride and batch size must be at least 1")
+        if not self.thresholds or not all(0 < t < 1 for t in self.thresholds):
+            raise UserError("thresholds must lie strictly between 0 and 1")
+        if not 0 < self.nms_iou <= 1:
+            raise UserError("the NMS IoU must lie in (0, 1]")
+
+
+# ---------------------------------------------------------------------- intervals
+
+
+def temporal_iou(a: tuple[float, float], b: np.ndarray) -> np.ndarray:
+    """IoU in time of segment `a` = (start, end) with each row of `b` (N, 2)."""
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
+    inter = np.clip(np.minimum(a[1], b[:, 1]) - np.maximum(a[0], b[:, 0]), 0, None)
+    union = (a[1] - a[0]) + (b[:, 1] - b[:, 0]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def temporal_nms(segments: list[dict], iou: float) -> list[dict]:
+    """Greedy NMS per label: the best-scored segment suppresses same-label segments that
+    overlap it by more than `iou`. Returns the kept segments, best first."""
+    kept: list[dict] = []
+    for label in dict.fromkeys(s["label"] for s in segments):
+        pool = sorted((s for s in segments if s["label"] == label), key=lambda s: -s["score"])
+        chosen: list[dict] = []
+        for s in pool:
+            spans = np.array([[c["t_start"], c["t_end"]] for c in chosen]).reshape(-1, 2)
+            if not len(chosen) or temporal_iou((s["t_start"], s["t_end"]), spans).max() <= iou:
+                chosen.append(s)
+        kept += chosen
+    return sorted(kept, key=lambda s: -s["score"])
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Index ranges [i, j] (inclusive) where `mask` is True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))
+
+
+def _crossing(times: np.ndarray, curve: np.ndarray, i: int, j: int, tau: float) -> float:
+    """Time between grid points i and j where the curve crosses `tau` (linear)."""
+    if i < 0 or j >= len(times):
+        return float(times[max(0, min(i, j, len(times) - 1)) if i < 0 else len(times) - 1])
+    a, b = curve[i], curve[j]
+    w = 0.5 if a == b else float(np.clip((tau - a) / (b - a), 0.0, 1.0))
+    return float(times[i] + w * (times[j] - times[i]))
+
+
+def _mean_over(times: np.ndarray, curve: np.ndarray, t0: float, t1: float) -> float | None:
+    """Time-average of the (piecewise linear) curve over [t0, t1]; None for an empty span."""
+    if t1 - t0 <= 1e-9:
+        return None
+    inside = (times > t0) & (times < t1)
+    ts = np.concatenate([[t0], times[inside], [t1]])
+    vs = np.interp(ts, times, curve)
+    return float(np.trapezoid(vs, ts) / (t1 - t0))
+
+
+def proposals(
+    times: np.ndarray, curve: np.ndarray, options: LocalizeOptions, end: float | None = None
+) -> list[tuple[float, float, float]]:
+    """(t_start, t_end, score) candidates for one class from its probability curve.
+
+    `times` (N,) are the grid times (seconds, increasing), `curve` (N,) the class's
+    probability there, `end` the video's end (defaults to the last grid time).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    curve = np.asarray(curve, dtype=np.float64)
+    if len(times) == 0:
+        return []
+    start, end = 0.0, float(times[-1] if end is None else end)
+    found: dict[tuple[float, float], float] = {}
+    for tau in options.thresholds:
+        runs = _runs(curve >= tau)
+        merged: list[list[int]] = []
+        for i, j in runs:  # bridge short dips
+            if merged and times[i] - times[merged[-1][1]] <= options.max_gap_s:
+                merged[-1][1] = j
+            else:
+                merged.append([i, j])
+        for i, j in merged:
+            t0 = start if i == 0 else _crossing(times, curve, i - 1, i, tau)
+            t1 = end if j == len(times) - 1 else _crossing(times, curve, j, j + 1, tau)
+            if t1 - t0 < options.min_length_s:
+                continue
+            key = (round(t0, 3), round(t1, 3))
+            if key in found:
+                continue
+            inner = _mean_over(times, curve, t0, t1) or 0.0
+            m = options.margin * (t1 - t0)
+            outer = [
+                v
+                for v in (
+                    _mean_over(times, curve, max(start, t0 - m), t0),
+                    _mean_over(times, curve, t1, min(end, t1 + m)),
+                )
+                if v is not None
+            ]
+            found[key] = inner - (float(np.mean(outer)) if outer else 0.0)
+    return [(a, b, s) for (a, b), s in found.items()]
+
+
+def segments_from_probs(
+    times: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    background: str | None = BACKGROUND,
+    options: LocalizeOptions | None = None,
+    end: float | None = None,
+) -> list[dict]:
+    """Action segments `[{"label", "t_start", "t_end", "score"}]` (by start time) from class
+    probability curves: `times` (N,) seconds, `probs` (N, K) in the order of `classes`.
+
+    Every class but `background` is localized; with no background class a model can still
+    localize, from the dips of each class's own curve.
+    """
+    options = options or LocalizeOptions()
+    probs = np.asarray(probs, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape != (len(times), len(classes)):
+        raise ValueError(f"probs must be (len(times), len(classes)), got {probs.shape}")
+    candidates = []
+    for k, label in enumerate(classes):
+        if label == background:
+            continue
+        for t0, t1, score in proposals(times, probs[:, k], options, end):
+            if score >= options.min_score:
+                candidates.append(
+                    {
+                        "label": label,
+                        "t_start": round(t0, 3),
+                        "t_end": round(t1, 3),
+                        "score": round(float(score), 4),
+                    }
+                )
+    kept = temporal_nms(candidates, options.nms_iou)
+    return sorted(kept, key=lambda s: (s["t_start"], -s["score"]))
+
+
+# ---------------------------------------------------------------------- windows
+
+
+@dataclass
+class WindowScores:
+    """Window probabilities of one scale: centres (n,) seconds and probs (n, K)."""
+
+    span: float
+    step: int
+    centres: list[float] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)
+
+
+def score_windows(
+    clf,
+    video: str | os.PathLike,
+    options: LocalizeOptions,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[object, np.ndarray, list[WindowScores]]:
+    """Stream the video once; classify windows of every scale in batches.
+
+    Returns (source info, fine grid times (N,), one WindowScores per scale).
+    """
+    base = min(options.spans)
+    rate = clf.sample_fps / base
+    steps = [max(1, round(s / base)) for s in options.spans]
+    scales = [WindowScores(s, k) for s, k in zip(options.spans, steps, strict=True)]
+    T = clf.frames
+    keep = (T - 1) * max(steps) + 1
+    info, frames = iter_frames(video, clf.size, rate)
+    buf: deque[np.ndarray] = deque(maxlen=keep)
+    times: list[float] = []
+    pending: list[tuple[WindowScores, float, list[np.ndarray], np.ndarray | None]] = []
+    last_end = [-1] * len(scales)
+    flow_cache = _FlowCache(clf.flow_method) if clf.needs_flow else None
+
+    def flush() -> None:
+        if not pending:
+            return
+        flows = [f for *_, f in pending] if flow_cache else None
+        probs = clf.windows_probs([w for _, _, w, _ in pending], flows)
+        for (scale, centre, _, _), p in zip(pending, probs, strict=True):
+            scale.centres.append(centre)
+            scale.probs.append(p)
+        pending.clear()
+
+    def window(scale_i: int, i: int) -> None:
+        k = steps[scale_i]
+        idx = list(range(i - (T - 1) * k, i + 1, k))
+        first = len(times) - 1 - (i - idx[0])
+        frames_ = [buf[len(buf) - 1 - (i - j)] for j in idx]
+        t0, t1 = times[first], times[-1] + 1.0 / rate
+        flow = flow_cache.clip(idx, frames_) if flow_cache else None
+        pending.append((scales[scale_i], (t0 + t1) / 2, frames_, flow))
+        last_end[scale_i] = i
+
+    threads = _reserve_decoder_core()
+    try:
+        for f in frames:
+            if f.sample is None:
+                continue
+            buf.append(f.sample)
+            times.append(f.t)
+            i = len(times) - 1
+            if flow_cache:
+                flow_cache.forget_before(i - keep)
+            for s, k in enumerate(steps):
+                first = i - (T - 1) * k
+                if first >= 0 and first % options.stride == 0:
+                    window(s, i)
+            if len(pending) >= options.batch_size:
+                flush()
+                if progress and info.duration_s:
+                    progress(min(1.0, f.t / info.duration_s))
+        n = len(times)
+        for s, k in enumerate(steps):
+            if n - 1 >= (T - 1) * k and last_end[s] < n - 1:
+                window(s, n - 1)  # the tail, so the curves reach the end of the video
+        if times and all(e < 0 for e in last_end):
+            # Shorter than every window: one padded window over what there is.
+            avail = list(buf)[-T:]
+            pending.append((scales[0], (times[0] + times[-1] + 1.0 / rate) / 2, avail, None))
+        flush()
+    finally:
+        _restore_threads(threads)
+    if progress:
+        progress(1.0)
+    return info, np.asarray(times, dtype=np.float64), scales
+
+
+class _FlowCache:
+    """Optical flow between two sampled frames, computed once: overlapping windows of the
+    two-stream model share most of their frame pairs (about 7 of 8 at the defaults)."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.pairs: dict[tuple[int, int], np.ndarray] = {}
+
+    def clip(self, idx: list[int], frames: list[np.ndarray]) -> np.ndarray:
+        """`(2, n-1, H, W)` flow of a window of sample indices `idx` and their frames."""
+        from vidclass.data.flow import compute_flow
+
+        fields = []
+        for j in range(len(idx) - 1):
+            key = (idx[j], idx[j + 1])
+            if key not in self.pairs:
+                pair = np.stack([frames[j], frames[j + 1]])
+                self.pairs[key] = compute_flow(pair, method=self.method)[:, 0]
+            fields.append(self.pairs[key])
+        return np.stack(fields, axis=1)
+
+    def forget_before(self, i: int) -> None:
+        for key in [k for k in self.pairs if k[0] < i]:
+            del self.pairs[key]
+
+
+def _reserve_decoder_core() -> int:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1))
+    return threads
+
+
+def _restore_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def fuse_curves(grid: np.ndarray, scales: list[WindowScores], smooth_n: int) -> np.ndarray:
+    """Class probability curves (N, K) on the grid: each scale interpolated from its window
+    centres, the scales averaged, then a centred rolling average of `smooth_n` points."""
+    curves = []
+    for sc in scales:
+        if not sc.centres:
+            continue
+        c = np.asarray(sc.centres)
+        p = np.asarray(sc.probs, dtype=np.float64)
+        curves.append(np.stack([np.interp(grid, c, p[:, k]) for k in range(p.shape[1])], 1))
+    fused = np.mean(curves, axis=0)
+    return rolling_average(fused, max(1, smooth_n), centred=True).astype(np.float64)
+
+
+def localize(
+    clf,
+    video: str | os.PathLike,
+    options: LocalizeOptions | None = None,
+    plot: str | os.PathLike | None = None,
+    truth: list[dict] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict:
+    """Segments of every action in `video`, with the curve they came from.
+
+    Returns {"video", "model", "duration_s", "classes", "background", "segments",
+    "actionness": {"t", "p"}, "options"}; `plot` draws ground truth (`truth`, if given)
+    against the predicted segments on a timeline.
+    """
+    options = options or LocalizeOptions()
+    info, grid, scales = score_windows(clf, video, options, progress)
+    rate = clf.sample_fps / min(options.spans)
+    curves = fuse_curves(grid, scales, round(options.smooth_s * rate))
+    duration = float(info.duration_s or (grid[-1] + 1.0 / rate if len(grid) else 0.0))
+    background = BACKGROUND if BACKGROUND in clf.classes else None
+    segments = segments_from_probs(grid, curves, clf.classes, background, options, end=duration)
+    for s in segments:
+        s["t_end"] = min(s["t_end"], round(duration, 3))
+    if background is not None:
+        actionness = 1.0 - curves[:, clf.classes.index(background)]
+    else:
+        actionness = curves.max(1)
+    result = {
+        "video": str(video),
+        "model": clf.config["model"],
+        "duration_s": round(duration, 3),
+        "classes": [c for c in clf.classes if c != background],
+        "background": background,
+        "segments": segments,
+        "actionness": {
+            "t": [round(float(t), 3) for t in grid],
+            "p": [round(float(v), 4) for v in actionness],
+        },
+        "options": asdict(options),
+    }
+    if plot:
+        from vidclass.report.plots import plot_segments
+
+        plot_segments(
+            segments,
+            duration,
+            plot,
+            truth=truth,
+            curve=(grid, actionness),
+            title=os.path.basename(str(video)),
+        )
+    return result
+
+
+def read_truth(video: str | os.PathLike) -> list[dict] | None:
+    """Ground-truth segments stored beside a video (`long_000.json` next to `long_000.mp4`,
+    as `vidclass synth --kind long` writes them), or None."""
+    import json
+    from pathlib import Path
+
+    path = Path(video).with_suffix(".json")
+    try:
+        segments = json.loads(path.read_text()).get("segments")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return segments if isinstance(segments, list) else None

@@ -1,0 +1,287 @@
+"""Temporal localization: the mAP metric on hand-computed cases, NMS, proposal grouping on
+synthetic probability curves, and `localize` end to end on videos (synthetic and real)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidclass import Classifier
+from vidclass.cli import app
+from vidclass.data.prepare import prepare
+from vidclass.data.synthetic import generate
+from vidclass.data.synthetic_long import generate_long
+from vidclass.errors import UserError
+from vidclass.infer.localize import (
+    LocalizeOptions,
+    segments_from_probs,
+    temporal_iou,
+    temporal_nms,
+)
+from vidclass.train.localization_metrics import (
+    average_precision,
+    interpolated_ap,
+    localization_map,
+)
+from vidclass.train.loop import TrainConfig, train
+
+runner = CliRunner()
+
+
+def seg(label: str, t0: float, t1: float, score: float | None = None) -> dict:
+    s = {"label": label, "t_start": t0, "t_end": t1}
+    if score is not None:
+        s["score"] = score
+    return s
+
+
+# ---------------------------------------------------------------------- the metric
+
+
+def test_temporal_iou() -> None:
+    iou = temporal_iou((0.0, 10.0), np.array([[0, 10], [5, 15], [10, 20], [2, 4]]))
+    assert np.allclose(iou, [1.0, 5 / 15, 0.0, 0.2])
+
+
+def test_perfect_predictions_score_one() -> None:
+    truth = {"v1": [seg("a", 1, 5), seg("b", 6, 9)], "v2": [seg("a", 0, 3)]}
+    preds = {v: [{**s, "score": 0.9} for s in segs] for v, segs in truth.items()}
+    result = localization_map(preds, truth)
+    assert result["mAP"] == {"0.3": 1.0, "0.5": 1.0, "0.7": 1.0}
+    assert result["average_mAP"] == 1.0
+
+
+def test_duplicate_is_a_false_positive_by_hand() -> None:
+    """Ranked: TP (gt1), duplicate of gt1 (FP), TP (gt2). Precision 1, 1/2, 2/3 at recall
+    1/2, 1/2, 1. Monotone precision: 1 up to recall 1/2, 2/3 up to 1: AP = 1/2 + 1/3."""
+    truth = {"v": [(0.0, 10.0), (20.0, 30.0)]}
+    preds = [("v", 1.0, 10.0, 0.9), ("v", 0.0, 9.0, 0.8), ("v", 20.0, 29.0, 0.7)]
+    assert average_precision(preds, truth, 0.5) == pytest.approx(0.5 + 1 / 3)
+
+
+def test_threshold_and_video_matter() -> None:
+    truth = {"v1": [(0.0, 10.0)]}
+    # tIoU 4/10 with the truth: a hit at 0.3, a miss at 0.5; the same segment in another
+    # video is never a hit.
+    assert average_precision([("v1", 0.0, 4.0, 1.0)], truth, 0.3) == 1.0
+    assert average_precision([("v1", 0.0, 4.0, 1.0)], truth, 0.5) == 0.0
+    assert average_precision([("v2", 0.0, 10.0, 1.0)], truth, 0.3) == 0.0
+
+
+def test_low_scored_miss_hurts_less_than_a_high_scored_one() -> None:
+    truth = {"v": [(0.0, 10.0)]}
+    hit, miss = ("v", 0.0, 10.0, 0.5), ("v", 50.0, 60.0, 0.1)
+    assert average_precision([hit, miss], truth, 0.5) == 1.0
+    # a false positive ranked first: precision 1/2 at recall 1
+    assert average_precision([hit, (*miss[:3], 0.9)], truth, 0.5) == 0.5
+
+
+def test_map_averages_classes_with_ground_truth() -> None:
+    truth = {"v": [seg("a", 0, 10), seg("b", 20, 30)]}
+    preds = {"v": [seg("a", 0, 10, 0.9), seg("c", 40, 50, 0.8)]}
+    result = localization_map(preds, truth, tious=(0.5,))
+    assert result["per_class_AP"]["a"]["0.5"] == 1.0
+    assert result["per_class_AP"]["b"]["0.5"] == 0.0
+    assert result["mAP"]["0.5"] == 0.5  # class c has no ground truth: not averaged
+    assert result["num_ground_truth"] == 2 and result["num_predictions"] == 2
+
+
+def test_interpolated_ap_by_hand() -> None:
+    # precision 1/2 then 2/3 at recall 1/2, 1: the envelope is 2/3 everywhere
+    assert interpolated_ap(np.array([0.5, 2 / 3]), np.array([0.5, 1.0])) == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------------- NMS
+
+
+def test_nms_keeps_the_best_of_overlapping_same_label() -> None:
+    segments = [
+        seg("a", 0, 10, 0.9),
+        seg("a", 1, 11, 0.8),  # IoU 9/11 with the first: suppressed
+        seg("a", 8, 20, 0.7),  # IoU 2/20 with the first: kept
+        seg("b", 0, 10, 0.6),  # other label: kept
+    ]
+    kept = temporal_nms(segments, iou=0.5)
+    assert [(s["label"], s["score"]) for s in kept] == [("a", 0.9), ("a", 0.7), ("b", 0.6)]
+    assert len(temporal_nms(segments, iou=1.0)) == 4
+
+
+# ---------------------------------------------------------------------- grouping
+
+
+def _curves(truth: list[dict], classes: list[str], duration: float, seed: int = 0):
+    """Probability curves a good model would give: each action's class rises over 0.4 s at
+    its edges, background elsewhere, with noise; rows sum to one."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, duration, 0.1)
+    act = np.zeros((len(t), len(classes)))
+    for s in truth:
+        ramp = np.clip(np.minimum(t - s["t_start"], s["t_end"] - t) / 0.4 + 0.5, 0, 1)
+        act[:, classes.index(s["label"])] = np.maximum(act[:, classes.index(s["label"])], ramp)
+    act[:, classes.index("background")] = np.clip(1 - act.sum(1), 0, 1)
+    probs = act * 0.85 + rng.uniform(0, 0.1, act.shape)
+    return t, probs / probs.sum(1, keepdims=True)
+
+
+def test_grouping_finds_each_action_adjacent_and_short_ones_included() -> None:
+    classes = ["a", "b", "c", "background"]
+    truth = [seg("a", 5, 15), seg("b", 15, 21), seg("c", 30, 31.5), seg("a", 40, 52)]
+    t, probs = _curves(truth, classes, 60.0)
+    # a dip of 0.2 s inside the last action: bridged, not two actions
+    probs[(t > 45) & (t < 45.25)] = [0.3, 0.0, 0.0, 0.7]
+    segments = segments_from_probs(t, probs, classes, end=60.0)
+    best = sorted(segments, key=lambda s: -s["score"])[: len(truth)]
+    for gt in truth:
+        match = [s for s in best if s["label"] == gt["label"]]
+        overlaps = temporal_iou(
+            (gt["t_start"], gt["t_end"]), [[s["t_start"], s["t_end"]] for s in match]
+        )
+        assert overlaps.max() > 0.85, (gt, best)
+    assert localization_map({"v": segments}, {"v": truth})["mAP"]["0.7"] == 1.0
+    assert all(0 <= s["t_start"] < s["t_end"] <= 60.0 for s in segments)
+    assert not any(s["label"] == "background" for s in segments)
+
+
+def test_rescoring_prefers_the_proposal_on_the_action_edges() -> None:
+    """Several thresholds give nested proposals; the one whose edges sit on the action's
+    edges must outscore both a tighter and a wider one."""
+    classes = ["a", "background"]
+    t, probs = _curves([seg("a", 10, 20)], classes, 30.0, seed=1)
+    from vidclass.infer.localize import proposals
+
+    cands = proposals(t, probs[:, 0], LocalizeOptions(nms_iou=1.0), end=30.0)
+    best = max(cands, key=lambda c: c[2])
+    assert abs(best[0] - 10) < 0.5 and abs(best[1] - 20) < 0.5
+    assert len(cands) >= 2
+
+
+def test_no_action_no_segment() -> None:
+    classes = ["a", "background"]
+    t = np.arange(0, 20, 0.1)
+    probs = np.tile([0.05, 0.95], (len(t), 1))
+    assert segments_from_probs(t, probs, classes) == []
+
+
+def test_bad_options_are_user_errors() -> None:
+    with pytest.raises(UserError):
+        LocalizeOptions(spans=())
+    with pytest.raises(UserError):
+        LocalizeOptions(thresholds=(0.5, 1.5))
+
+
+# ---------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def run_and_long(tmp_path_factory) -> dict[str, Path]:
+    """A one-epoch early_fusion run (with the background class) and two long videos."""
+    root = tmp_path_factory.mktemp("localize")
+    generate(root / "videos", per_class=2, size=(64, 48), fps=8, seed=4, quiet=True)
+    prepare(root / "videos", root / "prepared", frames=8, size=32, quiet=True)
+    train(
+        root / "prepared",
+        root / "run",
+        TrainConfig(model="early_fusion", epochs=1, batch_size=4),
+        quiet=True,
+    )
+    generate_long(root / "long", count=2, seed=9, size=(64, 48), fps=8, seconds=20, quiet=True)
+    return {"run": root / "run", "long": root / "long"}
+
+
+def test_localize_structure_on_a_long_video(run_and_long, tmp_path) -> None:
+    clf = Classifier.load(run_and_long["run"])
+    video = run_and_long["long"] / "long_000.mp4"
+    truth = json.loads(video.with_suffix(".json").read_text())
+    seen = []
+    result = clf.localize(
+        video, plot=tmp_path / "t.png", truth=truth["segments"], progress=seen.append
+    )
+    assert result["background"] == "background" and "background" not in result["classes"]
+    assert result["duration_s"] == pytest.approx(truth["duration_s"], abs=0.2)
+    for s in result["segments"]:
+        assert 0 <= s["t_start"] < s["t_end"] <= result["duration_s"]
+        assert s["label"] in result["classes"] and s["score"] >= 0.05
+    a = result["actionness"]
+    assert len(a["t"]) == len(a["p"]) > 100 and all(0 <= p <= 1 for p in a["p"])
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    assert (tmp_path / "t.png").stat().st_size > 5000
+    json.dumps(result)
+
+
+def test_localize_and_evaluate_cli(run_and_long, tmp_path) -> None:
+    long = run_and_long["long"]
+    out = tmp_path / "pred"
+    result = runner.invoke(
+        app,
+        [
+            "localize",
+            str(run_and_long["run"]),
+            str(long),
+            "--json",
+            str(out),
+            "--plot",
+            str(tmp_path / "plots"),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.json")) == ["long_000.json", "long_001.json"]
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 2
+    report = tmp_path / "map.json"
+    result = runner.invoke(
+        app, ["evaluate-localization", str(out), str(long), "--json", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(report.read_text())
+    assert set(metrics["mAP"]) == {"0.3", "0.5", "0.7"} and metrics["num_videos"] == 2
+    assert "mAP@0.5" in result.output
+    # ground truth without any prediction file: a user error naming the folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["evaluate-localization", str(empty), str(long)])
+    assert isinstance(result.exception, UserError) and "no prediction" in str(result.exception)
+
+
+def test_localize_real_clips(run_and_long, realclips) -> None:
+    clf = Classifier.load(run_and_long["run"])
+    videos = sorted(
+        p
+        for p in realclips.iterdir()
+        if p.suffix.lower() in {".mp4", ".avi", ".mkv", ".webm", ".mov"}
+    )
+    assert videos
+    for video in videos:
+        result = clf.localize(video)
+        assert result["duration_s"] > 0
+        for s in result["segments"]:
+            assert 0 <= s["t_start"] < s["t_end"] <= result["duration_s"] + 1e-6
+
+
+def test_localize_a_video_shorter_than_a_window(run_and_long, make_video) -> None:
+    clf = Classifier.load(run_and_long["run"])
+    result = clf.localize(make_video("short.mp4", n=6, width=64, height=48))
+    assert result["duration_s"] > 0 and len(result["actionness"]["t"]) >= 1
+
+
+def test_flow_cache_equals_flow_of_each_window() -> None:
+    """Overlapping two-stream windows reuse the flow of shared frame pairs, exactly."""
+    from vidclass.data.flow import compute_flow
+    from vidclass.infer.localize import _FlowCache
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    frames = [np.roll(base, 2 * i, axis=1) for i in range(12)]
+    cache = _FlowCache("farneback")
+    for start in (0, 2, 4):
+        idx = list(range(start, start + 8))
+        got = cache.clip(idx, [frames[j] for j in idx])
+        want = compute_flow(np.stack([frames[j] for j in idx]))
+        assert got.shape == want.shape == (2, 7, 48, 48)
+        np.testing.assert_array_equal(got, want)
+    assert len(cache.pairs) == 11  # 7 + 2 + 2 pairs, each computed once
+    cache.forget_before(4)
+    assert min(k[0] for k in cache.pairs) == 4
