@@ -701,9 +701,9 @@ def detect(
         None, "--annotate", help="Annotated copy (.mp4) with boxes, ids, actions; or a folder."
     ),
     stride: int | None = typer.Option(
-        None, "--stride", min=1, help="Sampled frames between a track's windows [quarter window]."
+        None, "--stride", min=1, help="Sampled frames between a track's windows [window / 8]."
     ),
-    smooth: int = typer.Option(3, "--smooth", min=1, help="Rolling average over N windows."),
+    smooth: int = typer.Option(1, "--smooth", min=1, help="Rolling average over N windows."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Find every person, track them, and say what each does when (spatio-temporal detection).

@@ -199,8 +199,8 @@ def truth_items(truth: dict, video: str):
 def prediction_items(pred: dict, video: str, fps: float):
     """(per-frame action detections, per-frame track boxes) of a `vidclass detect` result.
 
-    Each box of a track at time t is a detection of the label of the track's segment holding
-    t, scored by that segment's score times the box's detection score when present."""
+    Each box of a track at time t is a detection of every label whose segments hold t,
+    scored by the best such segment of that label (AVA: a box may carry several actions)."""
     if "tracks" not in pred:
         raise UserError(f"{video}: prediction has no 'tracks'; expected `vidclass detect --json`")
     detections, tracks = [], defaultdict(list)
@@ -210,9 +210,11 @@ def prediction_items(pred: dict, video: str, fps: float):
             t, box = float(row[0]), np.asarray(row[1:5], float)
             key = (video, int(round(t * fps)))
             tracks[key].append((int(tr["track_id"]), box))
+            best: dict[str, float] = {}  # overlapping segments of one label: one detection
             for s in segments:
                 if s["t_start"] <= t < s["t_end"] + 1e-6:
-                    detections.append((key, s["label"], float(s["score"]), box))
+                    best[s["label"]] = max(best.get(s["label"], -np.inf), float(s["score"]))
+            detections += [(key, label, score, box) for label, score in best.items()]
     return detections, dict(tracks)
 
 

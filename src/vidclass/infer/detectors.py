@@ -51,15 +51,34 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, best first."""
+def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Share of each box of `b` that lies inside each box of `a`: `(len(a), len(b))`."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_b, 1e-12)[None, :]
+
+
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4, contained: float = 1.01
+) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, best first. A box is
+    also dropped when more than `contained` of it lies inside a better box (a limb found
+    as a second person)."""
     order = np.argsort(-np.asarray(scores))
     keep: list[int] = []
     while len(order):
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
-        order = rest[box_iou(boxes[i], boxes[rest])[0] <= iou]
+        ok = box_iou(boxes[i], boxes[rest])[0] <= iou
+        ok &= box_containment(boxes[i], boxes[rest])[0] <= contained
+        order = rest[ok]
     return np.array(keep, np.int64)
 
 
