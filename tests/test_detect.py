@@ -305,3 +305,56 @@ def test_hog_detects_and_tracks_real_people(tiny_run, realclips, tmp_path):
     lengths = sorted((len(tr["boxes"]) for tr in result["tracks"]), reverse=True)
     assert lengths[0] > 0.8 * result["num_frames"]  # someone tracked nearly all the way
     assert len(result["tracks"]) <= 4  # no id churn
+
+
+# ----------------------------------------------------------------------------- detectors
+
+
+def test_nms_drops_overlaps_and_boxes_inside_better_ones():
+    from vidclass.infer.detectors import nms
+
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [2, 2, 5, 5], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert list(nms(boxes, scores, iou=0.5)) == [0, 2, 3]  # the shifted twin goes
+    assert list(nms(boxes, scores, iou=0.5, contained=0.5)) == [0, 3]  # the limb goes too
+
+
+def test_trained_detector_round_trip_and_clear_error(tmp_path):
+    import torch
+
+    from vidclass.errors import UserError
+    from vidclass.infer.centernet import CenterNetDetector, train_detector
+    from vidclass.infer.detect import load_detector
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions on a shared CPU: threads only fight
+    try:
+        summary = train_detector(tmp_path / "det", scenes=1, seconds=2, steps=3, batch_size=2,
+                                 quiet=True)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
+    detector = load_detector(str(tmp_path / "det"))
+    assert isinstance(detector, CenterNetDetector)
+    detector.threshold = 0.0  # untrained: take whatever peaks there are
+    boxes, scores = detector(np.full((120, 160, 3), 90, np.uint8))
+    assert boxes.shape == (len(scores), 4) and len(scores) > 0
+    assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 2] <= 160) and np.all(boxes[:, 3] <= 120)
+    with pytest.raises(UserError, match="train-detector"):
+        CenterNetDetector(tmp_path)
+
+
+def test_tube_clips_are_labelled_windows_ready_for_prepare(tmp_path):
+    from vidclass.data.synthetic import CLASSES
+    from vidclass.data.synthetic_multi import TUBE_FRAMES, generate_tubes
+
+    summary = generate_tubes(tmp_path, count=1, seed=4, seconds=4, every_s=1.0, quiet=True)
+    assert summary["num_videos"] == sum(summary["per_class"].values()) > 0
+    assert json.loads((tmp_path / "classes.json").read_text())["classes"] == CLASSES
+    clip = next(tmp_path.glob("*/v_*_g01_c*.mp4"))
+    assert clip.parent.name in CLASSES
+    import av
+
+    with av.open(str(clip)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == TUBE_FRAMES and frames[0].shape == (112, 112, 3)
