@@ -258,6 +258,9 @@ def test_detect_returns_tracks_segments_and_an_annotated_copy(tiny_run, scene, t
             assert s["t_start"] < s["t_end"] and 0 <= s["score"] <= 1
         for unit in tr["timeline"]:
             assert len(unit["probs"]) == len(clf.classes)
+        if tr["timeline"]:  # one probability per class for every box
+            assert len(tr["action_scores"]) == len(tr["boxes"])
+            assert np.allclose(np.sum(tr["action_scores"], axis=1), 1, atol=0.01)
     with av.open(str(tmp_path / "boxes.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == result["num_frames"] == 60
 
@@ -320,19 +323,12 @@ def test_nms_drops_overlaps_and_boxes_inside_better_ones():
 
 
 def test_trained_detector_round_trip_and_clear_error(tmp_path):
-    import torch
-
     from vidclass.errors import UserError
     from vidclass.infer.centernet import CenterNetDetector, train_detector
     from vidclass.infer.detect import load_detector
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions on a shared CPU: threads only fight
-    try:
-        summary = train_detector(tmp_path / "det", scenes=1, seconds=2, steps=3, batch_size=2,
-                                 quiet=True)  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    summary = train_detector(tmp_path / "det", scenes=1, seconds=2, steps=3, batch_size=2,
+                             quiet=True)  # fmt: skip
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
     detector = load_detector(str(tmp_path / "det"))
     assert isinstance(detector, CenterNetDetector)
@@ -358,3 +354,25 @@ def test_tube_clips_are_labelled_windows_ready_for_prepare(tmp_path):
     with av.open(str(clip)) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == TUBE_FRAMES and frames[0].shape == (112, 112, 3)
+
+
+def test_predictions_become_per_box_detections():
+    from vidclass.infer.detection_metrics import prediction_items
+
+    track = {
+        "track_id": 5,
+        "boxes": [[0.0, 0, 0, 10, 10], [0.1, 1, 0, 11, 10]],
+        "segments": [{"label": "wave", "t_start": 0.05, "t_end": 1.0, "score": 0.7}],
+    }
+    pred = {"classes": ["wave", "jump", "background"], "tracks": [track]}
+    dets, boxes = prediction_items(pred, "v", fps=10)
+    assert [(k, lab, s) for k, lab, s, _ in dets] == [(("v", 1), "wave", 0.7)]  # segments
+    assert boxes[("v", 0)][0][0] == 5 and len(boxes) == 2
+    track["action_scores"] = [[0.6, 0.1, 0.3], [0.2, 0.5, 0.3]]  # every action, every box
+    dets, _ = prediction_items(pred, "v", fps=10)
+    assert [(k, lab, s) for k, lab, s, _ in dets] == [
+        (("v", 0), "wave", 0.6),
+        (("v", 0), "jump", 0.1),
+        (("v", 1), "wave", 0.2),
+        (("v", 1), "jump", 0.5),
+    ]

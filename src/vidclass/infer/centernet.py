@@ -155,35 +155,44 @@ def train_detector(
     torch.manual_seed(seed)
     images, boxes = render_training_frames(scenes, seconds, seed, input_height)
     rendered = time.perf_counter() - start
-    model = CenterNet()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    rng = np.random.default_rng(seed)
-    model.train()
-    losses = []
-    for step in range(steps):
-        idx = rng.integers(0, len(images), batch_size)
-        batch, bb = images[idx].copy(), [boxes[i].copy() for i in idx]
-        w = batch.shape[2]
-        for k in range(batch_size):  # horizontal flips
-            if rng.random() < 0.5:
-                batch[k] = batch[k, :, ::-1]
-                bb[k] = np.stack([w - bb[k][:, 2], bb[k][:, 1], w - bb[k][:, 0], bb[k][:, 3]], 1)
-        heat, size, offset, mask = (torch.from_numpy(a) for a in _targets(bb, batch.shape[1:3]))
-        ph, ps, po = model(_normalise(batch))
-        n = mask.sum().clamp_min(1.0)
-        loss = (
-            _focal(ph, heat)
-            + 0.5 * ((ps - size).abs() * mask).sum() / n
-            + ((torch.sigmoid(po) - offset).abs() * mask).sum() / n
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if not quiet and (step + 1) % 100 == 0:
-            print(f"step {step + 1}/{steps}: loss {np.mean(losses[-100:]):.3f}", flush=True)
+    # Small convolutions gain little from intra-op threads, and on a shared 2-core machine
+    # two threads fight: measured 0.6 s/step with one thread against 5 s with two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = CenterNet()
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+        rng = np.random.default_rng(seed)
+        model.train()
+        losses = []
+        for step in range(steps):
+            idx = rng.integers(0, len(images), batch_size)
+            batch, bb = images[idx].copy(), [boxes[i].copy() for i in idx]
+            w = batch.shape[2]
+            for k in range(batch_size):  # horizontal flips
+                if rng.random() < 0.5:
+                    batch[k] = batch[k, :, ::-1]
+                    bb[k] = np.stack(
+                        [w - bb[k][:, 2], bb[k][:, 1], w - bb[k][:, 0], bb[k][:, 3]], 1
+                    )
+            heat, size, offset, mask = (torch.from_numpy(a) for a in _targets(bb, batch.shape[1:3]))
+            ph, ps, po = model(_normalise(batch))
+            n = mask.sum().clamp_min(1.0)
+            loss = (
+                _focal(ph, heat)
+                + 0.5 * ((ps - size).abs() * mask).sum() / n
+                + ((torch.sigmoid(po) - offset).abs() * mask).sum() / n
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if not quiet and (step + 1) % 100 == 0:
+                print(f"step {step + 1}/{steps}: loss {np.mean(losses[-100:]):.3f}", flush=True)
+    finally:
+        torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS))

@@ -10,7 +10,10 @@ average) and grouped into action segments. The annotated copy is drawn in a seco
 Output (the design's detection contract, plus what produced it):
 `{"video", "fps", "width", "height", "duration_s", "detector", "classes", "tracks": [{"track_id",
 "boxes": [[t, x1, y1, x2, y2]], "segments": [{"label", "t_start", "t_end", "score"}],
-"timeline": [{"t_start", "t_end", "probs"}]}]}`.
+"action_scores": [[p per class] per box], "timeline": [{"t_start", "t_end", "probs"}]}]}`.
+`action_scores` gives every box a probability per class (the order of `classes`), read off
+the track's window probabilities at the box's time: what AVA-style evaluation ranks (each
+box carries every action with a score), while `segments` are the grouped summary.
 """
 
 from __future__ import annotations
@@ -181,15 +184,22 @@ def detect(
             continue
         span = (rows[0][0], rows[-1][0] + 1.0 / fps)
         timeline = tubes[tid].timeline if tid in tubes else []
-        segments = _segments(timeline, span, clf, smooth, options) if timeline else []
-        tracks.append(
-            {
-                "track_id": len(tracks) + 1,
-                "boxes": [[round(t, 4), *(round(float(v), 1) for v in b)] for t, b, _ in rows],
-                "segments": segments,
-                "timeline": timeline,
-            }
-        )
+        track = {
+            "track_id": len(tracks) + 1,
+            "boxes": [[round(t, 4), *(round(float(v), 1) for v in b)] for t, b, _ in rows],
+            "segments": [],
+            "action_scores": [],
+            "timeline": timeline,
+        }
+        if timeline:
+            centres, probs = _curves(timeline, smooth)
+            track["segments"] = _segments(centres, probs, span, clf, options)
+            at = np.array([t for t, _, _ in rows])
+            scores = np.stack(
+                [np.interp(at, centres, probs[:, k]) for k in range(probs.shape[1])], 1
+            )
+            track["action_scores"] = [[round(float(v), 4) for v in row] for row in scores]
+        tracks.append(track)
     result = {
         "video": str(video),
         "fps": fps,
@@ -213,14 +223,18 @@ def detect(
     return result
 
 
-def _segments(
-    timeline: list[dict], span: tuple[float, float], clf, smooth: int, options
-) -> list[dict]:
-    """A track's action segments: its window probabilities, smoothed over `smooth` windows,
-    on the track's sampled times, grouped by the localization's proposals (several
-    thresholds, completeness scores, temporal NMS), clipped to the track's life."""
+def _curves(timeline: list[dict], smooth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Window centres (n,) and their class probabilities (n, K), centred rolling average."""
     probs = rolling_average(np.array([u["probs"] for u in timeline]), smooth, centred=True)
-    centres = np.array([(u["t_start"] + u["t_end"]) / 2 for u in timeline])
+    return np.array([(u["t_start"] + u["t_end"]) / 2 for u in timeline]), probs
+
+
+def _segments(
+    centres: np.ndarray, probs: np.ndarray, span: tuple[float, float], clf, options
+) -> list[dict]:
+    """A track's action segments: its window probabilities on the track's sampled times,
+    grouped by the localization's proposals (several thresholds, completeness scores,
+    temporal NMS), clipped to the track's life."""
     grid = np.arange(span[0], span[1], 1.0 / clf.sample_fps)
     curves = np.stack([np.interp(grid, centres, probs[:, k]) for k in range(probs.shape[1])], 1)
     background = BACKGROUND if BACKGROUND in clf.classes else None

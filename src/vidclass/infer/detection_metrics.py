@@ -199,17 +199,29 @@ def truth_items(truth: dict, video: str):
 def prediction_items(pred: dict, video: str, fps: float):
     """(per-frame action detections, per-frame track boxes) of a `vidclass detect` result.
 
-    Each box of a track at time t is a detection of every label whose segments hold t,
-    scored by the best such segment of that label (AVA: a box may carry several actions)."""
+    With `action_scores` (one probability per class per box), every box is a detection of
+    every action class with that score, as AVA systems report them. Without, each box at
+    time t is a detection of every label whose segments hold t, scored by the best such
+    segment of that label."""
     if "tracks" not in pred:
         raise UserError(f"{video}: prediction has no 'tracks'; expected `vidclass detect --json`")
+    classes = pred.get("classes", [])
     detections, tracks = [], defaultdict(list)
     for tr in pred["tracks"]:
         segments = tr.get("segments", [])
-        for row in tr["boxes"]:
+        per_box = tr.get("action_scores") or []
+        use_scores = len(per_box) == len(tr["boxes"]) and bool(classes)
+        for b, row in enumerate(tr["boxes"]):
             t, box = float(row[0]), np.asarray(row[1:5], float)
             key = (video, int(round(t * fps)))
             tracks[key].append((int(tr["track_id"]), box))
+            if use_scores:
+                detections += [
+                    (key, label, float(p), box)
+                    for label, p in zip(classes, per_box[b], strict=True)
+                    if label != BACKGROUND
+                ]
+                continue
             best: dict[str, float] = {}  # overlapping segments of one label: one detection
             for s in segments:
                 if s["t_start"] <= t < s["t_end"] + 1e-6:
