@@ -263,8 +263,12 @@ def label_at(track: dict, t: float) -> tuple[str | None, float]:
     return (best["label"], best["score"]) if best else (None, 0.0)
 
 
+MIN_ANNOTATED_HEIGHT = 480  # smaller videos are upscaled (whole times) in the annotated copy
+
+
 def annotate_video(video: str | os.PathLike, result: dict, out: str | os.PathLike) -> Path:
-    """A copy of the video with every track's box, id and current action drawn on it."""
+    """A copy of the video with every track's box, id and current action drawn on it
+    (videos under 480 px high are upscaled by a whole factor so the text can be read)."""
     import cv2
 
     from vidclass.infer.annotate import VideoWriter
@@ -275,15 +279,18 @@ def annotate_video(video: str | os.PathLike, result: dict, out: str | os.PathLik
         for row in tr["boxes"]:
             by_frame.setdefault(int(round(row[0] * fps)), []).append((tr, row))
     info, frames = iter_frames(video, 8, 1.0, keep_frames=True, sample=False)
-    writer = VideoWriter(out, info.fps or fps, info.width, info.height)
+    up = max(1, -(-MIN_ANNOTATED_HEIGHT // max(info.height, 1)))  # small videos: readable text
+    writer = VideoWriter(out, info.fps or fps, info.width * up, info.height * up)
     try:
         for f in frames:
             image = f.image
-            scale = max(0.35, min(image.shape[:2]) / 600)
+            if up > 1:
+                image = cv2.resize(image, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+            scale = max(0.45, min(image.shape[:2]) / 600)
             thick = max(1, round(scale * 2))
             for tr, row in by_frame.get(f.index, []):
                 colour = _COLOURS[(tr["track_id"] - 1) % len(_COLOURS)]
-                x1, y1, x2, y2 = (int(round(v)) for v in row[1:5])
+                x1, y1, x2, y2 = (int(round(v * up)) for v in row[1:5])
                 cv2.rectangle(image, (x1, y1), (x2, y2), colour, thick)
                 label, score = label_at(tr, row[0])
                 text = f"#{tr['track_id']} " + (f"{label} {score:.0%}" if label else "-")
