@@ -103,11 +103,12 @@ def detect(
 ) -> dict:
     """Detect, track and label every person of `video` with the trained clip model `clf`.
 
-    `stride`: sampled frames between a track's windows [default: an eighth of a window];
-    `smooth`: centred rolling average over that many windows; `context`, `min_crop`: tube crop
-    side over the person's path, and at least over the frame's short side (`tubes.py`); `min_track_s`: shorter tracks are dropped (flicker of the
-    detector); `options`: how window probabilities become segments (`localize`). See the
-    module docstring for the result.
+    `detector`: `motion`, `hog`, a `train-detector` folder or any `Detector`; `stride`:
+    sampled frames between a track's windows [default: an eighth of a window]; `smooth`:
+    centred rolling average over that many windows; `context`, `min_crop`: the tube crop's
+    side over the person's path, and its least share of the frame's short side (`tubes.py`);
+    `min_track_s`: shorter tracks are dropped (detector flicker); `options`: how window
+    probabilities become segments (`localize`). See the module docstring for the result.
     """
     start = time.perf_counter()
     det = load_detector(detector)
