@@ -108,6 +108,15 @@ def test_nms_keeps_the_best_of_overlapping_same_label() -> None:
     kept = temporal_nms(segments, iou=0.5)
     assert [(s["label"], s["score"]) for s in kept] == [("a", 0.9), ("a", 0.7), ("b", 0.6)]
     assert len(temporal_nms(segments, iou=1.0)) == 4
+    assert segments[1]["score"] == 0.8  # the input is not modified
+
+
+def test_soft_nms_decays_overlapping_scores_by_hand() -> None:
+    segments = [seg("a", 0, 10, 0.9), seg("a", 1, 11, 0.8), seg("a", 20, 30, 0.5)]
+    kept = temporal_nms(segments, iou=0.5, soft_sigma=0.5)
+    # IoU 9/11 with the best: 0.8 * exp(-(9/11)^2 / 0.5) = 0.210; no overlap: unchanged
+    assert [round(s["score"], 3) for s in kept] == [0.9, 0.5, 0.21]
+    assert [s["t_start"] for s in kept] == [0, 20, 1]
 
 
 # ---------------------------------------------------------------------- grouping
@@ -206,7 +215,7 @@ def test_localize_structure_on_a_long_video(run_and_long, tmp_path) -> None:
         assert 0 <= s["t_start"] < s["t_end"] <= result["duration_s"]
         assert s["label"] in result["classes"] and s["score"] >= 0.05
     a = result["actionness"]
-    assert len(a["t"]) == len(a["p"]) > 100 and all(0 <= p <= 1 for p in a["p"])
+    assert len(a["t"]) == len(a["p"]) > 50 and all(0 <= p <= 1 for p in a["p"])
     assert seen[-1] == 1.0 and seen == sorted(seen)
     assert (tmp_path / "t.png").stat().st_size > 5000
     json.dumps(result)

@@ -270,3 +270,21 @@ def test_live_source_path_prints_as_it_goes(runs):
     result = runner.invoke(app, ["predict", str(runs["early_fusion"]), url])
     assert result.exit_code == 0, result.output
     assert "live" in result.output and units[0]["smoothed_label"] in result.output
+
+
+def test_decoder_core_is_restored_after_overlapping_jobs():
+    """Two jobs overlapping in time (the HTTP worker pool): torch's process-wide thread count
+    is lowered once and restored only when the last one ends."""
+    import torch
+
+    from vidclass.infer.threads import decoder_core
+
+    before = torch.get_num_threads()
+    first, second = decoder_core(), decoder_core()
+    first.__enter__()
+    second.__enter__()
+    assert torch.get_num_threads() == max(1, before - 1)
+    first.__exit__(None, None, None)
+    assert torch.get_num_threads() == max(1, before - 1)
+    second.__exit__(None, None, None)
+    assert torch.get_num_threads() == before

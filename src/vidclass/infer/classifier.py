@@ -22,6 +22,7 @@ from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
 from vidclass.infer.smoothing import RollingAverage, flicker_rate, rolling_average
 from vidclass.infer.stream import iter_frames
+from vidclass.infer.threads import decoder_core
 
 BACKENDS = ("torch", "onnx")
 
@@ -135,14 +136,8 @@ class Classifier:
         avg = RollingAverage(smooth)
         state = _State()
         info, frames = iter_frames(source, self.size, self.sample_fps, keep_frames=keep_frames)
-        # One core stays with the decoder thread: decoding and the model then overlap instead
-        # of fighting over the same cores (measured on 2 cores: predict/decode 1.8 → 1.3).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, threads - 1))
-        try:
+        with decoder_core():
             yield from self._windows(info, frames, avg, state, window, stride)
-        finally:
-            torch.set_num_threads(threads)
 
     def _windows(self, info, frames, avg, state, window: int, stride: int):
         """The body of `_events`: windows over the sampled frames as they arrive."""

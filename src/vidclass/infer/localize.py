@@ -17,7 +17,8 @@ The method of the field's sliding-window detectors (S-CNN) with TAG-style groupi
    just outside it (SSN's completeness idea): a proposal that cuts an action short has the
    action in its margins, one that spills over has background inside; the one whose edges
    sit on the action's edges scores best.
-5. *Temporal NMS* per class keeps the best of overlapping proposals.
+5. *Soft temporal NMS* per class: overlapping proposals of the same class keep their place
+   in the ranking only as far as they do not repeat a better one.
 
 Decoding streams (bounded memory): only the frames of the longest window are kept; the
 per-window probabilities (a few floats per window) are all that grows with the video.
@@ -35,6 +36,7 @@ import numpy as np
 from vidclass.errors import UserError
 from vidclass.infer.smoothing import rolling_average
 from vidclass.infer.stream import iter_frames
+from vidclass.infer.threads import decoder_core
 
 BACKGROUND = "background"
 
@@ -51,7 +53,8 @@ class LocalizeOptions:
     max_gap_s: float = 0.4  # dips below the threshold shorter than this are bridged
     min_length_s: float = 0.4  # shorter proposals are dropped
     margin: float = 0.25  # each outer margin, as a share of the proposal's length
-    nms_iou: float = 0.4
+    nms_iou: float = 0.4  # hard NMS, when soft_sigma is None
+    soft_sigma: float | None = 0.5  # soft NMS (Gaussian decay of overlapping scores)
     min_score: float = 0.05
     batch_size: int = 16
 
@@ -64,6 +67,8 @@ class LocalizeOptions:
             raise UserError("thresholds must lie strictly between 0 and 1")
         if not 0 < self.nms_iou <= 1:
             raise UserError("the NMS IoU must lie in (0, 1]")
+        if self.soft_sigma is not None and self.soft_sigma <= 0:
+            raise UserError("soft_sigma must be positive (or None for hard NMS)")
 
 
 # ---------------------------------------------------------------------- intervals
@@ -77,18 +82,29 @@ def temporal_iou(a: tuple[float, float], b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def temporal_nms(segments: list[dict], iou: float) -> list[dict]:
-    """Greedy NMS per label: the best-scored segment suppresses same-label segments that
-    overlap it by more than `iou`. Returns the kept segments, best first."""
+def temporal_nms(segments: list[dict], iou: float, soft_sigma: float | None = None) -> list[dict]:
+    """Temporal NMS per label, best-scored segment first. Hard (`soft_sigma` None): drop
+    same-label segments overlapping a kept one by more than `iou`. Soft (Bodla et al. 2017,
+    as BSN/BMN use it): multiply their scores by exp(-IoU² / soft_sigma) instead, so a
+    fragment of a found action sinks in the ranking without a true neighbour being lost.
+    Returns new dicts, best first."""
     kept: list[dict] = []
     for label in dict.fromkeys(s["label"] for s in segments):
-        pool = sorted((s for s in segments if s["label"] == label), key=lambda s: -s["score"])
-        chosen: list[dict] = []
-        for s in pool:
-            spans = np.array([[c["t_start"], c["t_end"]] for c in chosen]).reshape(-1, 2)
-            if not len(chosen) or temporal_iou((s["t_start"], s["t_end"]), spans).max() <= iou:
-                chosen.append(s)
-        kept += chosen
+        pool = [dict(s) for s in segments if s["label"] == label]
+        while pool:
+            pool.sort(key=lambda s: -s["score"])
+            best = pool.pop(0)
+            kept.append(best)
+            if not pool:
+                break
+            overlap = temporal_iou(
+                (best["t_start"], best["t_end"]), [[s["t_start"], s["t_end"]] for s in pool]
+            )
+            if soft_sigma is None:
+                pool = [s for s, o in zip(pool, overlap, strict=True) if o <= iou]
+            else:
+                for s, o in zip(pool, overlap, strict=True):
+                    s["score"] *= float(np.exp(-(o**2) / soft_sigma))
     return sorted(kept, key=lambda s: -s["score"])
 
 
@@ -186,16 +202,19 @@ def segments_from_probs(
             continue
         for t0, t1, score in proposals(times, probs[:, k], options, end):
             if score >= options.min_score:
-                candidates.append(
-                    {
-                        "label": label,
-                        "t_start": round(t0, 3),
-                        "t_end": round(t1, 3),
-                        "score": round(float(score), 4),
-                    }
-                )
-    kept = temporal_nms(candidates, options.nms_iou)
-    return sorted(kept, key=lambda s: (s["t_start"], -s["score"]))
+                candidates.append({"label": label, "t_start": t0, "t_end": t1, "score": score})
+    kept = temporal_nms(candidates, options.nms_iou, options.soft_sigma)
+    segments = [
+        {
+            "label": s["label"],
+            "t_start": round(s["t_start"], 3),
+            "t_end": round(s["t_end"], 3),
+            "score": round(float(s["score"]), 4),
+        }
+        for s in kept
+        if s["score"] >= options.min_score
+    ]
+    return sorted(segments, key=lambda s: (s["t_start"], -s["score"]))
 
 
 # ---------------------------------------------------------------------- windows
@@ -254,8 +273,7 @@ def score_windows(
         pending.append((scales[scale_i], (t0 + t1) / 2, frames_, flow))
         last_end[scale_i] = i
 
-    threads = _reserve_decoder_core()
-    try:
+    with decoder_core():
         for f in frames:
             if f.sample is None:
                 continue
@@ -281,8 +299,6 @@ def score_windows(
             avail = list(buf)[-T:]
             pending.append((scales[0], (times[0] + times[-1] + 1.0 / rate) / 2, avail, None))
         flush()
-    finally:
-        _restore_threads(threads)
     if progress:
         progress(1.0)
     return info, np.asarray(times, dtype=np.float64), scales
@@ -312,20 +328,6 @@ class _FlowCache:
     def forget_before(self, i: int) -> None:
         for key in [k for k in self.pairs if k[0] < i]:
             del self.pairs[key]
-
-
-def _reserve_decoder_core() -> int:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads - 1))
-    return threads
-
-
-def _restore_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def fuse_curves(grid: np.ndarray, scales: list[WindowScores], smooth_n: int) -> np.ndarray:
