@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vidclass.data.synthetic import BACKGROUND
 from vidclass.errors import UserError
@@ -39,6 +38,7 @@ from vidclass.infer.detectors import (
 from vidclass.infer.localize import LocalizeOptions, segments_from_probs
 from vidclass.infer.smoothing import rolling_average
 from vidclass.infer.stream import iter_frames
+from vidclass.infer.threads import decoder_core
 from vidclass.infer.tracking import Tracker
 from vidclass.infer.tubes import CONTEXT, MIN_CROP, tube_clip
 
@@ -141,10 +141,8 @@ def detect(
         )
         tube.since, tube.scored = 0, True
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads - 1))  # one core stays with the decoder thread
     next_t, sample_no, last_t, n_frames = 0.0, -1, 0.0, 0
-    try:
+    with decoder_core():  # one core stays with the decoder thread
         for f in frames:
             n_frames, last_t = n_frames + 1, f.t
             found, scores = det(f.image)
@@ -171,8 +169,6 @@ def detect(
         for tube in tubes.values():
             if tube.last_sample == sample_no and (tube.since or not tube.scored):
                 score(tube)
-    finally:
-        torch.set_num_threads(threads)
 
     fps = info.fps or (n_frames / max(last_t, 1e-6))
     duration = info.duration_s or (last_t + 1.0 / max(fps, 1e-6))
