@@ -758,7 +758,9 @@ def detect(
             )
             for tr in result["tracks"]:
                 acts = ", ".join(
-                    f"{s['label']} {s['t_start']:.1f}-{s['t_end']:.1f} s" for s in tr["segments"]
+                    f"{s['label']} {s['t_start']:.1f}-{s['t_end']:.1f} s"
+                    for s in sorted(tr["segments"], key=lambda s: s["t_start"])
+                    if s["score"] >= 0.3
                 )
                 console.print(f"  #{tr['track_id']}: {escape(acts) or '(no action)'}")
     if failed and not done:
