@@ -29,7 +29,7 @@ def test_smoothing_on_long_videos(tmp_path):
         TrainConfig(model="early_fusion", epochs=12, augment=True),
         quiet=True,
     )
-    generate_long(tmp_path / "long", count=2, seed=7, seconds=60, quiet=True)
+    generate_long(tmp_path / "long", count=2, seed=7, seconds=60, quiet=True, repeats=(1, 3))
     clf = Classifier.load(tmp_path / "run")
     for i in range(2):
         truth = json.loads((tmp_path / "long" / f"long_{i:03d}.json").read_text())

@@ -227,12 +227,14 @@ def test_long_videos_mix_gaps_no_gaps_short_and_long_actions() -> None:
     durations, gaps = [], []
     for index in range(4):
         frames, segments = render_long(0, index, size=(96, 72), fps=10, seconds=60)
+        _, repeated = render_long(0, index, size=(96, 72), fps=10, seconds=60, repeats=(2, 2))
+        assert min(s["t_end"] - s["t_start"] for s in repeated) >= 3.0
         assert len(frames) >= 600
         durations += [s["t_end"] - s["t_start"] for s in segments]
         gaps += [b["t_start"] - a["t_end"] for a, b in zip(segments, segments[1:], strict=False)]
         assert all(s["label"] in CLASSES[:-1] for s in segments)
         assert all(a["label"] != b["label"] for a, b in zip(segments, segments[1:], strict=False))
-    assert min(durations) < 3 and max(durations) > 7
+    assert min(durations) < 2 and max(durations) > 3.5
     assert min(gaps) == 0 and max(gaps) >= 1.5 and all(g >= 0 for g in gaps)
 
 
