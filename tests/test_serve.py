@@ -126,7 +126,7 @@ def test_page_health_model_and_docs(clf, tmp_path):
             "sample_fps": clf.sample_fps,
             "normalize": clf.config["normalize"],
         }
-        assert model["tasks"] == {"predict": True, "localize": True, "detect": False}
+        assert model["tasks"] == {"predict": True, "localize": True, "detect": True}
         page = client.get("/")
         assert page.status_code == 200 and 'id="result-label"' in page.text
         assert "http://" not in page.text and "https://" not in page.text  # works offline
@@ -242,7 +242,8 @@ def test_not_a_video_and_corrupt_are_415_422(clf, video, tmp_path):
     assert leftover_uploads(tmp_path) == []
 
 
-def test_a_task_the_classifier_lacks_is_501(clf, video, tmp_path):
+def test_a_task_the_classifier_lacks_is_501(clf, video, tmp_path, monkeypatch):
+    monkeypatch.setattr(Classifier, "detect", None)  # a model without detection
     with client_for(clf, tmp_path) as client:
         for task in ("detect",):
             res = post_video(client, f"/v1/{task}", video)
@@ -463,7 +464,7 @@ def test_browser_upload_shows_the_api_label(server, clf, make_video, tmp_path):
             page.wait_for_function(
                 "document.getElementById('model-info').textContent.includes('early_fusion')"
             )
-            assert page.locator("#task option[value=detect]").is_disabled()
+            assert page.locator("#task option[value=detect]").is_enabled()  # Classifier.detect
             page.set_input_files("#file", str(video))
             page.click("#run")
             page.wait_for_selector("#result:not([hidden])", timeout=60_000)

@@ -342,3 +342,28 @@ class Classifier:
             times = [(u["t_start"] + u["t_end"]) / 2 for u in timeline]
             plot_timeline(times, probs, self.classes, plot, smoothed=smoothed)
         return result
+
+    # ------------------------------------------------------------------ detection
+
+    def detect(
+        self,
+        video: str | os.PathLike,
+        detector: str = "motion",
+        stride: int | None = None,
+        smooth: int = 1,
+        min_track_s: float = 0.5,
+        annotate: str | os.PathLike | None = None,
+    ) -> dict:
+        """Every person of `video` detected, tracked and labelled over time: see
+        `vidclass.infer.detect.detect` for the options (more there) and the result."""
+        from vidclass.infer.detect import detect
+
+        return detect(
+            self,
+            video,
+            detector=detector,
+            stride=stride,
+            smooth=smooth,
+            min_track_s=min_track_s,
+            annotate=annotate,
+        )

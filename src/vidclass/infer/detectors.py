@@ -1,0 +1,196 @@
+"""Person detectors: a frame in, boxes with scores out. Pluggable by name (`build_detector`).
+
+* `motion`: background subtraction for static cameras (OpenCV MOG2 + morphology + connected
+  components). MOG2 learns whatever stands still into the background, including a person who
+  stands still from the first frame (never seen) or for a few seconds (lost). So, for files,
+  the model starts from the median of frames spread over the whole video (people move, the
+  background stays) and then learns slowly (`learning_rate`), slower than anyone stands still.
+* `hog`: OpenCV's built-in HOG + linear SVM people detector (Dalal & Triggs): upright
+  pedestrians in real videos, no downloaded weights. Its window is 64x128 pixels, so small
+  frames are upscaled first. OpenCV 5 dropped it from the main module (`opencv-python-headless<5`).
+
+Boxes are float `(N, 4)` `x1, y1, x2, y2` in frame pixels, scores `(N,)` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from vidclass.errors import UserError
+
+DETECTORS = ("motion", "hog")
+
+
+class Detector(Protocol):
+    """Anything that maps an RGB uint8 frame `(H, W, 3)` to `(boxes (N, 4), scores (N,))`."""
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix `(len(a), len(b))` of xyxy boxes."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Share of each box of `b` that lies inside each box of `a`: `(len(a), len(b))`."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_b, 1e-12)[None, :]
+
+
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4, contained: float = 1.01
+) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, best first. A box is
+    also dropped when more than `contained` of it lies inside a better box (a limb found
+    as a second person)."""
+    order = np.argsort(-np.asarray(scores))
+    keep: list[int] = []
+    while len(order):
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        ok = box_iou(boxes[i], boxes[rest])[0] <= iou
+        ok &= box_containment(boxes[i], boxes[rest])[0] <= contained
+        order = rest[ok]
+    return np.array(keep, np.int64)
+
+
+class MotionDetector:
+    """Moving (or moved) regions of a static camera's view, as boxes (MOG2 + components)."""
+
+    def __init__(
+        self,
+        min_area: float = 0.002,
+        learning_rate: float = 0.0005,
+        var_threshold: float = 32.0,
+        close: float = 0.025,
+    ) -> None:
+        """`min_area`: smallest blob as a share of the frame; `learning_rate`: how fast MOG2
+        absorbs what stands still (0.0005 a frame: minutes); `close`: the closing kernel as a
+        share of the frame's short side, joining the parts of one person (thin limbs)."""
+        self.min_area, self.learning_rate, self.close = min_area, learning_rate, close
+        self.mog = cv2.createBackgroundSubtractorMOG2(
+            history=500, varThreshold=var_threshold, detectShadows=False
+        )
+        self.primed = False
+
+    def prime(self, background: np.ndarray) -> None:
+        """Start the background model from an empty-scene image (e.g. `median_background`)."""
+        self.mog.apply(background, learningRate=1.0)
+        self.primed = True
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Unprimed (a live source), MOG2 learns the first frames at its own pace.
+        mask = self.mog.apply(frame, learningRate=self.learning_rate if self.primed else -1)
+        h, w = mask.shape
+        k = max(3, round(self.close * min(h, w)) | 1)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(2, (k, k)))
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        boxes, scores = [], []
+        for x, y, bw, bh, area in stats[1:n]:
+            if area < self.min_area * h * w:
+                continue
+            boxes.append([x, y, x + bw, y + bh])
+            scores.append(min(1.0, area / (bw * bh) + 0.3))  # solid blobs are surer
+        if not boxes:
+            return _empty()
+        return np.array(boxes, np.float32), np.array(scores, np.float32)
+
+
+def median_background(frames: Iterable[np.ndarray]) -> np.ndarray:
+    """The per-pixel median of frames spread over a video: the scene without its movers."""
+    stack = np.stack(list(frames))
+    return np.median(stack, axis=0).astype(np.uint8)
+
+
+class HogDetector:
+    """OpenCV's HOG people detector (pedestrians, upright, at least ~128 px tall after the
+    upscaling of small frames; large frames are scaled down to `max_height` for speed)."""
+
+    def __init__(
+        self,
+        min_height: int = 480,
+        max_height: int = 480,
+        hit_threshold: float = 0.0,
+        scale: float = 1.05,
+        nms_iou: float = 0.4,
+    ) -> None:
+        if not hasattr(cv2, "HOGDescriptor"):
+            raise UserError(
+                f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 moved it out of "
+                "the main module); install 'opencv-python-headless<5' or use --detector motion"
+            )
+        self.hog = cv2.HOGDescriptor()
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.min_height, self.max_height = min_height, max_height
+        self.hit_threshold = hit_threshold
+        self.scale, self.nms_iou = scale, nms_iou
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = frame.shape[0]
+        up = max(1.0, self.min_height / h) if h < self.min_height else min(1.0, self.max_height / h)
+        image = frame if up == 1.0 else cv2.resize(frame, None, fx=up, fy=up)
+        rects, weights = self.hog.detectMultiScale(
+            image,
+            hitThreshold=self.hit_threshold,
+            winStride=(8, 8),
+            padding=(8, 8),
+            scale=self.scale,
+        )
+        if len(rects) == 0:
+            return _empty()
+        rects = np.asarray(rects, np.float32).reshape(-1, 4)
+        boxes = np.stack(
+            [rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]], 1
+        )
+        boxes /= up
+        # The SVM margin, squashed to (0, 1): 0.5 on the decision boundary.
+        scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1)))
+        keep = nms(boxes, scores, self.nms_iou)
+        fh, fw = frame.shape[:2]
+        boxes = np.clip(boxes[keep], 0, [fw, fh, fw, fh]).astype(np.float32)
+        return boxes, scores[keep].astype(np.float32)
+
+
+def build_detector(name: str, **options) -> Detector:
+    """A detector by name: `motion` or `hog` (see the module docstring)."""
+    if name == "motion":
+        return MotionDetector(**options)
+    if name == "hog":
+        return HogDetector(**options)
+    raise UserError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+def evenly_spaced(n_total: int, n: int) -> set[int]:
+    """`n` frame indices spread over `n_total` frames (all of them when there are fewer)."""
+    if n_total <= n:
+        return set(range(n_total))
+    return {math.floor((i + 0.5) * n_total / n) for i in range(n)}
