@@ -540,7 +540,7 @@ def localize(
         help="Timeline PNG of the segments (and the ground truth beside the video, if any).",
     ),
     spans: str = typer.Option(
-        "0.67,1.33",
+        "0.4,0.8",
         "--spans",
         help="Window time spans, as factors of a training clip's span (multi-scale).",
     ),
@@ -572,7 +572,7 @@ def localize(
         factors = tuple(float(v) for v in spans.split(","))
     except ValueError:
         raise UserError(
-            f"--spans {spans!r}: give numbers separated by commas, e.g. 0.67,1.33"
+            f"--spans {spans!r}: give numbers separated by commas, e.g. 0.4,0.8"
         ) from None
     clf = Classifier.load(run, backend=backend)
     if "background" not in clf.classes and not quiet:

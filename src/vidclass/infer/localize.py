@@ -46,7 +46,7 @@ class LocalizeOptions:
     """The knobs of `localize`; the defaults were tuned on held-out synthetic long videos
     (never the ones that the benchmark reports)."""
 
-    spans: tuple[float, ...] = (0.67, 1.33)  # window time spans, x the training clip's span
+    spans: tuple[float, ...] = (0.4, 0.8)  # window time spans, x the training clip's span
     stride: int = 2  # fine samples between consecutive windows of one scale
     smooth_s: float = 0.5  # centred rolling average of the fused curves, seconds
     thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
