@@ -294,3 +294,44 @@ def test_flow_cache_equals_flow_of_each_window() -> None:
     assert len(cache.pairs) == 11  # 7 + 2 + 2 pairs, each computed once
     cache.forget_before(4)
     assert min(k[0] for k in cache.pairs) == 4
+
+
+def test_window_labels() -> None:
+    from vidclass.data.synthetic_long import window_label
+
+    segments = [seg("a", 10, 14), seg("b", 14, 16)]
+    assert window_label(segments, 10.5, 13.5) == "a"  # inside one action
+    assert window_label(segments, 9.0, 12.0) == "a"  # 2/3 of it
+    assert window_label(segments, 12.0, 16.0) is None  # half a, half b: ambiguous, skipped
+    assert window_label(segments, 0.0, 3.0) == "background"
+    assert window_label(segments, 7.0, 10.2) == "background"  # barely touches a
+
+
+def test_synth_windows_cli(tmp_path) -> None:
+    out = tmp_path / "w"
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            "--kind",
+            "windows",
+            "--out",
+            str(out),
+            "--count",
+            "2",
+            "--seconds",
+            "20",
+            "--size",
+            "64x48",
+            "--fps",
+            "8",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = (out / "metadata.csv").read_text().splitlines()[1:]
+    assert 10 <= len(rows) <= 60 and (out / "classes.json").is_file()
+    groups = {r.split(",")[2] for r in rows}
+    assert groups == {"g01", "g02"}  # a group is one long video: splits keep it on one side
+    prepared = prepare(out, tmp_path / "p", frames=8, size=32, quiet=True)
+    assert not prepared.failed

@@ -45,7 +45,7 @@ def synth(
     kind: str = typer.Option(
         "clips",
         "--kind",
-        help="clips: one action per video, in class folders; long: several actions in sequence with ground truth; multi: 2-4 actors per scene with per-frame boxes; tubes: per-person training clips cut from multi scenes.",
+        help="clips: one action per video, in class folders; long: several actions in sequence with ground truth; windows: training clips cut from long videos for localization; multi: 2-4 actors per scene with per-frame boxes; tubes: per-person training clips cut from multi scenes.",
     ),
     per_class: int = typer.Option(
         PER_CLASS, "--per-class", min=1, help="Videos per class (kind clips; one per scene group)."
@@ -79,8 +79,27 @@ def synth(
 
         vidclass synth --kind long --out data/long --count 3 --seconds 90
 
+        vidclass synth --kind windows --out data/windows --count 36   (clips for localization)
+
         vidclass synth --kind multi --out data/multi --count 20 --seconds 30   (also --count, --seconds)
     """
+    if kind == "windows":
+        from vidclass.data.synthetic_long import generate_windows
+
+        summary = generate_windows(
+            out,
+            count=count,
+            seed=seed,
+            size=_parse_size(size or "160x120"),
+            fps=fps,
+            seconds=seconds,
+            quiet=quiet,
+        )
+        console.print(
+            f"[green]wrote {summary['num_videos']} training windows cut from {count} long "
+            f"videos to {out}[/green] ({summary['seconds']:.1f} s)"
+        )
+        return
     if kind == "long":
         from vidclass.data.synthetic_long import generate_long
 
@@ -132,7 +151,7 @@ def synth(
         )
         return
     if kind != "clips":
-        raise typer.BadParameter(f"--kind {kind!r}: choose clips, long, multi or tubes")
+        raise typer.BadParameter(f"--kind {kind!r}: choose clips, long, windows, multi or tubes")
     from vidclass.data.synthetic import generate
 
     summary = generate(

@@ -123,3 +123,100 @@ def frame_labels(segments: list[dict], times: np.ndarray) -> list[str | None]:
             if seg["t_start"] <= t < seg["t_end"]:
                 labels[i] = seg["label"]
     return labels
+
+
+WINDOW_S = (1.2, 3.6)  # durations of the training windows cut from long videos
+ACTION_SHARE = 0.6  # a window is an action's when that action fills this share of it
+BACKGROUND_SHARE = 0.1  # ... and background when no action fills more than this
+
+
+def window_label(segments: list[dict], t0: float, t1: float) -> str | None:
+    """The training label of the window [t0, t1] of a long video: the action that fills most
+    of it, `background` when actions barely touch it, None (skip) when it is ambiguous."""
+    from vidclass.data.synthetic import BACKGROUND
+
+    share = {}
+    for s in segments:
+        inter = max(0.0, min(t1, s["t_end"]) - max(t0, s["t_start"]))
+        share[s["label"]] = share.get(s["label"], 0.0) + inter / (t1 - t0)
+    best = max(share, key=share.get) if share else None
+    if best is not None and share[best] >= ACTION_SHARE:
+        return best
+    if sum(share.values()) <= BACKGROUND_SHARE:
+        return BACKGROUND
+    return None
+
+
+def generate_windows(
+    out: str | Path,
+    count: int = 40,
+    per_video: int = 30,
+    seed: int = 0,
+    size: tuple[int, int] = (160, 120),
+    fps: int = 15,
+    seconds: float = 60.0,
+    quiet: bool = False,
+) -> dict:
+    """Training clips cut from long videos the way `localize` slides its windows over them:
+    random windows of 1.2-3.6 s, labelled by the action filling most of them (or
+    `background`), as the classification stage of S-CNN is trained. A clip model trained on
+    these has seen action edges, idle stretches and partial actions, which trimmed clips never
+    show. Written like `vidclass synth` (class folders, `gNN` = the long video, so a split
+    never puts windows of one video on both sides), with `classes.json` and `metadata.csv`.
+    """
+    import csv
+    import io
+
+    from vidclass.data.synthetic import CLASSES, PAIRS, TWIN, _atomic_text, _check_out
+
+    if count < 1 or per_video < 1:
+        raise UserError("--count and --per-video must be at least 1")
+    out = Path(out)
+    _check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows = []
+    for i in track(range(count), description="synth windows", quiet=quiet):
+        frames, segments = render_long(seed, 10_000 + i, size, fps, seconds)
+        rng = _rng(seed, "windows", i)
+        duration = len(frames) / fps
+        kept = 0
+        for _ in range(per_video * 4):
+            if kept == per_video:
+                break
+            length = float(rng.uniform(*WINDOW_S))
+            t0 = float(rng.uniform(0.0, duration - length))
+            label = window_label(segments, t0, t0 + length)
+            if label is None:
+                continue
+            kept += 1
+            a, b = round(t0 * fps), round((t0 + length) * fps)
+            rel = f"{label}/v_{label}_g{i + 1:02d}_c{kept:02d}.mp4"
+            (out / label).mkdir(exist_ok=True)
+            write_video(out / rel, frames[a:b], fps)
+            rows.append(
+                {
+                    "path": rel,
+                    "label": label,
+                    "group": f"g{i + 1:02d}",
+                    "pair": TWIN.get(label, ""),
+                    "num_frames": b - a,
+                    "fps": fps,
+                    "seed": seed,
+                }
+            )
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda r: r["path"]))
+    _atomic_text(out / "metadata.csv", buffer.getvalue())
+    _atomic_text(
+        out / "classes.json",
+        json.dumps({"classes": CLASSES, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
+    )
+    return {
+        "num_videos": len(rows),
+        "classes": CLASSES,
+        "out": str(out),
+        "seconds": time.perf_counter() - start,
+    }
