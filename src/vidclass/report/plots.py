@@ -258,14 +258,26 @@ def plot_segments(
     truth: list[dict] | None = None,
     curve: tuple[Sequence[float], Sequence[float]] | None = None,
     title: str = "",
+    min_score: float = 0.3,
 ) -> Path:
     """Temporal localization on one timeline: ground truth above the predicted segments (one
     colour per class, the score written on each), and the actionness curve below them, so a
-    missed or misplaced action is seen at a glance."""
+    missed or misplaced action is seen at a glance. Predictions under `min_score` (kept in
+    the JSON for mAP) and those overlapping a better one are left off the picture."""
+    shown: list[dict] = []
+    for seg in sorted(segments, key=lambda s: -s.get("score", 1.0)):
+        clear = all(
+            seg["t_end"] <= o["t_start"] + 0.3 or seg["t_start"] >= o["t_end"] - 0.3 for o in shown
+        )
+        if seg.get("score", 1.0) >= min_score and clear:
+            shown.append(seg)
+    segments = shown
     labels = sorted({s["label"] for s in segments} | {s["label"] for s in truth or []})
     colors = plt.get_cmap("tab20").colors
     color = {name: colors[i % len(colors)] for i, name in enumerate(labels)}
-    rows = [("predicted", segments)] + ([("ground truth", truth)] if truth is not None else [])
+    rows = [(f"predicted\n(score ≥ {min_score:g})", segments)] + (
+        [("ground truth", truth)] if truth is not None else []
+    )
     has_curve = curve is not None and len(curve[0]) > 0
     fig, axes = plt.subplots(
         2 if has_curve else 1,
