@@ -11,6 +11,8 @@ decode and sample the same videos (the floor any method pays), and the real-time
 
     .venv/bin/python benchmarks/bench_localize.py                    # trains, ~30 min on 2 cores
     .venv/bin/python benchmarks/bench_localize.py --runs demo-out/compare/runs --models slow_fusion
+    .venv/bin/python benchmarks/bench_localize.py --runs RUNS --models early_fusion \
+        --ensemble RUN_TRAINED_ON_WINDOWS          # curves of two models averaged
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=20, help="Held-out long videos.")
     ap.add_argument("--seconds", type=float, default=60.0, help="Length of each long video.")
     ap.add_argument("--seed", type=int, default=202, help="Seed of the held-out long videos.")
+    ap.add_argument(
+        "--ensemble", type=Path, help="A run whose curves are averaged with each method's."
+    )
     args = ap.parse_args()
     models = list(MODELS) if args.models == "all" else args.models.split(",")
 
@@ -73,10 +78,15 @@ def main() -> None:
     rows = []
     for name in models:
         clf = Classifier.load(runs / name)
+        others = [Classifier.load(args.ensemble)] if args.ensemble else []
         options = LocalizeOptions()
-        floor = decode_floor(videos, clf.sample_fps / min(options.spans), clf.size)
+        floor = sum(
+            decode_floor(videos, m.sample_fps / min(options.spans), m.size) for m in [clf, *others]
+        )
         start = time.perf_counter()
-        preds = {v.stem: clf.localize(v)["segments"] for v in videos}
+        preds = {v.stem: clf.localize(v, ensemble=others)["segments"] for v in videos}
+        if others:
+            name = f"{name} + {args.ensemble.name}"
         wall = time.perf_counter() - start
         result = localization_map(preds, truth)
         rows.append((name, result, wall, floor))

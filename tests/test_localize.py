@@ -335,3 +335,17 @@ def test_synth_windows_cli(tmp_path) -> None:
     assert groups == {"g01", "g02"}  # a group is one long video: splits keep it on one side
     prepared = prepare(out, tmp_path / "p", frames=8, size=32, quiet=True)
     assert not prepared.failed
+
+
+def test_ensemble_averages_curves_of_models_with_the_same_classes(run_and_long) -> None:
+    from types import SimpleNamespace
+
+    clf = Classifier.load(run_and_long["run"])
+    video = run_and_long["long"] / "long_001.mp4"
+    alone = clf.localize(video)
+    twice = clf.localize(video, ensemble=[Classifier.load(run_and_long["run"])])
+    assert twice["models"] == ["early_fusion", "early_fusion"]
+    assert twice["segments"] == alone["segments"]  # the mean of two equal curves
+    other = SimpleNamespace(classes=list(reversed(clf.classes)))
+    with pytest.raises(UserError, match="same classes"):
+        clf.localize(video, ensemble=[other])

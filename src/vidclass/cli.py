@@ -565,6 +565,11 @@ def localize(
     ),
     stride: int = typer.Option(2, "--stride", min=1, help="Sampled frames between windows."),
     min_score: float = typer.Option(0.05, "--min-score", help="Drop weaker segments."),
+    ensemble: list[Path] = typer.Option(
+        [],
+        "--ensemble",
+        help="Another run (same classes) whose curves are averaged in; repeatable.",
+    ),
     backend: str = typer.Option("torch", "--backend", help="torch | onnx."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -579,6 +584,8 @@ def localize(
         vidclass localize runs/slow_fusion long.mp4 --plot long.png
 
         vidclass localize runs/slow_fusion data/long/ --json preds/ --plot plots/
+
+        vidclass localize runs/early_fusion long.mp4 --ensemble runs/early_fusion_windows
     """
     import json
 
@@ -594,6 +601,7 @@ def localize(
             f"--spans {spans!r}: give numbers separated by commas, e.g. 0.4,0.8"
         ) from None
     clf = Classifier.load(run, backend=backend)
+    others = [Classifier.load(r, backend=backend) for r in ensemble]
     if "background" not in clf.classes and not quiet:
         console.print(
             "[yellow]this model has no 'background' class: it cannot say 'no action', so "
@@ -612,6 +620,7 @@ def localize(
                     spans=factors,
                     stride=stride,
                     min_score=min_score,
+                    ensemble=others,
                     plot=output_path(plot, src, ".png", many),
                     truth=read_truth(src),
                     progress=lambda f, task=task: progress.update(task, completed=f),

@@ -250,10 +250,12 @@ class Classifier:
         plot: str | os.PathLike | None = None,
         truth: list[dict] | None = None,
         progress=None,
+        ensemble: list[Classifier] | None = None,
     ) -> dict:
         """Every action in a long video as segments `{label, t_start, t_end, score}`; see
         `vidclass.infer.localize` for the method. Unset knobs keep `LocalizeOptions`'
-        defaults; `truth` segments only appear on the `plot`."""
+        defaults; `truth` segments only appear on the `plot`; `ensemble` averages more
+        models' curves with this one's."""
         from dataclasses import replace
 
         from vidclass.infer.localize import LocalizeOptions, localize
@@ -263,7 +265,9 @@ class Classifier:
         if "spans" in given:
             given["spans"] = tuple(float(v) for v in given["spans"])
         options = replace(LocalizeOptions(), **given)
-        return localize(self, video, options, plot=plot, truth=truth, progress=progress)
+        return localize(
+            self, video, options, plot=plot, truth=truth, progress=progress, ensemble=ensemble or ()
+        )
 
     def _annotate(self, video, timeline: list[dict], smoothed: np.ndarray, out) -> None:
         """Second pass: every frame of the video with the smoothed label of its moment."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -351,17 +351,39 @@ def localize(
     plot: str | os.PathLike | None = None,
     truth: list[dict] | None = None,
     progress: Callable[[float], None] | None = None,
+    ensemble: Sequence = (),
 ) -> dict:
     """Segments of every action in `video`, with the curve they came from.
 
-    Returns {"video", "model", "duration_s", "classes", "background", "segments",
-    "actionness": {"t", "p"}, "options"}; `plot` draws ground truth (`truth`, if given)
-    against the predicted segments on a timeline.
+    `ensemble`: more classifiers (same classes) whose curves are averaged with `clf`'s, each
+    decoding the video at its own rate: e.g. a model trained on trimmed clips (sure of the
+    class) with one trained on windows cut from long videos (`synth --kind windows`: sure
+    of the edges). Returns {"video", "model", "models", "duration_s", "classes",
+    "background", "segments", "actionness": {"t", "p"}, "options"}; `plot` draws ground
+    truth (`truth`, if given) against the predicted segments on a timeline.
     """
     options = options or LocalizeOptions()
-    info, grid, scales = score_windows(clf, video, options, progress)
+    models = [clf, *ensemble]
+    for other in ensemble:
+        if list(other.classes) != list(clf.classes):
+            raise UserError(
+                "the ensemble's models must have the same classes in the same order; "
+                "train them on data with the same classes.json"
+            )
+    grid, info, fused = np.zeros(0), None, []
+    for n, model in enumerate(models):
+        step = None if progress is None else (lambda f, n=n: progress((n + f) / len(models)))
+        m_info, m_grid, scales = score_windows(model, video, options, step)
+        curves = fuse_curves(
+            m_grid, scales, round(options.smooth_s * model.sample_fps / min(options.spans))
+        )
+        if n == 0:
+            grid, info = m_grid, m_info
+            fused.append(curves)
+        else:  # onto the first model's time grid
+            fused.append(np.stack([np.interp(grid, m_grid, c) for c in curves.T], 1))
+    curves = np.mean(fused, axis=0)
     rate = clf.sample_fps / min(options.spans)
-    curves = fuse_curves(grid, scales, round(options.smooth_s * rate))
     duration = float(info.duration_s or (grid[-1] + 1.0 / rate if len(grid) else 0.0))
     background = BACKGROUND if BACKGROUND in clf.classes else None
     segments = segments_from_probs(grid, curves, clf.classes, background, options, end=duration)
@@ -374,6 +396,7 @@ def localize(
     result = {
         "video": str(video),
         "model": clf.config["model"],
+        "models": [m.config["model"] for m in models],
         "duration_s": round(duration, 3),
         "classes": [c for c in clf.classes if c != background],
         "background": background,

@@ -39,7 +39,17 @@ STATIC = Path(__file__).with_name("static")
 TASKS = ("predict", "localize", "detect")
 PREDICT_OPTIONS = ("window", "stride", "smooth", "top_k")
 # Options the server sets itself: a client must not choose output paths on the server.
-RESERVED_OPTIONS = {"annotate", "plot", "truth", "progress", "video", "path", "source", "task"}
+RESERVED_OPTIONS = {
+    "annotate",
+    "plot",
+    "truth",
+    "ensemble",
+    "progress",
+    "video",
+    "path",
+    "source",
+    "task",
+}
 
 
 class JobError(Exception):
