@@ -83,10 +83,12 @@ def synth(
 
         vidclass synth --kind multi --out data/multi --count 20 --seconds 30   (also --count, --seconds)
     """
-    if kind == "windows":
-        from vidclass.data.synthetic_long import generate_windows
+    if kind in ("long", "windows"):
+        from vidclass.data import synthetic_long
 
-        summary = generate_windows(
+        windows = kind == "windows"
+        make = synthetic_long.generate_windows if windows else synthetic_long.generate_long
+        summary = make(
             out,
             count=count,
             seed=seed,
@@ -95,26 +97,14 @@ def synth(
             seconds=seconds,
             quiet=quiet,
         )
-        console.print(
-            f"[green]wrote {summary['num_videos']} training windows cut from {count} long "
-            f"videos to {out}[/green] ({summary['seconds']:.1f} s)"
-        )
-        return
-    if kind == "long":
-        from vidclass.data.synthetic_long import generate_long
-
-        summary = generate_long(
-            out,
-            count=count,
-            seed=seed,
-            size=_parse_size(size or "160x120"),
-            fps=fps,
-            seconds=seconds,
-            quiet=quiet,
+        what = (
+            f"training windows cut from {count} long videos"
+            if windows
+            else "long videos with ground truth (.json)"
         )
         console.print(
-            f"[green]wrote {summary['num_videos']} long videos with ground truth "
-            f"(.json) to {out}[/green] ({summary['seconds']:.1f} s)"
+            f"[green]wrote {summary['num_videos']} {what} to {out}[/green] "
+            f"({summary['seconds']:.1f} s)"
         )
         return
     if kind == "multi":
