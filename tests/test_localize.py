@@ -349,3 +349,11 @@ def test_ensemble_averages_curves_of_models_with_the_same_classes(run_and_long) 
     other = SimpleNamespace(classes=list(reversed(clf.classes)))
     with pytest.raises(UserError, match="same classes"):
         clf.localize(video, ensemble=[other])
+
+
+def test_an_empty_folder_is_a_user_error(run_and_long, tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    for command in ("localize", "predict"):
+        result = runner.invoke(app, [command, str(run_and_long["run"]), str(tmp_path / "empty")])
+        assert isinstance(result.exception, UserError), command
+        assert "no video files" in str(result.exception)

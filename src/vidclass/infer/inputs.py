@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidclass.data.probe import VIDEO_EXTENSIONS
+from vidclass.errors import UserError
 
 
 def expand_inputs(items: list[str]) -> list[str]:
     """Folders become their video files (sorted, recursive); everything else stays as given
-    (a missing file is reported when it is opened, so the others still run)."""
+    (a missing file is reported when it is opened, so the others still run). Nothing to
+    work on at all is a user error."""
     out: list[str] = []
     for item in items:
         p = Path(item)
@@ -21,6 +23,11 @@ def expand_inputs(items: list[str]) -> list[str]:
             )
         else:
             out.append(item)
+    if not out:
+        raise UserError(
+            f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) in {', '.join(items)}; "
+            "point at video files or a folder that holds some"
+        )
     return out
 
 
