@@ -733,6 +733,21 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_index(out: Path, rows: list[dict[str, Any]], classes: list[str]) -> None:
+    """`metadata.csv` (one row per clip, by path) and `classes.json` (classes and pairs): what
+    `prepare` reads beside the class folders."""
+    buffer = io.StringIO()
+    fields = ["path", "label", "group", "pair", "num_frames", "fps", "seed"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda r: r["path"]))
+    _atomic_text(out / "metadata.csv", buffer.getvalue())
+    _atomic_text(
+        out / "classes.json",
+        json.dumps({"classes": classes, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
+    )
+
+
 def _check_out(out: Path) -> None:
     """Refuse to scribble into a folder that is not empty and not an earlier synth output."""
     if out.exists() and not out.is_dir():
@@ -810,16 +825,7 @@ def generate(
     rows.sort(key=lambda r: r["path"])
     _remove_stale(out, {r["path"] for r in rows})
 
-    buffer = io.StringIO()
-    fields = ["path", "label", "group", "pair", "num_frames", "fps", "seed"]
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    _atomic_text(out / "metadata.csv", buffer.getvalue())
-    _atomic_text(
-        out / "classes.json",
-        json.dumps({"classes": classes, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
-    )
+    write_index(out, rows, classes)
     return {
         "num_videos": len(rows),
         "classes": list(classes),

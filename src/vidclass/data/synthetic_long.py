@@ -164,10 +164,7 @@ def generate_windows(
     show. Written like `vidclass synth` (class folders, `gNN` = the long video, so a split
     never puts windows of one video on both sides), with `classes.json` and `metadata.csv`.
     """
-    import csv
-    import io
-
-    from vidclass.data.synthetic import CLASSES, PAIRS, TWIN, _atomic_text, _check_out
+    from vidclass.data.synthetic import CLASSES, TWIN, _check_out, write_index
 
     if count < 1 or per_video < 1:
         raise UserError("--count and --per-video must be at least 1")
@@ -205,15 +202,7 @@ def generate_windows(
                     "seed": seed,
                 }
             )
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(sorted(rows, key=lambda r: r["path"]))
-    _atomic_text(out / "metadata.csv", buffer.getvalue())
-    _atomic_text(
-        out / "classes.json",
-        json.dumps({"classes": CLASSES, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
-    )
+    write_index(out, rows, CLASSES)
     return {
         "num_videos": len(rows),
         "classes": CLASSES,
