@@ -64,7 +64,7 @@ def run_demo(
         console.rule(f"4. predict a long video with the best method ({best['name']})")
         predict_long(Path(best["run_dir"]), out / "long", report, seed, quiet, console)
         console.rule(f"5. localize every action in the long video ({best['name']})")
-        localize_long(Path(best["run_dir"]), out / "long", report, console)
+        localize_long(Path(best["run_dir"]), out / "long-localize", report, seed, quiet, console)
     console.rule("done")
     console.print(f"report:     {report / 'report.html'}")
     console.print(f"comparison: {report / 'comparison.md'}")
@@ -82,7 +82,9 @@ def predict_long(
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.smoothing import timeline_accuracy
 
-    generate_long(long_dir, count=1, seed=seed + 1000, seconds=60, quiet=quiet)
+    # Long actions (1-3 renditions back to back), what smoothing is for: a rolling average
+    # over several windows would blur actions as short as one window.
+    generate_long(long_dir, count=1, seed=seed + 1000, seconds=60, quiet=quiet, repeats=(1, 3))
     truth = json.loads((long_dir / "long_000.json").read_text())
     result = Classifier.load(run).predict(
         long_dir / "long_000.mp4",
@@ -105,14 +107,18 @@ def predict_long(
     return result
 
 
-def localize_long(run: Path, long_dir: Path, report: Path, console: Console) -> dict:
-    """Segments of every action in the long video, scored against its ground truth."""
+def localize_long(
+    run: Path, long_dir: Path, report: Path, seed: int, quiet: bool, console: Console
+) -> dict:
+    """Segments of every action in a long video of single actions, scored against its truth."""
     import json
 
+    from vidclass.data.synthetic_long import generate_long
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.localize import read_truth
     from vidclass.train.localization_metrics import localization_map
 
+    generate_long(long_dir, count=1, seed=seed + 2000, seconds=60, quiet=quiet)
     video = long_dir / "long_000.mp4"
     truth = read_truth(video) or []
     result = Classifier.load(run).localize(video, plot=report / "long_segments.png", truth=truth)
