@@ -17,7 +17,15 @@ def prepared(make_video, tmp_path):
     make_video("src/a/v_a_g02_c01.mp4", n=20, seed=1)
     make_video("src/b/v_b_g01_c01.mp4", n=20, seed=2)
     make_video("src/b/v_b_g02_c01.mp4", n=20, seed=3)
-    prepare(tmp_path / "src", tmp_path / "prep", frames=8, size=32, val_fraction=0.0, quiet=True)
+    prepare(
+        tmp_path / "src",
+        tmp_path / "prep",
+        frames=8,
+        size=32,
+        test_fraction=0.0,
+        val_fraction=0.0,
+        quiet=True,
+    )
     return tmp_path / "prep"
 
 

@@ -152,7 +152,8 @@ def make_comparison(out_dir: Path) -> dict:
             "root": "data/prepared",
             "classes": CLASSES,
             "pairs": [["open_door", "close_door"], ["move_left", "move_right"]],
-            "train_videos": 192,
+            "train_videos": 168,
+            "val_videos": 24,
             "test_videos": 48,
             "frames": 16,
             "size": 112,
@@ -186,7 +187,7 @@ def test_html_report(tmp_path):
     assert "<script" not in html.lower()
     # the reading guide, the dataset and the table
     assert "time-reversed twin" in html and "50% is chance" in html
-    assert "192 / 48" in html
+    assert "168 / 24 / 48" in html
     assert "1.23 M" in html and "98.3%" in html and "2 min 05 s" in html
     # best per column highlighted: slow_fusion's top-1, single_frame's clips/s
     assert '<td class="best">98.3%</td>' in html

@@ -29,12 +29,13 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    """24 synthetic clips (the 12 actions x 2 scenes), 8 frames of 32 px: 12 training clips,
-    an even number, so two DDP processes need no padding clip to match one process."""
+    """36 synthetic clips (the 12 actions x 3 scenes), 8 frames of 32 px: one scene each for
+    train, val and test; 12 training clips, an even number, so two DDP processes need no
+    padding clip to match one process."""
     root = tmp_path_factory.mktemp("tiny")
     generate(
         root / "videos",
-        per_class=2,
+        per_class=3,
         size=(64, 48),
         fps=8,
         seed=1,
@@ -47,7 +48,8 @@ def tiny_data(tmp_path_factory) -> Path:
         root / "prepared",
         frames=8,
         size=32,
-        val_fraction=0.5,
+        test_fraction=1 / 3,
+        val_fraction=1 / 3,
         quiet=True,
         workers=2,
     )
@@ -171,6 +173,7 @@ def test_ddp_two_processes_match_one(tiny_data, tmp_path):
         "5",
         "--option",
         "dropout=0",
+        "--no-augment",
         "-q",
     ]
     single = tmp_path / "single"
@@ -352,7 +355,7 @@ def test_frozen_backbone_caches_features(tiny_data, tmp_path):
     folders = list((tiny_data / "features").iterdir())
     assert len(folders) == 1
     cached = list(folders[0].glob("*.npy"))
-    assert len(cached) == 24
+    assert len(cached) == 24  # train + val clips; test clips are never encoded for training
     feats = np.load(cached[0])
     assert feats.shape[0] == 8 and feats.dtype == np.float32
     model, _ = ckpt.load_model(run)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from vidclass.data.synthetic import PER_CLASS
 from vidclass.errors import UserError
+from vidclass.train.config import DEFAULTS as TRAIN
 
 app = typer.Typer(
     name="vidclass",
@@ -181,8 +182,15 @@ def prepare(
     pad: str = typer.Option(
         "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."
     ),
+    test_fraction: float = typer.Option(
+        0.2, "--test-fraction", min=0.0, max=0.9, help="Share of each class held out for testing."
+    ),
     val_fraction: float = typer.Option(
-        0.2, "--val-fraction", min=0.0, max=0.9, help="Share of each class held out for testing."
+        0.1,
+        "--val-fraction",
+        min=0.0,
+        max=0.9,
+        help="Share of each class's clips carved out of train to choose the best epoch.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the randomized split."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes decoding in parallel."),
@@ -224,6 +232,7 @@ def prepare(
         sample_fps=sample_fps,
         size=size,
         pad=pad,
+        test_fraction=test_fraction,
         val_fraction=val_fraction,
         seed=seed,
         workers=workers,
@@ -309,22 +318,34 @@ def train(
     option: list[str] = typer.Option(
         [], "--option", help="Extra model option key=value (repeatable), e.g. --option hidden=256."
     ),
-    epochs: int = typer.Option(10, "--epochs", min=1),
+    epochs: int = typer.Option(TRAIN.epochs, "--epochs", min=1),
     batch_size: int = typer.Option(
-        16, "--batch-size", min=1, help="Global batch size (split over torchrun processes)."
+        TRAIN.batch_size,
+        "--batch-size",
+        min=1,
+        help="Global batch size (split over torchrun processes).",
     ),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW, warm-up then cosine)."),
+    lr: float = typer.Option(
+        TRAIN.lr, "--lr", help="Peak learning rate (AdamW, warm-up then cosine)."
+    ),
     normalize: str = typer.Option(
         "auto",
         "--normalize",
         help="auto | imagenet | clip | none (auto: imagenet for pretrained backbones, else per clip).",
     ),
-    augment: bool = typer.Option(False, "--augment", help="Random crops and temporal jitter."),
+    augment: bool | None = typer.Option(
+        TRAIN.augment,
+        "--augment/--no-augment",
+        help="Random crops and temporal jitter [default: on, off with a frozen backbone].",
+        show_default=False,
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last saved epoch."
     ),
-    seed: int = typer.Option(0, "--seed"),
-    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
+    seed: int = typer.Option(TRAIN.seed, "--seed"),
+    workers: int = typer.Option(
+        TRAIN.workers, "--workers", min=0, help="DataLoader worker processes."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train one method on a prepared dataset; keep the best epoch and the state to resume.
@@ -357,10 +378,18 @@ def train(
     )
     result = run_train(data, out or Path("runs") / model, cfg, resume=resume, quiet=quiet)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
-        console.print(
-            f"[green]best epoch {result.best_epoch}: validation accuracy "
-            f"{result.best_val_acc:.1%}[/green]; run in {result.run}"
-        )
+        if result.best_val_acc is None:
+            console.print(
+                f"[yellow]kept the last epoch ({result.best_epoch}): "
+                f"{escape(result.selection['reason'])}[/yellow]; run in {result.run}"
+            )
+        else:
+            best = result.history[result.best_epoch - 1]
+            console.print(
+                f"[green]best epoch {result.best_epoch} on val: accuracy "
+                f"{result.best_val_acc:.1%}, loss {best['val_loss']:.3f}[/green]; "
+                f"run in {result.run}"
+            )
 
 
 @app.command()
@@ -398,20 +427,27 @@ def compare(
     data: Path = typer.Argument(..., help="A prepared dataset folder."),
     models: str = typer.Option("all", "--models", help="'all' or a comma-separated list."),
     out: Path = typer.Option(Path("compare-out"), "--out", "-o"),
-    epochs: int = typer.Option(10, "--epochs", min=1),
-    batch_size: int = typer.Option(16, "--batch-size", min=1),
-    lr: float = typer.Option(2e-3, "--lr"),
-    augment: bool = typer.Option(False, "--augment"),
-    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(TRAIN.epochs, "--epochs", min=1),
+    batch_size: int = typer.Option(TRAIN.batch_size, "--batch-size", min=1),
+    lr: float = typer.Option(TRAIN.lr, "--lr"),
+    augment: bool | None = typer.Option(
+        TRAIN.augment,
+        "--augment/--no-augment",
+        help="Random crops and temporal jitter [default: on, off with a frozen backbone].",
+        show_default=False,
+    ),
+    seed: int = typer.Option(TRAIN.seed, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train and evaluate methods under one budget; write comparison.md/.json, a chart and report.html.
 
-    An interrupted comparison resumes where it stopped when run again.
+    Each method's epoch is chosen on the val split; the figures are on the test split. An
+    interrupted comparison resumes where it stopped when run again; a finished run is reused
+    only when it was trained with the same budget and data (else it is trained again).
 
     Examples:
 
-        vidclass compare data/prepared --models all --epochs 10 --out compare-out
+        vidclass compare data/prepared --models all --out compare-out
 
         vidclass compare data/prepared --models single_frame,slow_fusion,cnn_lstm --epochs 5
     """

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidclass.data.prepare import read_manifest
+from vidclass.data.derived import open_derived, save_array
+from vidclass.data.prepare import read_manifest, video_signature
 from vidclass.data.sampling import PAD_MODES, pad_clip
 from vidclass.errors import UserError
 
@@ -110,6 +111,29 @@ class VideoDataset(Dataset):
         self.flow_method = flow_method
         self.seed = seed
         self.epoch = 0
+        self._signatures: dict[str, str] = {}
+        self._flow_dir: Path | None = None
+
+    def signature(self, i: int) -> str:
+        """What derived data of item i is keyed by (see `prepare.video_signature`)."""
+        vid = self.rows[i]["video_id"]
+        if vid not in self._signatures:
+            self._signatures[vid] = video_signature(self.root, vid)
+        return self._signatures[vid]
+
+    def flow_dir(self) -> Path:
+        """`DATA/flow/<method>-<digest>/`: the flow cache of this method and clip length."""
+        if self._flow_dir is None:
+            from vidclass.data.flow import FLOW_BOUND
+
+            spec = {
+                "method": self.flow_method,
+                "frames": self.frames,
+                "bound": FLOW_BOUND,
+                "dtype": "float16",
+            }
+            self._flow_dir = open_derived(self.root / "flow", self.flow_method, spec)
+        return self._flow_dir
 
     def set_epoch(self, epoch: int) -> None:
         """New random augmentations each epoch, the same ones for the same (seed, epoch)."""
@@ -129,8 +153,8 @@ class VideoDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         # Seeded per (seed, epoch, item): the same clip whatever the DataLoader workers.
         rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
-        frames = self._window(self.load_frames(i), rng)
-        return self._item(i, self._spatial_augment(np.asarray(frames), rng))
+        frames, start = self._window(self.load_frames(i), rng)
+        return self._item(i, self._spatial_augment(np.asarray(frames), rng), start)
 
     def view(self, i: int, v: int, views: int) -> dict:
         """View `v` of `views` of item i, for multi-view evaluation as the field does it:
@@ -140,9 +164,9 @@ class VideoDataset(Dataset):
         extra = len(frames) - self.frames
         if extra > 0:
             start = round(v * extra / max(1, views - 1))
-            return self._item(i, frames[start : start + self.frames], cache_flow=False)
+            return self._item(i, frames[start : start + self.frames], start, cache_flow=False)
         if views == 1:
-            return self._item(i, frames)
+            return self._item(i, frames, 0)
         t, h, w, _ = frames.shape
         ch, cw = round(h * 7 / 8), round(w * 7 / 8)
         y, x = round(v * (h - ch) / (views - 1)), round(v * (w - cw) / (views - 1))
@@ -152,13 +176,14 @@ class VideoDataset(Dataset):
                 for f in frames
             ]
         )
-        return self._item(i, crops, cache_flow=False)
+        return self._item(i, crops, 0, cache_flow=False)
 
-    def _item(self, i: int, frames: np.ndarray, cache_flow: bool = True) -> dict:
+    def _item(self, i: int, frames: np.ndarray, start: int, cache_flow: bool = True) -> dict:
+        """`frames`: the real frames of the clip, from frame `start` of the cached video."""
         row = self.rows[i]
         real = len(frames)
         cache_flow = cache_flow and not self.augment.active
-        flow = self._flow(i, frames, cache_flow) if self.with_flow else None
+        flow = self._flow(i, frames, start, cache_flow) if self.with_flow else None
         x = normalize_clip(frames, self.normalize, self.mean, self.std)
         x, mask = pad_clip(x, self.frames, self.pad)
         item = {
@@ -174,12 +199,12 @@ class VideoDataset(Dataset):
             item["flow"] = torch.from_numpy(full)
         return item
 
-    def _window(self, frames: np.ndarray, rng: random.Random) -> np.ndarray:
+    def _window(self, frames: np.ndarray, rng: random.Random) -> tuple[np.ndarray, int]:
         extra = len(frames) - self.frames
         if extra <= 0:
-            return frames
+            return frames, 0
         start = rng.randint(0, extra) if self.augment.temporal_jitter else extra // 2
-        return frames[start : start + self.frames]
+        return frames[start : start + self.frames], start
 
     def _spatial_augment(self, frames: np.ndarray, rng: random.Random) -> np.ndarray:
         aug = self.augment
@@ -197,17 +222,18 @@ class VideoDataset(Dataset):
             frames = frames[:, :, ::-1]
         return frames
 
-    def _flow(self, i: int, frames: np.ndarray, cache: bool) -> np.ndarray:
-        """Optical flow of the real frames, cached next to the clip when not augmented."""
+    def _flow(self, i: int, frames: np.ndarray, start: int, cache: bool) -> np.ndarray:
+        """Optical flow of the real frames; cached, when not augmented, under the method, the
+        clip length, the exact window (first frame, count) and the video's signature."""
         from vidclass.data.flow import compute_flow
 
-        path = self.root / "cache" / f"{self.rows[i]['video_id']}.{self.flow_method}.flow.npy"
-        if cache and path.exists():
-            return np.load(path).astype(np.float32)
-        flow = compute_flow(np.ascontiguousarray(frames), method=self.flow_method)
+        path = None
         if cache:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, flow.astype(np.float16))
-            os.replace(tmp, path)
+            name = f"{self.rows[i]['video_id']}.{self.signature(i)}.{start}-{len(frames)}.npy"
+            path = self.flow_dir() / name
+            if path.exists():
+                return np.load(path).astype(np.float32)
+        flow = compute_flow(np.ascontiguousarray(frames), method=self.flow_method)
+        if path is not None:
+            save_array(path, flow.astype(np.float16))
         return flow.astype(np.float32)

@@ -35,6 +35,7 @@ from vidclass.data.probe import VIDEO_EXTENSIONS, VideoInfo, open_container, rea
 from vidclass.data.sampling import PAD_MODES, sample_indices, sampled_length
 from vidclass.data.splits import (
     UCF101_GROUP_REGEX,
+    carve_validation,
     group_of,
     read_ucf101_splits,
     stratified_group_split,
@@ -60,6 +61,7 @@ MANIFEST_COLUMNS = [
     "error",
 ]
 MAX_AUTO_FRAMES = 1024
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -178,8 +180,8 @@ def _discover_csv(src: Path) -> tuple[list[str], list[SourceVideo], str]:
         if not path.is_absolute():
             path = src.parent / path
         split = r[col["split"]].strip().lower() if "split" in col and len(r) > col["split"] else ""
-        if split and split not in ("train", "test"):
-            raise UserError(f"{src}:{n}: split must be 'train' or 'test', got {split!r}")
+        if split and split not in SPLITS:
+            raise UserError(f"{src}:{n}: split must be 'train', 'val' or 'test', got {split!r}")
         group = r[col["group"]].strip() if "group" in col and len(r) > col["group"] else ""
         videos.append(
             SourceVideo(
@@ -216,6 +218,21 @@ def _source_signature(path: Path) -> dict:
     except OSError:
         return {"path": str(path), "size": -1, "mtime_ns": -1}
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def video_signature(root: str | os.PathLike, video_id: str) -> str:
+    """A digest of what `prepare` did to one video: its source file (path, size, mtime), the
+    sampling options and the cached frames file itself. Anything derived from the cached
+    frames (features, flow) is keyed by it, so a video `prepare` redoes is recomputed."""
+    cache = Path(root) / "cache"
+    sidecar = _read_sidecar(cache / f"{video_id}.json") or {}
+    try:
+        st = (cache / f"{video_id}.npy").stat()
+        npy = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        npy = None
+    spec = {"source": sidecar.get("source"), "params": sidecar.get("params"), "npy": npy}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -333,7 +350,8 @@ def prepare(
     sample_fps: float | None = None,
     size: int = 112,
     pad: str = "zeros",
-    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.1,
     seed: int = 0,
     workers: int = 2,
     export_frames: bool = False,
@@ -344,6 +362,9 @@ def prepare(
 ) -> PrepareResult:
     """Probe, sample, pad-plan, resize and cache every video; write the manifest and split.
 
+    The split is train / val / test: `test_fraction` of each class is held out for testing
+    (or the split the source gives), and `val_fraction` of each class's clips is carved out
+    of the training side to choose the best epoch, so the test split never chooses anything.
     Failed videos are kept as `failed` rows with a reason; check `result.failed`.
     """
     start = time.perf_counter()
@@ -414,7 +435,7 @@ def prepare(
         records[task["video"].video_id] = record
 
     rows = _manifest_rows(videos, classes, records)
-    warnings = _assign_splits(rows, videos, split_mode, val_fraction, seed)
+    warnings = _assign_splits(rows, videos, split_mode, test_fraction, val_fraction, seed)
     _write_manifest(out / "manifest.csv", rows)
     if export_dir:
         _write_frames_csv(out / "frames.csv", rows)
@@ -430,7 +451,12 @@ def prepare(
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
         "pairs": _read_pairs(src, classes),
-        "split": {"mode": split_mode, "test_fraction": val_fraction, "seed": seed},
+        "split": {
+            "mode": split_mode,
+            "test_fraction": test_fraction if split_mode == "stratified-group" else None,
+            "val_fraction": val_fraction,
+            "seed": seed,
+        },
         "counts": {
             "ok": sum(r["status"] == "ok" for r in rows),
             "failed": sum(r["status"] == "failed" for r in rows),
@@ -550,36 +576,55 @@ def _manifest_rows(videos: list[SourceVideo], classes: list[str], records: dict)
     return rows
 
 
-def _assign_splits(rows, videos, split_mode, val_fraction, seed) -> list[str]:
+def _assign_splits(rows, videos, split_mode, test_fraction, val_fraction, seed) -> list[str]:
     warnings = []
+    ok = [r for r in rows if r["status"] == "ok"]
     if split_mode != "stratified-group":
         for row, v in zip(rows, videos, strict=True):
             row["split"] = v.split or ""
-        leaks = _groups_on_both_sides([r for r in rows if r["status"] == "ok"])
+        if not any(r["split"] == "val" for r in ok) and val_fraction > 0:
+            # A given train/test split (UCF101's lists, a CSV): val comes out of train.
+            train = [r for r in ok if r["split"] == "train"]
+            totals = Counter(r["label"] for r in ok)
+            targets = {c: val_fraction * n for c, n in totals.items()}
+            picks = carve_validation(
+                [r["label"] for r in train], [r["group"] for r in train], targets, seed
+            )
+            for row, pick in zip(train, picks, strict=True):
+                if pick:
+                    row["split"] = "val"
+        leaks = _groups_on_two_sides(ok)
         if leaks:
             warnings.append(
-                f"the given split puts {len(leaks)} groups on both sides, e.g. {sorted(leaks)[:3]}"
+                f"the given split puts {len(leaks)} groups on two sides, e.g. {sorted(leaks)[:3]}"
             )
-        return warnings
-    ok = [r for r in rows if r["status"] == "ok"]
-    splits = stratified_group_split(
-        [r["label"] for r in ok], [r["group"] for r in ok], val_fraction, seed
-    )
-    for row, split in zip(ok, splits, strict=True):
-        row["split"] = split
+    else:
+        splits = stratified_group_split(
+            [r["label"] for r in ok], [r["group"] for r in ok], test_fraction, seed, val_fraction
+        )
+        for row, split in zip(ok, splits, strict=True):
+            row["split"] = split
+        if test_fraction > 0:
+            tested = {r["label"] for r in ok if r["split"] == "test"}
+            lonely = sorted({r["label"] for r in ok} - tested)
+            if lonely:
+                warnings.append(f"classes with a single group have no test clip: {lonely[:5]}")
     if val_fraction > 0:
-        tested = {r["label"] for r in ok if r["split"] == "test"}
-        lonely = sorted({r["label"] for r in ok} - tested)
-        if lonely:
-            warnings.append(f"classes with a single group stay all in train: {lonely[:5]}")
+        missing = sorted({r["label"] for r in ok} - {r["label"] for r in ok if r["split"] == "val"})
+        if missing:
+            warnings.append(
+                f"the val split has no clip of {len(missing)} classes (e.g. {missing[:3]}): "
+                "too few groups to hold one out; training keeps the last epoch instead of "
+                "choosing one on val"
+            )
     return warnings
 
 
-def _groups_on_both_sides(rows: list[dict]) -> set[str]:
+def _groups_on_two_sides(rows: list[dict]) -> set[str]:
     sides: dict[str, set[str]] = {}
     for r in rows:
         sides.setdefault(r["group"], set()).add(r["split"])
-    return {g for g, s in sides.items() if {"train", "test"} <= s}
+    return {g for g, s in sides.items() if len(s & set(SPLITS)) > 1}
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:

@@ -1,4 +1,4 @@
-"""Train/test splits that never leak: class-stratified, randomized, and group-aware.
+"""Train/val/test splits that never leak: class-stratified, randomized, and group-aware.
 
 Clips cut from one source video (a UCF101 group `g08`, a synthetic scene) look alike; if
 they land on both sides the test score measures memory, not recognition. Groups are
@@ -38,57 +38,100 @@ def stratified_group_split(
     groups: Sequence[str],
     test_fraction: float = 0.2,
     seed: int = 0,
+    val_fraction: float = 0.0,
 ) -> list[str]:
-    """'train' or 'test' per item, about `test_fraction` of each class in 'test', no group split.
+    """'train', 'val' or 'test' per item: about `test_fraction` of each class in 'test' and
+    `val_fraction` (of all its clips) in 'val', carved out of what is left for training; no
+    group on two sides.
 
-    Greedy: visit groups in random order and send one to test when that brings every class's
-    test count closer to its target. A class with two or more groups always gets one test
-    group; a class with one group stays in train (it cannot be split without leaking).
+    The test side does not depend on `val_fraction`: asking for a validation split never moves
+    a clip into or out of the test split of the same seed.
     """
     if len(labels) != len(groups):
         raise ValueError("labels and groups must have the same length")
     if not 0.0 <= test_fraction < 1.0:
         raise UserError(f"the held-out fraction must be in [0, 1), got {test_fraction}")
+    if not 0.0 <= val_fraction < 1.0 - test_fraction:
+        raise UserError(
+            f"the validation fraction must be in [0, {1.0 - test_fraction:g}) with a test "
+            f"fraction of {test_fraction:g}, got {val_fraction}"
+        )
+    totals = Counter(labels)
+    rng = random.Random(seed)
+    test_groups = _holdout(labels, groups, {c: test_fraction * n for c, n in totals.items()}, rng)
+    split = ["test" if g in test_groups else "train" for g in groups]
+    if val_fraction > 0:
+        rest = [i for i, s in enumerate(split) if s == "train"]
+        val_groups = _holdout(
+            [labels[i] for i in rest],
+            [groups[i] for i in rest],
+            {c: val_fraction * n for c, n in totals.items()},
+            rng,
+        )
+        for i in rest:
+            if groups[i] in val_groups:
+                split[i] = "val"
+    return split
+
+
+def _holdout(
+    labels: Sequence[str], groups: Sequence[str], target: dict[str, float], rng: random.Random
+) -> set[str]:
+    """Groups to hold out so that each class's held-out count nears `target[class]`.
+
+    Greedy: visit groups in random order and hold one out when that brings every class's
+    held-out count closer to its target. A class with two or more groups always gets one
+    held-out group; a class with one group stays in (it cannot be split without leaking).
+    """
     members: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         members[g].append(i)
     counts = {g: Counter(labels[i] for i in idx) for g, idx in members.items()}
-    totals = Counter(labels)
-    target = {c: test_fraction * n for c, n in totals.items()}
-    test_count: Counter[str] = Counter()
-    test_groups: set[str] = set()
-    if test_fraction == 0.0:
-        return ["train"] * len(labels)
+    held: Counter[str] = Counter()
+    out: set[str] = set()
+    if not any(target.values()):
+        return out
 
     def gain(g: str) -> float:
-        # Decrease of the sum of squared relative errors if g moved to test.
+        # Decrease of the sum of squared relative errors if g were held out.
         total = 0.0
         for c, k in counts[g].items():
             t = max(target[c], 1.0)
-            before = (test_count[c] - target[c]) ** 2
-            after = (test_count[c] + k - target[c]) ** 2
+            before = (held[c] - target[c]) ** 2
+            after = (held[c] + k - target[c]) ** 2
             total += (before - after) / t
         return total
 
     order = sorted(members)
-    random.Random(seed).shuffle(order)
+    rng.shuffle(order)
     for g in order:
         if gain(g) > 0:
-            test_groups.add(g)
-            test_count.update(counts[g])
+            out.add(g)
+            held.update(counts[g])
 
-    # A class with several groups but none in test: move its smallest group there.
+    # A class with several groups but none held out: hold out its smallest group.
     groups_of_class: dict[str, set[str]] = defaultdict(set)
     for g, cnt in counts.items():
         for c in cnt:
             groups_of_class[c].add(g)
-    for c in sorted(totals):
-        if test_count[c] == 0 and len(groups_of_class[c]) >= 2:
+    for c in sorted(groups_of_class):
+        if held[c] == 0 and len(groups_of_class[c]) >= 2:
             g = min(groups_of_class[c], key=lambda x: (sum(counts[x].values()), order.index(x)))
-            test_groups.add(g)
-            test_count.update(counts[g])
+            out.add(g)
+            held.update(counts[g])
+    return out
 
-    return ["test" if groups[i] in test_groups else "train" for i in range(len(labels))]
+
+def carve_validation(
+    labels: Sequence[str], groups: Sequence[str], targets: dict[str, float], seed: int = 0
+) -> list[bool]:
+    """Which of these training items go to 'val' (about `targets[class]` clips), whole groups.
+
+    For splits given from outside (UCF101's trainlist, a CSV with train/test only): the
+    validation clips come out of the training side, never out of the test side.
+    """
+    chosen = _holdout(labels, groups, targets, random.Random(seed))
+    return [g in chosen for g in groups]
 
 
 def read_ucf101_splits(split_dir: str | Path, fold: int = 1) -> tuple[list[str], dict[str, str]]:

@@ -72,6 +72,11 @@ class FrameModel(nn.Module):
         """``D`` of the frame features."""
         return self.encoder.out_dim
 
+    def feature_transform(self) -> dict:
+        """The options by which :meth:`encode_frames` changes the encoder's output; part of the
+        key of cached features (a subclass that transforms them must say how here)."""
+        return {}
+
     def frame_indices(self, mask: torch.Tensor) -> torch.Tensor | None:
         """Indices ``(B, K)`` of the frames the head reads, or ``None`` for all of them."""
         return None

@@ -84,6 +84,9 @@ class CNNLSTM(FrameModel):
         """``D`` of what :meth:`encode_frames` returns (frame features, and changes if ``deltas``)."""
         return self.encoder.out_dim * (2 if self.deltas else 1)
 
+    def feature_transform(self) -> dict:
+        return {"deltas": self.deltas}
+
     def encode_frames(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, C, T, H, W) -> (B, T, D)`` frame features; with ``deltas``, each followed by its
         change since the previous frame (``2D``; zero at the first frame). Padding sits after the

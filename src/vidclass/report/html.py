@@ -241,8 +241,9 @@ def _dataset(comparison: dict) -> str:
         facts.append(("not paired", _e(", ".join(unpaired))))
     facts += [
         (
-            "train / test videos",
-            f"{_e(ds.get('train_videos', DASH))} / {_e(ds.get('test_videos', DASH))}",
+            "train / val / test videos",
+            f"{_e(ds.get('train_videos', DASH))} / {_e(ds.get('val_videos', DASH))} / "
+            f"{_e(ds.get('test_videos', DASH))}",
         ),
         (
             "clip",
@@ -251,8 +252,23 @@ def _dataset(comparison: dict) -> str:
     ]
     if budget:
         facts.append(("budget", _e(", ".join(f"{k}={v}" for k, v in budget.items()))))
+    runs = runs_summary(comparison.get("methods") or [])
+    if runs:
+        facts.append(("runs", _e(runs)))
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     return f'<h2>Dataset and budget</h2>\n<dl class="facts">{rows}</dl>'
+
+
+def runs_summary(methods: list[dict]) -> str:
+    """Which runs this comparison trained, resumed, reused or retrained, so a reader knows
+    that every row was trained under the budget shown."""
+    groups: dict[str, list[str]] = {}
+    for m in methods:
+        if isinstance(m, dict) and m.get("run"):
+            key = "retrained (the saved run differed)" if m.get("replaced_because") else m["run"]
+            groups.setdefault(key, []).append(str(m.get("name", "?")))
+    order = ["trained", "resumed", "reused", "retrained (the saved run differed)"]
+    return "; ".join(f"{k}: {', '.join(groups[k])}" for k in order if k in groups)
 
 
 def _results_table(methods: list[dict]) -> str:
@@ -388,11 +404,15 @@ def write_comparison_markdown(out_dir: Path, comparison: dict) -> Path:
     lines += [
         "",
         f"Dataset: {_md(ds.get('root', DASH))}, {len(classes)} classes, "
-        f"{_md(ds.get('train_videos', DASH))} train / {_md(ds.get('test_videos', DASH))} test "
+        f"{_md(ds.get('train_videos', DASH))} train / {_md(ds.get('val_videos', DASH))} val / "
+        f"{_md(ds.get('test_videos', DASH))} test "
         f"videos, {_md(ds.get('frames', DASH))} frames of {_md(ds.get('size', DASH))} px."
         + (f" Budget: {_md(', '.join(f'{k}={v}' for k, v in budget.items()))}." if budget else ""),
         "",
     ]
+    runs = runs_summary(methods)
+    if runs:
+        lines += [f"Runs: {_md(runs)}.", ""]
     header = ["method"] + [h for _, h, _ in COLUMNS]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|---" + "|---:" * len(COLUMNS) + "|")

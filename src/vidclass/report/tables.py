@@ -10,11 +10,11 @@ from rich.table import Table
 
 
 def print_prepare_summary(result, console: Console) -> None:
-    """Per class: videos in train/test, failed; then each failure with its reason."""
+    """Per class: videos in train/val/test, failed; then each failure with its reason."""
     rows = result.rows
     counts = Counter((r["label"], r["split"] or "-", r["status"]) for r in rows)
     present = {r["split"] for r in rows if r["status"] == "ok" and r["split"]}
-    splits = sorted(present, key=lambda s: ({"train": 0, "test": 1}.get(s, 2), s))
+    splits = sorted(present, key=lambda s: ({"train": 0, "val": 1, "test": 2}.get(s, 3), s))
     table = Table(
         title=f"prepared {result.out} ({result.frames} frames/clip, split: {result.split_mode})"
     )

@@ -2,6 +2,9 @@
 
 `DIR/runs/<method>/` holds each run (so an interrupted comparison resumes where it stopped);
 `DIR/comparison.json`, `comparison.md`, `comparison.png` and `report.html` hold the result.
+Each run chooses its epoch on the `val` split; every figure is on the `test` split. A saved run
+is reused only when it was trained with this budget on this data: otherwise it is moved aside
+(`runs/<method>.replaced/`) and trained again, and the report says so.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,7 +22,9 @@ from vidclass.errors import UserError
 from vidclass.models import DESCRIPTIONS, MODELS, build, count_flops, example_batch
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.evaluate import evaluate
-from vidclass.train.loop import TrainConfig, train
+from vidclass.train.loop import RunMismatch, TrainConfig, train
+
+REPORT_SPLIT = "test"
 
 
 def parse_models(text: str) -> list[str]:
@@ -64,8 +70,8 @@ def compare(
         log(f"[{len(methods) + 1}/{len(models)}] {name}")
         entry: dict = {"name": name, "description": DESCRIPTIONS.get(name, ""), "run_dir": str(run)}
         try:
-            result = train(data, run, cfg, resume=True, quiet=quiet)
-            metrics = evaluate(run, data, split=cfg.val_split, quiet=True)
+            result, replaced = _train_or_retrain(data, run, cfg, quiet, log)
+            metrics = evaluate(run, data, split=REPORT_SPLIT, quiet=True)
             params, gflops = model_cost(
                 name, cfg.options, len(prepared["classes"]), prepared["frames"], prepared["size"]
             )
@@ -79,8 +85,11 @@ def compare(
                     "top5": metrics["top5"],
                     "pair_accuracy": metrics["pair_accuracy"],
                     "best_epoch": result.best_epoch,
+                    "selection": result.selection,
+                    "run": _run_status(result, cfg.epochs, replaced),
+                    "replaced_because": replaced,
                     "curves_png": str((run / "curves.png").relative_to(out)),
-                    "confusion_png": str((run / f"confusion-{cfg.val_split}.png").relative_to(out)),
+                    "confusion_png": str((run / f"confusion-{REPORT_SPLIT}.png").relative_to(out)),
                     "error": None,
                 }
             )
@@ -102,7 +111,9 @@ def compare(
             "classes": prepared["classes"],
             "pairs": prepared.get("pairs", []),
             "train_videos": sum(r["split"] == "train" for r in rows),
-            "test_videos": sum(r["split"] == base.val_split for r in rows),
+            "val_videos": sum(r["split"] == base.val_split for r in rows),
+            "test_videos": sum(r["split"] == REPORT_SPLIT for r in rows),
+            "report_split": REPORT_SPLIT,
             "frames": prepared["frames"],
             "size": prepared["size"],
         },
@@ -111,13 +122,38 @@ def compare(
             "batch_size": base.batch_size,
             "lr": base.lr,
             "seed": base.seed,
-            "augment": base.augment,
+            "augment": "auto" if base.augment is None else base.augment,
+            "selection": f"best epoch on {base.val_split}, reported on {REPORT_SPLIT}",
         },
         "chart_png": "comparison.png",
         "methods": methods,
     }
     write_outputs(out, comparison)
     return comparison
+
+
+def _train_or_retrain(
+    data: Path, run: Path, cfg: TrainConfig, quiet: bool, log
+) -> tuple[object, list[str] | None]:
+    """Resume or reuse `run` when it was trained with `cfg` on `data`; otherwise move it aside
+    and train anew. Returns (result, the differences that made it retrain, or None)."""
+    try:
+        return train(data, run, cfg, resume=True, quiet=quiet), None
+    except RunMismatch as exc:
+        aside = run.with_name(f"{run.name}.replaced")
+        shutil.rmtree(aside, ignore_errors=True)
+        run.rename(aside)
+        log(
+            f"    retraining: the saved run differs ({'; '.join(exc.differences)}); old run in {aside}"
+        )
+        return train(data, run, cfg, resume=False, quiet=quiet), exc.differences
+
+
+def _run_status(result, epochs: int, replaced: list[str] | None) -> str:
+    """'trained', 'resumed' (finished an interrupted run) or 'reused' (found finished)."""
+    if replaced is not None or result.resumed_from_epoch == 0:
+        return "trained"
+    return "reused" if result.resumed_from_epoch >= epochs else "resumed"
 
 
 def write_outputs(out: Path, comparison: dict) -> None:

@@ -2,14 +2,15 @@
 
 With a frozen pretrained encoder the features of a frame never change, so encoding every
 clip every epoch is wasted work; on a CPU it is nearly all the work. The features are cached
-next to the prepared data (`DATA/features/<key>/<video_id>.npy`, float32 `(T, D)`).
+next to the prepared data: `DATA/features/<backbone>-<digest>/<video_id>.<signature>.npy`,
+float32 `(T, D)`. The digest covers everything that determines them (see `feature_spec`) and
+the spec is kept and checked in the folder's `spec.json`; the signature is the prepared
+video's, so a video that `prepare` redid is encoded again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from vidclass.data.dataset import VideoDataset
+from vidclass.data.derived import open_derived, save_array
 from vidclass.models.blocks import FrameModel
 from vidclass.progress import track
 
@@ -27,19 +29,49 @@ def uses_feature_cache(model: nn.Module) -> bool:
     return isinstance(model, FrameModel) and bool(getattr(model.encoder, "frozen", False))
 
 
-def feature_key(model: FrameModel, normalize: str, frames: int, seed: int) -> str:
-    """Folder name that changes whenever the cached features would."""
-    cfg = model.config
-    spec = {
-        "backbone": cfg.get("backbone"),
-        "pretrained": cfg.get("pretrained"),
-        "normalize": normalize,
-        "frames": frames,
-        # A frozen random encoder depends on the seed that initialized it.
-        "seed": None if cfg.get("pretrained") else seed,
+def encoder_digest(model: FrameModel) -> str:
+    """A digest of the encoder's weights and buffers: whatever the backbone, its pretrained
+    weights or the seed that initialized a random one, other weights give other features."""
+    h = hashlib.sha1()
+    for name, t in sorted(model.encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def feature_spec(model: FrameModel, dataset: VideoDataset) -> dict:
+    """Everything that determines the cached features of a clip, besides the video itself."""
+    prepared = dataset.config
+    return {
+        "model_class": type(model).__name__,
+        # A subclass that transforms the features (cnn_lstm's deltas) overrides encode_frames.
+        "encode_frames": type(model).encode_frames.__qualname__,
+        "transform": model.feature_transform(),
+        "feature_dim": model.feature_dim,
+        "backbone": model.config.get("backbone"),
+        "pretrained": model.config.get("pretrained"),
+        "encoder": encoder_digest(model),
+        "normalize": dataset.normalize,
+        "mean": list(dataset.mean),
+        "std": list(dataset.std),
+        "frames": dataset.frames,
+        "pad": dataset.pad,
+        "prepared": {
+            k: prepared.get(k) for k in ("size", "frames", "interval", "sample_fps", "source")
+        },
     }
-    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{cfg.get('backbone')}-{digest}"
+
+
+def feature_folder(model: FrameModel, dataset: VideoDataset) -> Path:
+    """`DATA/features/<backbone>-<digest>/`, created or verified against its spec."""
+    return open_derived(
+        dataset.root / "features", str(model.config.get("backbone")), feature_spec(model, dataset)
+    )
+
+
+def feature_path(folder: Path, dataset: VideoDataset, i: int) -> Path:
+    return folder / f"{dataset.rows[i]['video_id']}.{dataset.signature(i)}.npy"
 
 
 class FeatureHead(nn.Module):
@@ -56,15 +88,21 @@ class FeatureHead(nn.Module):
 class FeatureDataset(Dataset):
     """The items of a VideoDataset with cached `features (T, D)` in place of `video`."""
 
-    def __init__(self, base: VideoDataset, folder: Path) -> None:
-        self.base, self.folder = base, folder
+    def __init__(self, base: VideoDataset, folder: Path, feature_dim: int) -> None:
+        self.base, self.folder, self.feature_dim = base, folder, feature_dim
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, i: int) -> dict:
         row = self.base.rows[i]
-        feats = torch.from_numpy(np.load(self.folder / f"{row['video_id']}.npy"))
+        path = feature_path(self.folder, self.base, i)
+        feats = torch.from_numpy(np.load(path))
+        if tuple(feats.shape) != (self.base.frames, self.feature_dim):
+            raise RuntimeError(
+                f"{path}: features of shape {tuple(feats.shape)}, expected "
+                f"{(self.base.frames, self.feature_dim)}; delete {self.folder} and train again"
+            )
         if self.base.with_flow:
             item = self.base[i]
             item.pop("video")
@@ -85,25 +123,21 @@ def cache_features(
     quiet: bool = False,
 ) -> None:
     """Encode every clip of `datasets` not cached yet (atomic writes: safe to interrupt)."""
-    folder.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
     for ds in datasets:
-        todo = [i for i, r in enumerate(ds.rows) if not (folder / f"{r['video_id']}.npy").exists()]
+        todo = [i for i in range(len(ds)) if not feature_path(folder, ds, i).exists()]
         if not todo:
             continue
         plain = VideoDataset(
             ds.root, split=None, frames=ds.frames, pad=ds.pad, normalize=ds.normalize
         )
         index = {r["video_id"]: i for i, r in enumerate(plain.rows)}
+        paths = {ds.rows[i]["video_id"]: feature_path(folder, ds, i) for i in todo}
         subset = torch.utils.data.Subset(plain, [index[ds.rows[i]["video_id"]] for i in todo])
         loader = DataLoader(subset, batch_size=batch_size)
         for batch in track(loader, description="features", quiet=quiet):
             feats = model.encode_frames(batch["video"], batch["mask"]).float().numpy()
             for vid, f in zip(batch["video_id"], feats, strict=True):
-                path = folder / f"{vid}.npy"
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                with open(tmp, "wb") as fh:
-                    np.save(fh, f)
-                os.replace(tmp, path)
+                save_array(paths[vid], f)
     model.train(was_training)

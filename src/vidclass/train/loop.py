@@ -1,8 +1,8 @@
 """Train one method on a prepared dataset: one loop for every model, one process or many.
 
-The run folder (`out`) gets `model.safetensors` + `config.json` (the best epoch by validation
-accuracy), `state.safetensors` (the last epoch, for `--resume`), `metrics.csv` and
-`curves.png`. Everything random is a function of (seed, epoch), and the state is saved at
+The run folder (`out`) gets `model.safetensors` + `config.json` (the best epoch on the `val`
+split: highest accuracy, ties broken by lower loss; the test split never chooses anything),
+`state.safetensors` (the last epoch, for `--resume`), `metrics.csv` and `curves.png`. Everything random is a function of (seed, epoch), and the state is saved at
 each epoch's end, so a run killed mid-epoch and resumed ends with the same numbers as one that
 never stopped.
 """
@@ -10,11 +10,13 @@ never stopped.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +33,13 @@ from vidclass.errors import UserError
 from vidclass.models import build
 from vidclass.progress import make_progress
 from vidclass.train import checkpoint as ckpt
+from vidclass.train.config import RESUME_KEYS, TrainConfig, resolve_normalize
 from vidclass.train.distributed import Dist, all_sum, barrier, init_from_env, shutdown
 from vidclass.train.features import (
     FeatureDataset,
     FeatureHead,
     cache_features,
-    feature_key,
+    feature_folder,
     uses_feature_cache,
 )
 from vidclass.train.syncbn import convert_to_cpu_sync_batchnorm
@@ -53,23 +56,7 @@ METRIC_COLUMNS = [
 ]
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved in config.json)."""
-
-    model: str
-    options: dict = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
-    seed: int = 0
-    workers: int = 0
-    normalize: str = "auto"  # "imagenet" for pretrained backbones, else per-clip ("clip")
-    augment: bool = False
-    val_split: str = "test"
-    flow_method: str = "farneback"
+__all__ = ["TrainConfig", "TrainResult", "resolve_normalize", "train"]
 
 
 @dataclass
@@ -77,16 +64,10 @@ class TrainResult:
     run: Path
     history: list[dict]
     best_epoch: int
-    best_val_acc: float
+    best_val_acc: float | None  # None when no validation split chose the epoch
     train_time_s: float
-
-
-def resolve_normalize(cfg: TrainConfig) -> str:
-    """Pretrained weights expect ImageNet statistics; small nets from scratch learn motion
-    far better from per-clip standardized input (the background colour dominates otherwise)."""
-    if cfg.normalize != "auto":
-        return cfg.normalize
-    return "imagenet" if cfg.options.get("pretrained") else "clip"
+    selection: dict | None = None  # how the saved epoch was chosen (see `selection_rule`)
+    resumed_from_epoch: int = 0  # epochs found done in the run folder (== epochs: reused)
 
 
 def seed_everything(seed: int) -> None:
@@ -157,6 +138,11 @@ def _train(
             f"{out}: already holds a training run; add --resume to continue it, or "
             "choose another --out"
         )
+    if cfg.val_split == "test":
+        raise UserError(
+            "val_split='test' would choose the best epoch on the test split and then report "
+            "on it (a biased score); choose on 'val' (`vidclass prepare --val-fraction`)"
+        )
     prepared = load_prepared_config(data)
     classes = prepared["classes"]
     normalize = resolve_normalize(cfg)
@@ -165,6 +151,14 @@ def _train(
     device = ctx.device
     model.to(device)
     needs_flow = bool(getattr(model, "needs_flow", False))
+    feature_mode = uses_feature_cache(model)
+    if feature_mode and cfg.augment:
+        raise UserError(
+            "--augment cannot be combined with a frozen backbone: features are "
+            "computed once per clip; drop one of the two"
+        )
+    # augment=None (auto): on wherever clips are encoded each epoch.
+    cfg = replace(cfg, augment=not feature_mode if cfg.augment is None else cfg.augment)
 
     augment = Augment(crop_scale=0.85, temporal_jitter=True) if cfg.augment else None
     train_ds = VideoDataset(
@@ -177,21 +171,26 @@ def _train(
         seed=cfg.seed,
     )
     val_ds = _optional_split(data, cfg.val_split, normalize, needs_flow, cfg.flow_method)
+    selection = selection_rule(train_ds, val_ds, cfg.val_split)
+    # As JSON will give it back from the saved state (tuples become lists).
+    identity = json.loads(
+        json.dumps(
+            {
+                **{k: getattr(cfg, k) for k in RESUME_KEYS},
+                "options": model.config,
+                "data": data_fingerprint(train_ds, val_ds),
+            }
+        )
+    )
 
-    feature_mode = uses_feature_cache(model)
     net: nn.Module = model
     if feature_mode:
-        if augment is not None:
-            raise UserError(
-                "--augment cannot be combined with a frozen backbone: features are "
-                "computed once per clip; drop one of the two"
-            )
-        folder = data / "features" / feature_key(model, normalize, train_ds.frames, cfg.seed)
+        folder = feature_folder(model, train_ds)
         if ctx.is_main:
             cache_features(model, [d for d in (train_ds, val_ds) if d], folder, quiet=quiet)
         barrier(ctx)
-        train_ds = FeatureDataset(train_ds, folder)
-        val_ds = FeatureDataset(val_ds, folder) if val_ds else None
+        train_ds = FeatureDataset(train_ds, folder, model.feature_dim)
+        val_ds = FeatureDataset(val_ds, folder, model.feature_dim) if val_ds else None
         net = FeatureHead(model)
     if ctx.enabled:
         if device.type == "cpu":
@@ -249,18 +248,21 @@ def _train(
         "pairs": prepared.get("pairs", []),
         "sample_fps": training_frame_rate(data, prepared),
         "train": asdict(cfg),
+        "selection": selection,
         "data": str(data.resolve()),
         "vidclass_version": vidclass.__version__,
     }
     history: list[dict] = []
-    best = {"epoch": 0, "val_acc": -1.0}
+    best: dict = {"epoch": 0, "val_acc": None, "val_loss": None}
     start_epoch = 1
     if resume and state_path.exists():
-        start_epoch, history, best = _restore(state_path, model, optimizer, cfg)
+        start_epoch, history, best = _restore(state_path, model, optimizer, cfg, identity)
     elif resume and not quiet and ctx.is_main:
         print(f"no saved state in {out}; starting from the first epoch")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if not quiet and start_epoch <= cfg.epochs:
+            print(describe_selection(selection))
 
     for epoch in range(start_epoch, cfg.epochs + 1):
         sampler.set_epoch(epoch)
@@ -299,12 +301,11 @@ def _train(
                 )
             )
         history.append(row)
-        score = row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
         if ctx.is_main:
-            if score > best["val_acc"]:
-                best = {"epoch": epoch, "val_acc": score}
+            if is_better(row, best, selection):
+                best = {"epoch": epoch, "val_acc": row["val_acc"], "val_loss": row["val_loss"]}
                 ckpt.save_model(out, model, {**run_config, "best": best})
-            _save_state(state_path, model, optimizer, epoch, history, best)
+            _save_state(state_path, model, optimizer, epoch, history, best, identity)
             _write_metrics(out / "metrics.csv", history)
             if not quiet:
                 val = f", val acc {row['val_acc']:.3f}" if row["val_acc"] is not None else ""
@@ -322,9 +323,65 @@ def _train(
         run=out,
         history=history,
         best_epoch=best["epoch"],
-        best_val_acc=best["val_acc"],
+        best_val_acc=best["val_acc"] if selection["rule"] == BY_VAL else None,
         train_time_s=sum(r["epoch_time_s"] for r in history),
+        selection=selection,
+        resumed_from_epoch=start_epoch - 1,
     )
+
+
+BY_VAL = "val accuracy, ties broken by lower val loss"
+LAST_EPOCH = "last epoch"
+
+
+def selection_rule(train_ds: VideoDataset, val_ds: VideoDataset | None, split: str) -> dict:
+    """How the saved epoch is chosen: on `val` when it holds a clip of every class the model
+    trains on, else the last epoch (a val split missing classes would pick by luck)."""
+    if val_ds is None:
+        return {
+            "split": None,
+            "rule": LAST_EPOCH,
+            "reason": f"no {split!r} split in the prepared data (prepare with --val-fraction > 0)",
+        }
+    missing = sorted(set(train_ds.labels) - set(val_ds.labels))
+    if missing:
+        names = [train_ds.classes[i] for i in missing]
+        return {
+            "split": split,
+            "rule": LAST_EPOCH,
+            "reason": f"the {split!r} split has no clip of {len(names)} classes "
+            f"(e.g. {', '.join(names[:3])})",
+        }
+    return {"split": split, "rule": BY_VAL, "clips": len(val_ds)}
+
+
+def describe_selection(selection: dict) -> str:
+    if selection["rule"] == BY_VAL:
+        return f"choosing the epoch on {selection['split']} ({selection['clips']} clips): {BY_VAL}"
+    return f"warning: keeping the last epoch: {selection['reason']}"
+
+
+def is_better(row: dict, best: dict, selection: dict) -> bool:
+    """Accuracy first, then lower loss: an early epoch that already names every val clip
+    right but with probabilities near uniform loses to a later, confident one."""
+    if selection["rule"] != BY_VAL or best["epoch"] == 0:
+        return True
+    if row["val_acc"] != best["val_acc"]:
+        return row["val_acc"] > best["val_acc"]
+    return row["val_loss"] < best["val_loss"]
+
+
+def data_fingerprint(train_ds: VideoDataset, val_ds: VideoDataset | None) -> str:
+    """A digest of the clips a run trains and chooses on: which videos, their labels and
+    splits, and what `prepare` did to each (so a re-prepared folder is other data)."""
+    h = hashlib.sha1()
+    for ds in (train_ds, val_ds):
+        if ds is None:
+            continue
+        for i, r in enumerate(ds.rows):
+            h.update(f"{r['split']}/{r['video_id']}/{r['label']}/{ds.signature(i)};".encode())
+    h.update(str(train_ds.frames).encode())
+    return h.hexdigest()[:16]
 
 
 def training_frame_rate(data: Path, prepared: dict) -> float:
@@ -351,7 +408,7 @@ def _optional_split(data, split, normalize, needs_flow, flow_method) -> VideoDat
             data, split=split, normalize=normalize, with_flow=needs_flow, flow_method=flow_method
         )
     except UserError:
-        return None  # no validation split: the best checkpoint is chosen on train accuracy
+        return None  # no validation split: `selection_rule` keeps the last epoch
 
 
 def _train_epoch(
@@ -383,7 +440,13 @@ def _train_epoch(
 
 
 def _save_state(
-    path: Path, model: nn.Module, optimizer, epoch: int, history: list[dict], best: dict
+    path: Path,
+    model: nn.Module,
+    optimizer,
+    epoch: int,
+    history: list[dict],
+    best: dict,
+    identity: dict,
 ) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = ckpt.optimizer_to_tensors(optimizer)
@@ -393,6 +456,7 @@ def _save_state(
         "epoch": epoch,
         "history": history,
         "best": best,
+        "identity": identity,
         "optimizer": opt_meta,
         "rng_python": _py_rng_to_json(random.getstate()),
         "rng_numpy": _np_rng_to_json(np.random.get_state()),
@@ -400,8 +464,38 @@ def _save_state(
     ckpt.save_state(path, tensors, state)
 
 
-def _restore(path: Path, model: nn.Module, optimizer, cfg: TrainConfig):
+class RunMismatch(UserError):
+    """A saved run was trained with other options or data than asked now."""
+
+    def __init__(self, message: str, differences: list[str]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
+def run_differences(saved: dict | None, now: dict) -> list[str]:
+    """'key: saved X, now Y' for every option of the run that differs."""
+    if saved is None:
+        return ["the saved state records no options (written by an older vidclass)"]
+    diffs = []
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            if key == "data":
+                diffs.append("data: other clips, labels, splits or prepared frames")
+            else:
+                diffs.append(f"{key}: saved {saved.get(key)!r}, now {now.get(key)!r}")
+    return diffs
+
+
+def _restore(path: Path, model: nn.Module, optimizer, cfg: TrainConfig, identity: dict):
     tensors, state = ckpt.load_state(path)
+    diffs = run_differences(state.get("identity"), identity)
+    if diffs:
+        raise RunMismatch(
+            f"{path.parent}: --resume with other options than the saved run ("
+            + "; ".join(diffs)
+            + "); resume with the same options, or train into another --out",
+            diffs,
+        )
     model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_sd)

@@ -1,0 +1,58 @@
+"""What defines a training run, in a module light enough for the CLI to read its defaults.
+
+The CLI, `compare` and the Python API all take their defaults from `TrainConfig`, so a default
+changed here is changed everywhere (the recipe behind docs/benchmarks.md's figures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in config.json)."""
+
+    model: str
+    options: dict = field(default_factory=dict)
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    workers: int = 0
+    normalize: str = "auto"  # "imagenet" for pretrained backbones, else per-clip ("clip")
+    # None = auto: random crops and temporal jitter for every method that encodes its clips
+    # each epoch; off for a frozen backbone, whose features are computed once per clip.
+    augment: bool | None = None
+    val_split: str = "val"  # the split that chooses the best epoch; never "test"
+    flow_method: str = "farneback"
+
+
+DEFAULTS = TrainConfig(model="")
+
+# What a resumed run must share with the saved one: a different value would mix two budgets
+# in one model (workers only changes speed).
+RESUME_KEYS = (
+    "model",
+    "options",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_epochs",
+    "seed",
+    "normalize",
+    "augment",
+    "val_split",
+    "flow_method",
+)
+
+
+def resolve_normalize(cfg: TrainConfig) -> str:
+    """Pretrained weights expect ImageNet statistics; small nets from scratch learn motion
+    far better from per-clip standardized input (the background colour dominates otherwise)."""
+    if cfg.normalize != "auto":
+        return cfg.normalize
+    return "imagenet" if cfg.options.get("pretrained") else "clip"
