@@ -15,6 +15,7 @@ from rich.table import Table
 
 from vidclass.data.synthetic import PER_CLASS
 from vidclass.errors import UserError
+from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
 
 app = typer.Typer(
     name="vidclass",
@@ -442,12 +443,12 @@ def predict(
         None, "--stride", min=1, help="Frames between windows [default: half a window]."
     ),
     smooth: int = typer.Option(
-        5,
+        PredictOptions.smooth,
         "--smooth",
         min=1,
         help="Rolling average over the last N windows (frames for single_frame).",
     ),
-    top_k: int = typer.Option(5, "--top-k", min=1),
+    top_k: int = typer.Option(PredictOptions.top_k, "--top-k", min=1),
     json_out: Path | None = typer.Option(
         None, "--json", help="Write the predictions (a list for several videos) as JSON."
     ),
@@ -549,12 +550,16 @@ def localize(
         help="Timeline PNG of the segments (and the ground truth beside the video, if any).",
     ),
     spans: str = typer.Option(
-        "0.4,0.8",
+        ",".join(f"{v:g}" for v in LocalizeOptions.spans),
         "--spans",
         help="Window time spans, as factors of a training clip's span (multi-scale).",
     ),
-    stride: int = typer.Option(2, "--stride", min=1, help="Sampled frames between windows."),
-    min_score: float = typer.Option(0.05, "--min-score", help="Drop weaker segments."),
+    stride: int = typer.Option(
+        LocalizeOptions.stride, "--stride", min=1, help="Sampled frames between windows."
+    ),
+    min_score: float = typer.Option(
+        LocalizeOptions.min_score, "--min-score", help="Drop weaker segments."
+    ),
     ensemble: list[Path] = typer.Option(
         [],
         "--ensemble",
@@ -707,7 +712,7 @@ def detect(
     run: Path = typer.Argument(..., help="A run folder (from `vidclass train`): the action model."),
     videos: list[str] = typer.Argument(..., help="Video files or folders of videos."),
     detector: str = typer.Option(
-        "motion",
+        DetectOptions.detector,
         "--detector",
         help="motion (static camera), hog (real pedestrians), or a folder from "
         "`vidclass train-detector`.",
@@ -721,7 +726,9 @@ def detect(
     stride: int | None = typer.Option(
         None, "--stride", min=1, help="Sampled frames between a track's windows [window / 8]."
     ),
-    smooth: int = typer.Option(1, "--smooth", min=1, help="Rolling average over N windows."),
+    smooth: int = typer.Option(
+        DetectOptions.smooth, "--smooth", min=1, help="Rolling average over N windows."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Find every person, track them, and say what each does when (spatio-temporal detection).
@@ -865,6 +872,12 @@ def serve(
     max_queue: int = typer.Option(
         4, "--max-queue", min=0, help="Videos waiting beyond those; more get 503 + Retry-After."
     ),
+    detector: str | None = typer.Option(
+        None,
+        "--detector",
+        help="Default person detector of /v1/detect: motion, hog, or a folder from "
+        "`vidclass train-detector` (offered to clients as 'trained') [default: motion].",
+    ),
 ) -> None:
     """Serve a model: a web page to try it and an HTTP API (OpenAPI docs at /docs).
 
@@ -883,6 +896,7 @@ def serve(
         max_upload_mb=max_upload_mb,
         workers=workers,
         max_queue=max_queue,
+        detector=detector,
         log=console.print,
     )
 
