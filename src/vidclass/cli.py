@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -40,6 +41,37 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+SYNTH_KINDS = ("clips", "long", "windows", "multi", "tubes")
+# The synth options that only some kinds use (--out, --seed, --size and --quiet apply to all):
+# option → (the kinds it applies to, its default). Given for another kind, it is an error.
+SYNTH_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "--per-class": (("clips",), PER_CLASS),
+    "--workers": (("clips",), 2),
+    "--background/--no-background": (("clips",), True),
+    "--count": (("long", "windows", "multi", "tubes"), 1),
+    "--seconds": (("long", "windows", "multi", "tubes"), 60.0),
+    "--fps": (("clips", "long", "windows", "multi"), 15),  # tubes: 8 fps, detection's rate
+}
+
+
+def _synth_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The options of `synth` for `kind`, defaults filled in; a UserError for one that the
+    user gave (not None) but `kind` does not use, so it is never silently ignored."""
+    if kind not in SYNTH_KINDS:
+        raise UserError(f"--kind {kind!r}: choose one of {', '.join(SYNTH_KINDS)}")
+    out = {}
+    for option, value in given.items():
+        kinds, default = SYNTH_OPTIONS[option]
+        if kind in kinds:
+            out[option] = default if value is None else value
+        elif value is not None:
+            raise UserError(
+                f"{option} does not apply to --kind {kind}; it applies to --kind "
+                f"{', '.join(kinds)}: drop it"
+            )
+    return out
+
+
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the videos into."),
@@ -48,12 +80,26 @@ def synth(
         "--kind",
         help="clips: one action per video, in class folders; long: several actions in sequence with ground truth; windows: training clips cut from long videos for localization; multi: 2-4 actors per scene with per-frame boxes; tubes: per-person training clips cut from multi scenes.",
     ),
-    per_class: int = typer.Option(
-        PER_CLASS, "--per-class", min=1, help="Videos per class (kind clips; one per scene group)."
+    per_class: int | None = typer.Option(
+        None,
+        "--per-class",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--per-class"][1]),
+        help="Videos per class (kind clips; one per scene group).",
     ),
-    count: int = typer.Option(1, "--count", min=1, help="Number of long videos (kind long)."),
-    seconds: float = typer.Option(
-        60.0, "--seconds", min=1.0, help="Length of each long video (kind long)."
+    count: int | None = typer.Option(
+        None,
+        "--count",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--count"][1]),
+        help="Number of long videos or scenes (kinds long, windows, multi, tubes).",
+    ),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        min=1.0,
+        show_default=str(SYNTH_OPTIONS["--seconds"][1]),
+        help="Length of each long video or scene (kinds long, windows, multi, tubes).",
     ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
     size: str = typer.Option(
@@ -61,11 +107,24 @@ def synth(
         "--size",
         help="Frame size WIDTHxHEIGHT (even numbers) [default: 160x120; 320x240 for multi].",
     ),
-    fps: int = typer.Option(15, "--fps", min=1, help="Frames per second of the rendered videos."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering in parallel."),
-    background: bool = typer.Option(
-        True,
+    fps: int | None = typer.Option(
+        None,
+        "--fps",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--fps"][1]),
+        help="Frames per second of the rendered videos (all kinds but tubes: 8 fps).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--workers"][1]),
+        help="Processes rendering in parallel (kind clips).",
+    ),
+    background: bool | None = typer.Option(
+        None,
         "--background/--no-background",
+        show_default="background",
         help="Add the 'background' class (no action), which localization needs (kind clips).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -83,7 +142,23 @@ def synth(
         vidclass synth --kind windows --out data/windows --count 36   (clips for localization)
 
         vidclass synth --kind multi --out data/multi --count 20 --seconds 30   (also --count, --seconds)
+
+    An option that the chosen --kind does not use is an error (exit code 1), not ignored.
     """
+    opts = _synth_options(
+        kind,
+        {
+            "--per-class": per_class,
+            "--workers": workers,
+            "--background/--no-background": background,
+            "--count": count,
+            "--seconds": seconds,
+            "--fps": fps,
+        },
+    )
+    per_class, workers = opts.get("--per-class"), opts.get("--workers")
+    background, count = opts.get("--background/--no-background"), opts.get("--count")
+    seconds, fps = opts.get("--seconds"), opts.get("--fps")
     if kind in ("long", "windows"):
         from vidclass.data import synthetic_long
 
@@ -141,8 +216,6 @@ def synth(
             f"{len(summary['classes'])} classes to {out}[/green] ({summary['seconds']:.1f} s)"
         )
         return
-    if kind != "clips":
-        raise typer.BadParameter(f"--kind {kind!r}: choose clips, long, windows, multi or tubes")
     from vidclass.data.synthetic import generate
 
     summary = generate(
