@@ -127,6 +127,7 @@ def test_page_health_model_and_docs(clf, tmp_path):
             "normalize": clf.config["normalize"],
         }
         assert model["tasks"] == {"predict": True, "localize": True, "detect": True}
+        assert ".gif" in model["video_extensions"]  # the page accepts what the server reads
         page = client.get("/")
         assert page.status_code == 200 and 'id="result-label"' in page.text
         assert "http://" not in page.text and "https://" not in page.text  # works offline

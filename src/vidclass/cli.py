@@ -502,6 +502,21 @@ def compare(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def video_inputs(items: list[str]) -> list[str]:
+    """The videos that predict/localize/detect work on (folders scanned, see `scan_inputs`);
+    the files a folder scan skipped are named in one line, never dropped without a word."""
+    from vidclass.data.probe import VIDEO_EXTENSIONS, skipped_summary
+    from vidclass.infer.inputs import scan_inputs
+
+    sources, skipped = scan_inputs(items)
+    if skipped:
+        hint = f"videos end in {', '.join(VIDEO_EXTENSIONS)}"
+        err_console.print(
+            f"[yellow]{escape(skipped_summary(skipped, hint))}[/yellow]", soft_wrap=True
+        )
+    return sources
+
+
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
@@ -553,11 +568,11 @@ def predict(
     import json
 
     from vidclass.infer.classifier import Classifier
-    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.inputs import output_path
     from vidclass.infer.stream import is_live_source
 
     clf = Classifier.load(run, backend=backend)
-    sources = expand_inputs(videos)
+    sources = video_inputs(videos)
     many = len(sources) > 1
     results, failed = [], 0
     for src in sources:
@@ -658,7 +673,7 @@ def localize(
     import json
 
     from vidclass.infer.classifier import Classifier
-    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.inputs import output_path
     from vidclass.infer.localize import read_truth
     from vidclass.progress import make_progress
 
@@ -676,7 +691,7 @@ def localize(
             "segments come from the dips of each class's own curve (train on data made by "
             "`vidclass synth`, or add a background class to yours)[/yellow]"
         )
-    sources = expand_inputs(videos)
+    sources = video_inputs(videos)
     many = len(sources) > 1
     failed = 0
     with make_progress(quiet) as progress:
@@ -820,11 +835,11 @@ def detect(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.detect import load_detector
-    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.inputs import output_path
 
     clf = Classifier.load(run)
     load_detector(detector)  # a wrong name or folder fails here, before any decoding
-    sources = expand_inputs(videos)
+    sources = video_inputs(videos)
     many = len(sources) > 1
     failed = done = 0
     for src in sources:

@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from vidclass.data.probe import open_container, probe
+from vidclass.data.probe import VIDEO_EXTENSIONS, open_container, probe
 from vidclass.errors import UserError, VideoError
 from vidclass.serve.jobs import FAILED, JobPool, PoolFull
 from vidclass.serve.options import (
@@ -158,6 +158,7 @@ def create_app(
             },
             "backend": getattr(clf, "backend", "torch"),
             "tasks": available(),
+            "video_extensions": list(VIDEO_EXTENSIONS),
             "detectors": list(detectors.specs),
             "detector": detectors.default,
             "max_upload_mb": max_bytes / 1e6,
