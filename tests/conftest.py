@@ -41,6 +41,21 @@ def make_video(tmp_path):
 
 
 @pytest.fixture
+def make_gif(tmp_path):
+    """make_gif(relpath, n_frames, fps=10, width=64, height=48) → Path of an animated GIF."""
+    from PIL import Image
+
+    def make(rel: str, n: int = 20, fps: int = 10, width: int = 64, height: int = 48):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        images = [Image.fromarray(f) for f in moving_square_frames(n, width, height)]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
+        return path
+
+    return make
+
+
+@pytest.fixture
 def realclips() -> Path:
     if not REALCLIPS.is_dir():
         pytest.skip(f"real clips folder {REALCLIPS} is absent (set VIDCLASS_REALCLIPS)")

@@ -179,6 +179,28 @@ def test_cli_folder_with_plots(runs, tmp_path):
     assert len(list((tmp_path / "plots").glob("*.png"))) == 2
 
 
+def test_point10_folder_scan_takes_a_gif_and_names_skipped_files(runs, make_gif, tmp_path):
+    """predict over a folder: the GIF is a video like any other; notes.txt beside it is
+    reported as skipped (one line, on stderr), not dropped without a word."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    clip = next((runs["videos"] / "open_door").glob("*.mp4"))
+    (folder / clip.name).write_bytes(clip.read_bytes())
+    gif = make_gif("mixed/sub/wave.gif", n=16)
+    (folder / "notes.txt").write_text("which take was best?")
+    out = tmp_path / "p.json"
+    result = runner.invoke(
+        app, ["predict", str(runs["early_fusion"]), str(folder), "--json", str(out), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    predicted = {Path(r["video"]).name: r for r in json.loads(out.read_text())}
+    assert set(predicted) == {clip.name, gif.name}
+    assert predicted[gif.name]["duration_s"] == pytest.approx(1.6, abs=0.15)
+    lines = [line for line in result.output.splitlines() if "skipped" in line]
+    assert len(lines) == 1 and "skipped 1 file (1 .txt; e.g. notes.txt)" in lines[0], lines
+    assert ".gif" in lines[0]  # the hint names the extensions taken as videos
+
+
 def test_onnx_backend_matches_torch(runs, tmp_path):
     video = next(runs["videos"].rglob("*.mp4"))
     result = runner.invoke(

@@ -47,6 +47,34 @@ def test_mixed_folder_failed_rows_and_exit_code_2(make_video, tmp_path):
     assert header == MANIFEST_COLUMNS
 
 
+def test_point10_gif_is_prepared_and_other_files_are_named_as_skipped(
+    make_video, make_gif, tmp_path
+):
+    """Every container users have is a video (a GIF here); a file that is not a video, or a
+    video outside any class folder, is counted and named in the summary, never dropped
+    without a word."""
+    src = make_folder(make_video, groups=2, clips=1, n=10)
+    gif = make_gif("src/left/v_left_g03_c01.gif", n=12)
+    (src / "right" / "notes.txt").write_text("filmed on a Tuesday")
+    loose = make_video("src/loose.mp4", n=10)
+    (src / "metadata.csv").write_text("path,label\n")  # the dataset's own index: not a skip
+    out = tmp_path / "prep"
+    result = runner.invoke(
+        app, ["prepare", str(src), "--out", str(out), "-q", "--frames", "8", "--size", "32"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in read_manifest(out)}
+    assert rows[gif.name]["status"] == "ok" and rows[gif.name]["label"] == "left"
+    assert int(rows[gif.name]["num_frames"]) == 12
+    assert np.load(out / "cache" / f"{rows[gif.name]['video_id']}.npy").shape == (8, 32, 32, 3)
+    assert loose.name not in rows
+    text = " ".join(result.output.split())  # rich may wrap
+    assert "skipped 2 files (1 .mp4, 1 .txt; e.g." in text, text
+    assert "notes.txt" in text and "loose.mp4" in text and "metadata.csv" not in text
+    res = prepare(src, tmp_path / "prep2", frames=8, size=32, quiet=True)
+    assert sorted(Path(p).name for p in res.skipped) == ["loose.mp4", "notes.txt"]
+
+
 def test_all_good_exit_code_0_and_cache_shapes(make_video, tmp_path):
     src = make_folder(make_video, groups=2, clips=1, n=10)
     out = tmp_path / "prep"

@@ -27,7 +27,7 @@ with warnings.catch_warnings():
 from vidclass import Classifier  # noqa: E402
 from vidclass.data.prepare import prepare  # noqa: E402
 from vidclass.data.synthetic import generate  # noqa: E402
-from vidclass.errors import VideoError  # noqa: E402
+from vidclass.errors import UserError, VideoError  # noqa: E402
 from vidclass.serve.app import create_app  # noqa: E402
 from vidclass.serve.upload import UploadError, receive_upload  # noqa: E402
 from vidclass.train.loop import TrainConfig, train  # noqa: E402
@@ -127,6 +127,7 @@ def test_page_health_model_and_docs(clf, tmp_path):
             "normalize": clf.config["normalize"],
         }
         assert model["tasks"] == {"predict": True, "localize": True, "detect": True}
+        assert ".gif" in model["video_extensions"]  # the page accepts what the server reads
         page = client.get("/")
         assert page.status_code == 200 and 'id="result-label"' in page.text
         assert "http://" not in page.text and "https://" not in page.text  # works offline
@@ -171,6 +172,8 @@ def test_bad_options_are_422_with_the_fix(clf, video, tmp_path):
         res = post_video(client, "/v1/predict", video, smooth="abc")
         assert res.status_code == 422 and "whole number" in res.json()["detail"]
         res = post_video(client, "/v1/predict", video, annotate="/etc/x.mp4")
+        assert res.status_code == 422 and "cannot be set" in res.json()["detail"]
+        res = post_video(client, "/v1/predict", video, nope=1)
         assert res.status_code == 422 and "unknown option" in res.json()["detail"]
         res = client.post("/v1/predict", data={"smooth": "3"}, files={"other": ("a.txt", b"x")})
         assert res.status_code == 422 and "'video'" in res.json()["detail"]
@@ -276,6 +279,70 @@ def test_localize_is_called_with_its_options(clf, video, tmp_path):
         job = post_video(client, "/v1/jobs", video, task="localize").json()
         assert "segments" in wait_for(client, job["id"], "done")["result"]
     assert leftover_uploads(tmp_path) == []
+
+
+def test_point7_options_are_typed_and_no_client_option_names_a_server_path(clf, video, tmp_path):
+    """Bad values are 422 naming the field (they were 500s from inside the method), and a
+    detector is chosen by name only: a path is refused the same way whether it exists."""
+    with client_for(clf, tmp_path) as client:
+        bad = {
+            "/v1/detect": {"smooth": "abc", "min_track_s": "soon", "stride": "0"},
+            "/v1/localize": {"spans": "abc", "min_score": "high"},
+            "/v1/predict": {"top_k": "2.5", "stride": "-1"},
+        }
+        for route, fields in bad.items():
+            for name, value in fields.items():
+                res = post_video(client, route, video, **{name: value})
+                assert res.status_code == 422, (route, name, res.text)
+                assert res.json()["detail"].startswith(f"{name}"), res.json()["detail"]
+        res = post_video(client, "/v1/localize", video, options='{"spans": ["x"]}')
+        assert res.status_code == 422 and "spans[0]" in res.json()["detail"]
+
+        details = set()
+        for path in ("/etc", "../x", str(tmp_path), str(tmp_path / "missing"), "runs/detector"):
+            for res in (
+                post_video(client, "/v1/detect", video, detector=path),
+                post_video(client, "/v1/jobs", video, task="detect", detector=path),
+                post_video(client, "/v1/detect", video, options=f'{{"detector": "{path}"}}'),
+            ):
+                assert res.status_code == 422, res.text
+                details.add(res.json()["detail"])
+        assert len(details) == 1, details  # nothing depends on what the path is
+        (detail,) = details
+        assert "motion" in detail and "hog" in detail and "/" not in detail
+        assert client.get("/v1/model").json()["detectors"] == ["motion", "hog"]
+
+        res = post_video(client, "/v1/detect", video, detector="motion", smooth=2)
+        assert res.status_code == 200, res.text
+        assert res.json()["detector"] == "motion" and res.json()["smooth"] == 2
+    assert leftover_uploads(tmp_path) == []
+
+
+def test_option_models_take_the_library_defaults(clf, tmp_path):
+    from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
+    from vidclass.serve.options import TRAINED, ServedDetectors, request_models
+
+    models = request_models(ServedDetectors())
+    assert models["predict"]().model_dump() == {
+        "window": None, "stride": None, "smooth": PredictOptions.smooth,
+        "top_k": PredictOptions.top_k,
+    }  # fmt: skip
+    assert models["localize"]().spans == LocalizeOptions.spans
+    assert models["detect"]().detector == DetectOptions.detector
+    assert models["detect"]().min_track_s == DetectOptions.min_track_s
+    with client_for(clf, tmp_path) as client:
+        spec = client.get("/openapi.json").json()
+        body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+        props = body["multipart/form-data"]["schema"]["properties"]
+        assert (
+            props["smooth"]["default"] == PredictOptions.smooth and props["smooth"]["minimum"] == 1
+        )
+    # a server started with a trained detector offers it by a public name, not its path
+    served = ServedDetectors("/srv/models/detector")
+    assert served.default == TRAINED and served.specs[TRAINED] == "/srv/models/detector"
+    assert ServedDetectors("hog").default == "hog" and TRAINED not in ServedDetectors("hog").specs
+    with pytest.raises(UserError):  # a wrong detector stops the server at startup
+        create_app(clf, temp_dir=tmp_path, detector=str(tmp_path / "missing"))
 
 
 def test_predict_reports_progress(clf, make_video):

@@ -306,3 +306,48 @@ def test_unknown_label_is_a_user_error() -> None:
     scene = synthetic.sample_scene(np.random.default_rng(0), *SIZE)
     with pytest.raises(UserError, match="unknown class"):
         render_clip("dance", scene, np.random.default_rng(0), 10)
+
+
+def test_point8_synth_refuses_options_of_other_kinds(tmp_path: Path) -> None:
+    """Every option of `synth` is checked against every kind: one the kind does not use is
+    exit code 1 naming the option and the kinds it applies to (it used to be ignored)."""
+    import subprocess
+    import sys
+
+    import typer
+    from typer.testing import CliRunner
+
+    from vidclass.cli import SYNTH_KINDS, SYNTH_OPTIONS, app
+
+    command = typer.main.get_command(app).get_command(None, "synth")  # type: ignore[attr-defined]
+    for_all = {"--out", "--kind", "--seed", "--size", "--quiet"}
+    assert {p.opts[0] for p in command.params} - for_all == {o.split("/")[0] for o in SYNTH_OPTIONS}
+    args = {
+        "--per-class": ["--per-class", str(PER_CLASS)],
+        "--workers": ["--workers", "2"],  # given, even at its default: still an error
+        "--background/--no-background": ["--no-background"],
+        "--count": ["--count", "1"],
+        "--seconds": ["--seconds", "5"],
+        "--fps": ["--fps", "15"],
+    }
+    out = tmp_path / "never"
+    refused = []
+    for option, (kinds, _) in SYNTH_OPTIONS.items():
+        for kind in sorted(set(SYNTH_KINDS) - set(kinds)):
+            res = CliRunner().invoke(
+                app, ["synth", "--kind", kind, "--out", str(out), "-q", *args[option]]
+            )
+            assert res.exit_code == 1, (option, kind, res.output)
+            assert isinstance(res.exception, UserError)
+            message = str(res.exception)
+            assert option in message and f"--kind {', '.join(kinds)}" in message, message
+            assert not out.exists()  # refused before anything is rendered
+            refused.append((option, kind))
+    assert ("--fps", "tubes") in refused and ("--workers", "multi") in refused
+    assert ("--per-class", "long") in refused and ("--seconds", "clips") in refused
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidclass", "synth", "--kind", "tubes", "--out", str(out),
+         "--fps", "30"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "--fps does not apply to --kind tubes" in proc.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from vidclass.data.synthetic import PER_CLASS
 from vidclass.errors import UserError
+from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
 from vidclass.train.config import DEFAULTS as TRAIN
 
 app = typer.Typer(
@@ -40,6 +42,37 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+SYNTH_KINDS = ("clips", "long", "windows", "multi", "tubes")
+# The synth options that only some kinds use (--out, --seed, --size and --quiet apply to all):
+# option → (the kinds it applies to, its default). Given for another kind, it is an error.
+SYNTH_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "--per-class": (("clips",), PER_CLASS),
+    "--workers": (("clips",), 2),
+    "--background/--no-background": (("clips",), True),
+    "--count": (("long", "windows", "multi", "tubes"), 1),
+    "--seconds": (("long", "windows", "multi", "tubes"), 60.0),
+    "--fps": (("clips", "long", "windows", "multi"), 15),  # tubes: 8 fps, detection's rate
+}
+
+
+def _synth_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The options of `synth` for `kind`, defaults filled in; a UserError for one that the
+    user gave (not None) but `kind` does not use, so it is never silently ignored."""
+    if kind not in SYNTH_KINDS:
+        raise UserError(f"--kind {kind!r}: choose one of {', '.join(SYNTH_KINDS)}")
+    out = {}
+    for option, value in given.items():
+        kinds, default = SYNTH_OPTIONS[option]
+        if kind in kinds:
+            out[option] = default if value is None else value
+        elif value is not None:
+            raise UserError(
+                f"{option} does not apply to --kind {kind}; it applies to --kind "
+                f"{', '.join(kinds)}: drop it"
+            )
+    return out
+
+
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the videos into."),
@@ -48,12 +81,26 @@ def synth(
         "--kind",
         help="clips: one action per video, in class folders; long: several actions in sequence with ground truth; windows: training clips cut from long videos for localization; multi: 2-4 actors per scene with per-frame boxes; tubes: per-person training clips cut from multi scenes.",
     ),
-    per_class: int = typer.Option(
-        PER_CLASS, "--per-class", min=1, help="Videos per class (kind clips; one per scene group)."
+    per_class: int | None = typer.Option(
+        None,
+        "--per-class",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--per-class"][1]),
+        help="Videos per class (kind clips; one per scene group).",
     ),
-    count: int = typer.Option(1, "--count", min=1, help="Number of long videos (kind long)."),
-    seconds: float = typer.Option(
-        60.0, "--seconds", min=1.0, help="Length of each long video (kind long)."
+    count: int | None = typer.Option(
+        None,
+        "--count",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--count"][1]),
+        help="Number of long videos or scenes (kinds long, windows, multi, tubes).",
+    ),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        min=1.0,
+        show_default=str(SYNTH_OPTIONS["--seconds"][1]),
+        help="Length of each long video or scene (kinds long, windows, multi, tubes).",
     ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
     size: str = typer.Option(
@@ -61,11 +108,24 @@ def synth(
         "--size",
         help="Frame size WIDTHxHEIGHT (even numbers) [default: 160x120; 320x240 for multi].",
     ),
-    fps: int = typer.Option(15, "--fps", min=1, help="Frames per second of the rendered videos."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering in parallel."),
-    background: bool = typer.Option(
-        True,
+    fps: int | None = typer.Option(
+        None,
+        "--fps",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--fps"][1]),
+        help="Frames per second of the rendered videos (all kinds but tubes: 8 fps).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--workers"][1]),
+        help="Processes rendering in parallel (kind clips).",
+    ),
+    background: bool | None = typer.Option(
+        None,
         "--background/--no-background",
+        show_default="background",
         help="Add the 'background' class (no action), which localization needs (kind clips).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -83,7 +143,23 @@ def synth(
         vidclass synth --kind windows --out data/windows --count 36   (clips for localization)
 
         vidclass synth --kind multi --out data/multi --count 20 --seconds 30   (also --count, --seconds)
+
+    An option that the chosen --kind does not use is an error (exit code 1), not ignored.
     """
+    opts = _synth_options(
+        kind,
+        {
+            "--per-class": per_class,
+            "--workers": workers,
+            "--background/--no-background": background,
+            "--count": count,
+            "--seconds": seconds,
+            "--fps": fps,
+        },
+    )
+    per_class, workers = opts.get("--per-class"), opts.get("--workers")
+    background, count = opts.get("--background/--no-background"), opts.get("--count")
+    seconds, fps = opts.get("--seconds"), opts.get("--fps")
     if kind in ("long", "windows"):
         from vidclass.data import synthetic_long
 
@@ -141,8 +217,6 @@ def synth(
             f"{len(summary['classes'])} classes to {out}[/green] ({summary['seconds']:.1f} s)"
         )
         return
-    if kind != "clips":
-        raise typer.BadParameter(f"--kind {kind!r}: choose clips, long, windows, multi or tubes")
     from vidclass.data.synthetic import generate
 
     summary = generate(
@@ -464,6 +538,21 @@ def compare(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def video_inputs(items: list[str]) -> list[str]:
+    """The videos that predict/localize/detect work on (folders scanned, see `scan_inputs`);
+    the files a folder scan skipped are named in one line, never dropped without a word."""
+    from vidclass.data.probe import VIDEO_EXTENSIONS, skipped_summary
+    from vidclass.infer.inputs import scan_inputs
+
+    sources, skipped = scan_inputs(items)
+    if skipped:
+        hint = f"videos end in {', '.join(VIDEO_EXTENSIONS)}"
+        err_console.print(
+            f"[yellow]{escape(skipped_summary(skipped, hint))}[/yellow]", soft_wrap=True
+        )
+    return sources
+
+
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
@@ -478,12 +567,12 @@ def predict(
         None, "--stride", min=1, help="Frames between windows [default: half a window]."
     ),
     smooth: int = typer.Option(
-        5,
+        PredictOptions.smooth,
         "--smooth",
         min=1,
         help="Rolling average over the last N windows (frames for single_frame).",
     ),
-    top_k: int = typer.Option(5, "--top-k", min=1),
+    top_k: int = typer.Option(PredictOptions.top_k, "--top-k", min=1),
     json_out: Path | None = typer.Option(
         None, "--json", help="Write the predictions (a list for several videos) as JSON."
     ),
@@ -515,11 +604,11 @@ def predict(
     import json
 
     from vidclass.infer.classifier import Classifier
-    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.inputs import output_path
     from vidclass.infer.stream import is_live_source
 
     clf = Classifier.load(run, backend=backend)
-    sources = expand_inputs(videos)
+    sources = video_inputs(videos)
     many = len(sources) > 1
     results, failed = [], 0
     for src in sources:
@@ -585,12 +674,16 @@ def localize(
         help="Timeline PNG of the segments (and the ground truth beside the video, if any).",
     ),
     spans: str = typer.Option(
-        "0.4,0.8",
+        ",".join(f"{v:g}" for v in LocalizeOptions.spans),
         "--spans",
         help="Window time spans, as factors of a training clip's span (multi-scale).",
     ),
-    stride: int = typer.Option(2, "--stride", min=1, help="Sampled frames between windows."),
-    min_score: float = typer.Option(0.05, "--min-score", help="Drop weaker segments."),
+    stride: int = typer.Option(
+        LocalizeOptions.stride, "--stride", min=1, help="Sampled frames between windows."
+    ),
+    min_score: float = typer.Option(
+        LocalizeOptions.min_score, "--min-score", help="Drop weaker segments."
+    ),
     ensemble: list[Path] = typer.Option(
         [],
         "--ensemble",
@@ -616,7 +709,7 @@ def localize(
     import json
 
     from vidclass.infer.classifier import Classifier
-    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.inputs import output_path
     from vidclass.infer.localize import read_truth
     from vidclass.progress import make_progress
 
@@ -634,7 +727,7 @@ def localize(
             "segments come from the dips of each class's own curve (train on data made by "
             "`vidclass synth`, or add a background class to yours)[/yellow]"
         )
-    sources = expand_inputs(videos)
+    sources = video_inputs(videos)
     many = len(sources) > 1
     failed = 0
     with make_progress(quiet) as progress:
@@ -743,7 +836,7 @@ def detect(
     run: Path = typer.Argument(..., help="A run folder (from `vidclass train`): the action model."),
     videos: list[str] = typer.Argument(..., help="Video files or folders of videos."),
     detector: str = typer.Option(
-        "motion",
+        DetectOptions.detector,
         "--detector",
         help="motion (static camera), hog (real pedestrians), or a folder from "
         "`vidclass train-detector`.",
@@ -757,7 +850,9 @@ def detect(
     stride: int | None = typer.Option(
         None, "--stride", min=1, help="Sampled frames between a track's windows [window / 8]."
     ),
-    smooth: int = typer.Option(1, "--smooth", min=1, help="Rolling average over N windows."),
+    smooth: int = typer.Option(
+        DetectOptions.smooth, "--smooth", min=1, help="Rolling average over N windows."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Find every person, track them, and say what each does when (spatio-temporal detection).
@@ -776,11 +871,11 @@ def detect(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.detect import load_detector
-    from vidclass.infer.inputs import expand_inputs, output_path
+    from vidclass.infer.inputs import output_path
 
     clf = Classifier.load(run)
     load_detector(detector)  # a wrong name or folder fails here, before any decoding
-    sources = expand_inputs(videos)
+    sources = video_inputs(videos)
     many = len(sources) > 1
     failed = done = 0
     for src in sources:
@@ -901,6 +996,12 @@ def serve(
     max_queue: int = typer.Option(
         4, "--max-queue", min=0, help="Videos waiting beyond those; more get 503 + Retry-After."
     ),
+    detector: str | None = typer.Option(
+        None,
+        "--detector",
+        help="Default person detector of /v1/detect: motion, hog, or a folder from "
+        "`vidclass train-detector` (offered to clients as 'trained') [default: motion].",
+    ),
 ) -> None:
     """Serve a model: a web page to try it and an HTTP API (OpenAPI docs at /docs).
 
@@ -919,6 +1020,7 @@ def serve(
         max_upload_mb=max_upload_mb,
         workers=workers,
         max_queue=max_queue,
+        detector=detector,
         log=console.print,
     )
 

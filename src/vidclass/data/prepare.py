@@ -31,7 +31,15 @@ import cv2
 import numpy as np
 
 from vidclass.data.decode import IMAGENET_MEAN, IMAGENET_STD, decode_indices
-from vidclass.data.probe import VIDEO_EXTENSIONS, VideoInfo, open_container, read_info
+from vidclass.data.probe import (
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    is_video_name,
+    open_container,
+    read_info,
+    scan_folder,
+    skipped_summary,
+)
 from vidclass.data.sampling import PAD_MODES, sample_indices, sampled_length
 from vidclass.data.splits import (
     UCF101_GROUP_REGEX,
@@ -87,6 +95,7 @@ class PrepareResult:
     reused: int = 0
     split_mode: str = ""
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files found but not taken as videos
 
     @property
     def failed(self) -> list[dict]:
@@ -102,8 +111,9 @@ class PrepareResult:
 
 def discover(
     src: Path, ucf101_splits: Path | None = None, fold: int = 1, group_regex: str | None = None
-) -> tuple[list[str], list[SourceVideo], str]:
-    """Find the videos, their labels, and any given split; return (classes, videos, split mode)."""
+) -> tuple[list[str], list[SourceVideo], str, list[Path]]:
+    """Find the videos, their labels, and any given split; return (classes, videos, split
+    mode, skipped files: not videos by their name, or videos outside a class folder)."""
     if not src.exists():
         raise UserError(f"{src}: not found; give a folder of <class>/<video> files or a CSV")
     if group_regex is not None:
@@ -111,6 +121,7 @@ def discover(
             re.compile(group_regex)
         except re.error as exc:
             raise UserError(f"--group-regex {group_regex!r} is not a valid regex: {exc}") from None
+    skipped: list[Path] = []
     if src.is_file():
         classes, videos, mode = _discover_csv(src)
     else:
@@ -119,10 +130,11 @@ def discover(
                 if (candidate / "classInd.txt").is_file():
                     ucf101_splits = candidate
                     break
-        classes, videos, mode = _discover_folder(src, ucf101_splits, fold)
+        classes, videos, mode, skipped = _discover_folder(src, ucf101_splits, fold)
     if not videos:
+        found = f" ({skipped_summary(skipped)})" if skipped else ""
         raise UserError(
-            f"{src}: no videos found; expected {src}/<class>/<video>"
+            f"{src}: no videos found{found}; expected {src}/<class>/<video>"
             f"{{{','.join(VIDEO_EXTENSIONS)}}} or a CSV path,label[,split][,group]"
         )
     regex = group_regex or UCF101_GROUP_REGEX
@@ -133,21 +145,30 @@ def discover(
     for v in videos:
         if v.group is None:
             v.group = v.video_id  # no group known: each video is its own source
-    return classes, videos, mode
+    return classes, videos, mode, skipped
 
 
 def _discover_folder(
     src: Path, ucf101_splits: Path | None, fold: int
-) -> tuple[list[str], list[SourceVideo], str]:
-    class_dirs = sorted(d for d in src.iterdir() if d.is_dir() and not d.name.startswith("."))
+) -> tuple[list[str], list[SourceVideo], str, list[Path]]:
+    """Videos in class folders (one scan definition: `scan_folder`), and what was skipped:
+    the class folders' other files and videos lying outside any class folder (the other
+    files at the top, such as metadata.csv or classes.json, are the dataset's own)."""
+    splits_dir = ucf101_splits.resolve() if ucf101_splits is not None else None
+    class_dirs = sorted(
+        d
+        for d in src.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and d.resolve() != splits_dir
+    )
     videos: list[SourceVideo] = []
+    skipped = sorted(f for f in src.iterdir() if f.is_file() and is_video_name(f))
     for d in class_dirs:
-        for f in sorted(d.rglob("*")):
-            if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
-                videos.append(SourceVideo(path=f, label=d.name))
+        found, others = scan_folder(d)
+        videos.extend(SourceVideo(path=f, label=d.name) for f in found)
+        skipped.extend(others)
     present = sorted({v.label for v in videos})
     if ucf101_splits is None:
-        return present, videos, "stratified-group"
+        return present, videos, "stratified-group", skipped
     classes, official = read_ucf101_splits(ucf101_splits, fold)
     unknown = sorted(set(present) - set(classes))
     if unknown:
@@ -158,7 +179,7 @@ def _discover_folder(
     for v in videos:
         key = f"{v.label}/{v.path.stem}"
         v.split = official.get(key, "unused")
-    return classes, videos, f"ucf101-fold{fold}"
+    return classes, videos, f"ucf101-fold{fold}", skipped
 
 
 def _discover_csv(src: Path) -> tuple[list[str], list[SourceVideo], str]:
@@ -386,7 +407,7 @@ def prepare(
     elif interval is None and sample_fps is None:
         raise UserError("--frames auto needs --interval K or --fps F (else every frame is kept)")
 
-    classes, videos, split_mode = discover(
+    classes, videos, split_mode, skipped = discover(
         src, Path(ucf101_splits) if ucf101_splits else None, fold, group_regex
     )
     cache = out / "cache"
@@ -472,6 +493,7 @@ def prepare(
         seconds=time.perf_counter() - start,
         split_mode=split_mode,
         warnings=warnings,
+        skipped=[str(p) for p in skipped],
     )
 
 

@@ -8,6 +8,8 @@ reason the user can act on, never a crash of the whole run.
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +17,13 @@ import av
 
 from vidclass.errors import VideoError
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+# The one list of what a folder scan takes as a video (prepare, predict, localize, detect,
+# the server's upload names): the containers PyAV opens that users have.
+VIDEO_EXTENSIONS = (
+    ".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg",
+    ".gif", ".3gp", ".ts", ".wmv", ".flv",
+)  # fmt: skip
+SIDECAR_EXTENSIONS = (".json", ".csv", ".txt")  # ground truth and indexes beside videos
 
 # PyAV ignores FFmpeg's log by default, and we keep it so: installing a Python log callback
 # (av.logging.set_level) deadlocks frame-threaded decoders when a container is closed.
@@ -143,3 +151,43 @@ def _duration(container, stream, num_frames: int, fps: float) -> float:
 def _ffmpeg_reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return str(text).split(":")[0].strip() or type(exc).__name__
+
+
+# ---------------------------------------------------------------------- folder scans
+
+
+def is_video_name(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """The video files under `folder` (recursive, sorted) and the other files, which are
+    skipped. Hidden folders (.git, .cache) are not entered; hidden files count as skipped."""
+    videos: list[Path] = []
+    skipped: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            path = Path(root) / name
+            hidden = name.startswith(".")
+            (skipped if hidden or not is_video_name(path) else videos).append(path)
+    return sorted(videos), sorted(skipped)
+
+
+def skipped_summary(skipped: Sequence[str | os.PathLike], hint: str = "", examples: int = 3) -> str:
+    """One line for the files a scan skipped: how many of which kind, a few names (unusual
+    ones first, then ground-truth sidecars such as .json, then hidden files) and `hint`."""
+    paths = [Path(p) for p in skipped]
+
+    def kind(p: Path) -> str:
+        return "hidden" if p.name.startswith(".") else (p.suffix.lower() or "no extension")
+
+    def rank(p: Path) -> tuple:
+        return (p.name.startswith("."), p.suffix.lower() in SIDECAR_EXTENSIONS, str(p))
+
+    counts = ", ".join(f"{n} {k}" for k, n in Counter(map(kind, paths)).most_common())
+    named = ", ".join(p.name for p in sorted(paths, key=rank)[:examples])
+    more = ", ..." if len(paths) > examples else ""
+    files = "file" if len(paths) == 1 else "files"
+    line = f"skipped {len(paths)} {files} ({counts}; e.g. {named}{more})"
+    return f"{line}; {hint}" if hint else line

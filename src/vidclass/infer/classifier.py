@@ -20,6 +20,7 @@ import torch
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
+from vidclass.infer.options import DetectOptions, PredictOptions
 from vidclass.infer.smoothing import RollingAverage, flicker_rate, rolling_average
 from vidclass.infer.stream import iter_frames
 from vidclass.infer.threads import decoder_core
@@ -190,9 +191,9 @@ class Classifier:
     def stream(
         self,
         source: str | os.PathLike,
-        window: int | None = None,
-        stride: int | None = None,
-        smooth: int = 5,
+        window: int | None = PredictOptions.window,
+        stride: int | None = PredictOptions.stride,
+        smooth: int = PredictOptions.smooth,
     ) -> Iterator[dict]:
         """Timed predictions as they come: one dict per window (per frame for single_frame)."""
         for kind, item, _ in self._events(source, window, stride, smooth, keep_frames=False):
@@ -202,10 +203,10 @@ class Classifier:
     def predict(
         self,
         video: str | os.PathLike,
-        window: int | None = None,
-        stride: int | None = None,
-        smooth: int = 5,
-        top_k: int = 5,
+        window: int | None = PredictOptions.window,
+        stride: int | None = PredictOptions.stride,
+        smooth: int = PredictOptions.smooth,
+        top_k: int = PredictOptions.top_k,
         annotate: str | os.PathLike | None = None,
         plot: str | os.PathLike | None = None,
         progress: Callable[[float], None] | None = None,
@@ -352,10 +353,10 @@ class Classifier:
     def detect(
         self,
         video: str | os.PathLike,
-        detector: str = "motion",
-        stride: int | None = None,
-        smooth: int = 1,
-        min_track_s: float = 0.5,
+        detector: str = DetectOptions.detector,
+        stride: int | None = DetectOptions.stride,
+        smooth: int = DetectOptions.smooth,
+        min_track_s: float = DetectOptions.min_track_s,
         annotate: str | os.PathLike | None = None,
     ) -> dict:
         """Every person of `video` detected, tracked and labelled over time: see

@@ -36,6 +36,7 @@ from vidclass.infer.detectors import (
     median_background,
 )
 from vidclass.infer.localize import LocalizeOptions, segments_from_probs
+from vidclass.infer.options import DetectOptions
 from vidclass.infer.smoothing import rolling_average
 from vidclass.infer.stream import iter_frames
 from vidclass.infer.threads import decoder_core
@@ -94,12 +95,12 @@ def _prime_motion(detector: MotionDetector, video: str | os.PathLike) -> None:
 def detect(
     clf,
     video: str | os.PathLike,
-    detector: str | Detector = "motion",
-    stride: int | None = None,
-    smooth: int = 1,
+    detector: str | Detector = DetectOptions.detector,
+    stride: int | None = DetectOptions.stride,
+    smooth: int = DetectOptions.smooth,
     context: float = CONTEXT,
     min_crop: float = MIN_CROP,
-    min_track_s: float = 0.5,
+    min_track_s: float = DetectOptions.min_track_s,
     annotate: str | os.PathLike | None = None,
     tracker: Tracker | None = None,
     options: LocalizeOptions | None = None,

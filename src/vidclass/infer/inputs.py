@@ -4,31 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidclass.data.probe import VIDEO_EXTENSIONS
+from vidclass.data.probe import VIDEO_EXTENSIONS, scan_folder, skipped_summary
 from vidclass.errors import UserError
 
 
-def expand_inputs(items: list[str]) -> list[str]:
-    """Folders become their video files (sorted, recursive); everything else stays as given
-    (a missing file is reported when it is opened, so the others still run). Nothing to
+def scan_inputs(items: list[str]) -> tuple[list[str], list[Path]]:
+    """Folders become their video files (sorted, recursive; `scan_folder`); everything else
+    stays as given (a missing file is reported when it is opened, so the others still run).
+    Also returns the files the folder scans skipped, for the caller to name. Nothing to
     work on at all is a user error."""
     out: list[str] = []
+    skipped: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out.extend(
-                str(f)
-                for f in sorted(p.rglob("*"))
-                if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
-            )
+            videos, others = scan_folder(p)
+            out.extend(str(f) for f in videos)
+            skipped.extend(others)
         else:
             out.append(item)
     if not out:
+        found = f" ({skipped_summary(skipped)})" if skipped else ""
         raise UserError(
-            f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) in {', '.join(items)}; "
-            "point at video files or a folder that holds some"
+            f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) in {', '.join(items)}"
+            f"{found}; point at video files or a folder that holds some"
         )
-    return out
+    return out, skipped
+
+
+def expand_inputs(items: list[str]) -> list[str]:
+    """The videos of `items`, as `scan_inputs`, without the skipped files."""
+    return scan_inputs(items)[0]
 
 
 def output_path(target: Path | None, source: str, suffix: str, many: bool) -> Path | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import os
 import shutil
@@ -28,28 +27,22 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from vidclass.data.probe import open_container, probe
+from vidclass.data.probe import VIDEO_EXTENSIONS, open_container, probe
 from vidclass.errors import UserError, VideoError
 from vidclass.serve.jobs import FAILED, JobPool, PoolFull
+from vidclass.serve.options import (
+    TASKS,
+    ServedDetectors,
+    form_fields,
+    raw_options,
+    request_models,
+    validate_options,
+)
 from vidclass.serve.upload import FILE_FIELD, Upload, UploadError, receive_upload
 
 log = logging.getLogger("vidclass.serve")
 
 STATIC = Path(__file__).with_name("static")
-TASKS = ("predict", "localize", "detect")
-PREDICT_OPTIONS = ("window", "stride", "smooth", "top_k")
-# Options the server sets itself: a client must not choose output paths on the server.
-RESERVED_OPTIONS = {
-    "annotate",
-    "plot",
-    "truth",
-    "ensemble",
-    "progress",
-    "video",
-    "path",
-    "source",
-    "task",
-}
 
 
 class JobError(Exception):
@@ -81,15 +74,9 @@ def _upload_body(fields: dict[str, dict]) -> dict:
     }
 
 
-_PREDICT_FIELDS = {
-    "window": {"type": "integer", "minimum": 1, "description": "frames per window"},
-    "stride": {"type": "integer", "minimum": 1, "description": "frames between windows"},
-    "smooth": {"type": "integer", "minimum": 1, "default": 5, "description": "rolling average"},
-    "top_k": {"type": "integer", "minimum": 1, "default": 5},
-}
 _TASK_FIELD = {"task": {"type": "string", "enum": list(TASKS), "default": "predict"}}
-_EXTRA_FIELDS = {
-    "options": {"type": "string", "description": "further options of the method, as JSON"}
+_OPTIONS_FIELD = {
+    "options": {"type": "string", "description": "the options as one JSON object instead"}
 }
 
 
@@ -100,17 +87,26 @@ def create_app(
     max_queue: int = 4,
     result_ttl_s: float = 600.0,
     temp_dir: str | os.PathLike | None = None,
+    detector: str | None = None,
 ) -> FastAPI:
     """A FastAPI app serving the run folder `run` (or an already loaded `Classifier`).
 
     Only `model.safetensors` + `config.json` are loaded, never a pickle. `workers` threads
     run inference (keep it at 1-2 on a small machine: each uses torch's threads) and at
     most `max_queue` more jobs wait; `temp_dir` is where the private upload folder is made.
+    `detector` (motion, hog or a `train-detector` folder) is /v1/detect's default; clients
+    may choose it or a built-in one by name, never name a path themselves.
     """
     if isinstance(run, (str, os.PathLike)):
         clf = load_classifier(run)
     else:
         clf = run
+    detectors = ServedDetectors(detector)
+    if detector is not None:
+        from vidclass.infer.detect import load_detector
+
+        load_detector(detector)  # a wrong name or folder fails at startup, not per request
+    models = request_models(detectors)
     max_bytes = int(max_upload_mb * 1e6)
     pool = JobPool(workers=workers, max_queue=max_queue, result_ttl_s=result_ttl_s)
     # mkdtemp makes the folder readable by this user only (0700).
@@ -162,6 +158,9 @@ def create_app(
             },
             "backend": getattr(clf, "backend", "torch"),
             "tasks": available(),
+            "video_extensions": list(VIDEO_EXTENSIONS),
+            "detectors": list(detectors.specs),
+            "detector": detectors.default,
             "max_upload_mb": max_bytes / 1e6,
             "workers": pool.workers,
             "max_queue": pool.max_queue,
@@ -171,15 +170,8 @@ def create_app(
 
     def options_for(task: str, fields: dict[str, str], query: dict[str, str]) -> dict:
         """Form fields and query parameters → validated keyword options of the method."""
-        raw = {**query, **fields}
-        raw.pop("task", None)
+        opts = validate_options(task, models[task], raw_options(fields, query))
         if task == "predict":
-            unknown = sorted(set(raw) - set(PREDICT_OPTIONS))
-            if unknown:
-                raise UploadError(
-                    422, f"unknown option(s) {', '.join(unknown)}; use {', '.join(PREDICT_OPTIONS)}"
-                )
-            opts = {k: _int_option(k, v) for k, v in raw.items() if v != ""}
             window = opts.get("window")
             if window is not None and window > clf.frames:
                 raise UploadError(
@@ -187,34 +179,6 @@ def create_app(
                 )
             if opts.get("top_k", 1) > len(clf.classes):
                 opts["top_k"] = len(clf.classes)
-            return opts
-        opts = {}
-        if "options" in raw:
-            try:
-                extra = json.loads(raw.pop("options"))
-            except ValueError:
-                raise UploadError(422, "options: expected a JSON object") from None
-            if not isinstance(extra, dict):
-                raise UploadError(422, "options: expected a JSON object")
-            opts.update(extra)
-        for key, value in raw.items():
-            try:
-                opts[key] = json.loads(value)
-            except ValueError:
-                opts[key] = value
-        bad = sorted(set(opts) & RESERVED_OPTIONS)
-        if bad:
-            raise UploadError(422, f"option(s) {', '.join(bad)} cannot be set through the API")
-        params = inspect.signature(getattr(clf, task)).parameters
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            allowed = [n for n in list(params)[1:] if n not in RESERVED_OPTIONS]
-            unknown = sorted(set(opts) - set(allowed))
-            if unknown:
-                raise UploadError(
-                    422,
-                    f"unknown option(s) {', '.join(unknown)} for {task}; "
-                    f"use {', '.join(allowed) or 'none'}",
-                )
         return opts
 
     def make_work(task: str, upload: Upload, opts: dict):
@@ -223,6 +187,8 @@ def create_app(
         def work(progress) -> dict:
             method = clf.predict if task == "predict" else getattr(clf, task)
             kwargs = dict(opts)
+            if task == "detect":  # the public name → what it means here (maybe a folder)
+                kwargs["detector"] = detectors.specs[opts.get("detector", detectors.default)]
             if "progress" in inspect.signature(method).parameters:
                 kwargs["progress"] = progress
             try:
@@ -236,6 +202,8 @@ def create_app(
                 raise JobError(500, text.replace(str(upload.path), upload.filename)) from None
             if isinstance(result, dict):
                 result = {**result, "video": upload.filename, "task": task}
+                if task == "detect":  # the public name, never the server's folder
+                    result["detector"] = opts.get("detector", detectors.default)
                 for key in ("annotated", "plot"):
                     result.pop(key, None)
             return result
@@ -308,7 +276,7 @@ def create_app(
     @app.post(
         "/v1/predict",
         summary="Label an uploaded video: label, top-k, per-window timeline",
-        openapi_extra=_upload_body(_PREDICT_FIELDS),
+        openapi_extra=_upload_body({**form_fields([models["predict"]]), **_OPTIONS_FIELD}),
     )
     async def predict(request: Request) -> JSONResponse:
         """The predict JSON of `vidclass predict`; waits for the result (see /v1/jobs for long
@@ -319,7 +287,7 @@ def create_app(
     @app.post(
         "/v1/localize",
         summary="Temporal localization: labelled segments of an uploaded video",
-        openapi_extra=_upload_body(_EXTRA_FIELDS),
+        openapi_extra=_upload_body({**form_fields([models["localize"]]), **_OPTIONS_FIELD}),
     )
     async def localize(request: Request) -> JSONResponse:
         """`{"segments": [{"label","t_start","t_end","score"}], ...}`; 501 when the model has
@@ -329,7 +297,7 @@ def create_app(
     @app.post(
         "/v1/detect",
         summary="Spatio-temporal detection: tracks with boxes and action segments",
-        openapi_extra=_upload_body(_EXTRA_FIELDS),
+        openapi_extra=_upload_body({**form_fields([models["detect"]]), **_OPTIONS_FIELD}),
     )
     async def detect(request: Request) -> JSONResponse:
         """`{"tracks": [{"track_id","boxes":[[t,x1,y1,x2,y2]],"segments":[...]}]}`; 501 when
@@ -340,7 +308,9 @@ def create_app(
         "/v1/jobs",
         status_code=202,
         summary="Start a job on an uploaded video; poll GET /v1/jobs/{id}",
-        openapi_extra=_upload_body({**_TASK_FIELD, **_PREDICT_FIELDS, **_EXTRA_FIELDS}),
+        openapi_extra=_upload_body(
+            {**_TASK_FIELD, **form_fields(list(models.values())), **_OPTIONS_FIELD}
+        ),
     )
     async def create_job(request: Request) -> JSONResponse:
         """202 with the job id at once (after the upload); the work runs in the background."""
@@ -379,16 +349,6 @@ def _busy(retry_after_s: int, message: str | None = None) -> JSONResponse:
         or f"the server is busy (all workers and the queue are full); retry in {retry_after_s} s",
         headers={"Retry-After": str(retry_after_s)},
     )
-
-
-def _int_option(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise UploadError(422, f"{name}={value!r}: expected a whole number") from None
-    if number < 1:
-        raise UploadError(422, f"{name}={number}: must be at least 1")
-    return number
 
 
 def check_video(upload: Upload) -> None:

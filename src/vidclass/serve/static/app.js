@@ -20,6 +20,9 @@ async function loadModel() {
       `${model.model}: ${model.num_classes} classes, ${model.input.frames} frames of ` +
       `${model.input.size.join("×")} at ${+model.input.sample_fps.toFixed(2)} fps; ` +
       `uploads up to ${Math.round(model.max_upload_mb)} MB`;
+    if (model.video_extensions) {  // GIF, MPEG-TS, ...: what the server takes as a video
+      $("file").accept = ["video/*", ...model.video_extensions].join(",");
+    }
     for (const opt of $("task").options) {
       const ok = model.tasks[opt.value];
       opt.disabled = !ok;
