@@ -820,6 +820,11 @@ def evaluate_detection_cmd(
         f"misses {t['misses']}, false positives {t['false_positives']} "
         f"(of {t['num_gt']} person boxes)"
     )
+    if result["missing_predictions"]:
+        console.print(
+            f"[yellow]no prediction for {len(result['missing_predictions'])} videos "
+            f"(counted as missed): {', '.join(result['missing_predictions'][:5])}[/yellow]"
+        )
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
 
