@@ -548,13 +548,24 @@ def localize(
         "--plot",
         help="Timeline PNG of the segments (and the ground truth beside the video, if any).",
     ),
-    spans: str = typer.Option(
-        "0.4,0.8",
+    spans: str | None = typer.Option(
+        None,
         "--spans",
-        help="Window time spans, as factors of a training clip's span (multi-scale).",
+        help="Window time spans, as factors of a training clip's span, each a whole multiple "
+        "of the smallest [0.4,0.8, raised to fit videos of low frame rate].",
     ),
     stride: int = typer.Option(2, "--stride", min=1, help="Sampled frames between windows."),
     min_score: float = typer.Option(0.05, "--min-score", help="Drop weaker segments."),
+    nms: str = typer.Option(
+        "soft",
+        "--nms",
+        help="soft: overlapping segments of a class lose score (Gaussian decay); hard: dropped.",
+    ),
+    nms_iou: float | None = typer.Option(
+        None,
+        "--nms-iou",
+        help="IoU above which NMS acts [hard: 0.4; soft: any overlap].",
+    ),
     ensemble: list[Path] = typer.Option(
         [],
         "--ensemble",
@@ -581,15 +592,11 @@ def localize(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.inputs import expand_inputs, output_path
-    from vidclass.infer.localize import read_truth
+    from vidclass.infer.localize import localize_options, read_truth
     from vidclass.progress import make_progress
 
-    try:
-        factors = tuple(float(v) for v in spans.split(","))
-    except ValueError:
-        raise UserError(
-            f"--spans {spans!r}: give numbers separated by commas, e.g. 0.4,0.8"
-        ) from None
+    factors = None if spans is None else _parse_floats("--spans", spans, "0.4,0.8")
+    localize_options(factors, stride, min_score, nms_iou, nms)  # bad options fail here, once
     clf = Classifier.load(run, backend=backend)
     others = [Classifier.load(r, backend=backend) for r in ensemble]
     if "background" not in clf.classes and not quiet:
@@ -610,6 +617,8 @@ def localize(
                     spans=factors,
                     stride=stride,
                     min_score=min_score,
+                    nms=nms,
+                    nms_iou=nms_iou,
                     ensemble=others,
                     plot=output_path(plot, src, ".png", many),
                     truth=read_truth(src),
@@ -628,6 +637,15 @@ def localize(
         raise typer.Exit(EXIT_USER_ERROR)
     if failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _parse_floats(option: str, text: str, example: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(
+            f"{option} {text!r}: give numbers separated by commas, e.g. {example}"
+        ) from None
 
 
 def format_segments(result: dict, min_score: float = 0.3) -> str:

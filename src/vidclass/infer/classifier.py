@@ -251,20 +251,16 @@ class Classifier:
         truth: list[dict] | None = None,
         progress=None,
         ensemble: list[Classifier] | None = None,
+        nms: str | None = None,
     ) -> dict:
         """Every action in a long video as segments `{label, t_start, t_end, score}`; see
         `vidclass.infer.localize` for the method. Unset knobs keep `LocalizeOptions`'
-        defaults; `truth` segments only appear on the `plot`; `ensemble` averages more
-        models' curves with this one's."""
-        from dataclasses import replace
+        defaults; `nms` is `soft` (the default) or `hard`, `nms_iou` the IoU above which it
+        acts (hard: drops [0.4]; soft: decays [every overlap]); `truth` segments only
+        appear on the `plot`; `ensemble` averages more models' curves with this one's."""
+        from vidclass.infer.localize import localize, localize_options
 
-        from vidclass.infer.localize import LocalizeOptions, localize
-
-        given = {"spans": spans, "stride": stride, "min_score": min_score, "nms_iou": nms_iou}
-        given = {k: v for k, v in given.items() if v is not None}
-        if "spans" in given:
-            given["spans"] = tuple(float(v) for v in given["spans"])
-        options = replace(LocalizeOptions(), **given)
+        options = localize_options(spans, stride, min_score, nms_iou, nms)
         return localize(
             self, video, options, plot=plot, truth=truth, progress=progress, ensemble=ensemble or ()
         )
