@@ -428,3 +428,19 @@ def test_point5_evaluate_detection_counts_missing_prediction_files(tmp_path):
     res = CliRunner().invoke(app, ["evaluate-detection", str(pred), str(gt)])
     assert res.exit_code == 0, res.output
     assert "no prediction for 1 videos (counted as missed): multi_001" in res.output
+
+
+def test_point9_detect_flags_a_truncated_video(tiny_run, truncated_video):
+    from typer.testing import CliRunner
+
+    from vidclass import Classifier
+    from vidclass.cli import app
+
+    result = Classifier.load(tiny_run).detect(truncated_video)
+    assert result["truncated"] is True and result["truncated_reason"]
+    assert result["decoded_duration_s"] == pytest.approx(2.9, abs=0.2)
+    assert result["duration_s"] == 6.0 and result["num_frames"] < 40
+    res = CliRunner().invoke(app, ["detect", str(tiny_run), str(truncated_video), "-q"])
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "decoding stopped" in warnings[0]

@@ -426,3 +426,18 @@ def test_point6_options_report_what_ran(run_and_long, make_video) -> None:
         clf.localize(video, nms="greedy")
     res = runner.invoke(app, ["localize", str(run_and_long["run"]), str(video), "--spans", "0.4,1"])
     assert isinstance(res.exception, UserError) and "--spans" in str(res.exception)
+
+
+def test_point9_localize_takes_the_duration_from_what_decoded(run_and_long, truncated_video):
+    clf = Classifier.load(run_and_long["run"])
+    result = clf.localize(truncated_video)
+    assert result["truncated"] is True and result["truncated_reason"]
+    assert result["duration_s"] == result["decoded_duration_s"] == pytest.approx(2.9, abs=0.2)
+    assert all(s["t_end"] <= result["duration_s"] for s in result["segments"])
+    res = runner.invoke(app, ["localize", str(run_and_long["run"]), str(truncated_video), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (
+        [line for line in res.output.splitlines() if line.startswith("warning:")]
+        == [line for line in res.output.splitlines() if "cut.mp4: decoding stopped" in line]
+        != []
+    )

@@ -288,3 +288,38 @@ def test_decoder_core_is_restored_after_overlapping_jobs():
     assert torch.get_num_threads() == max(1, before - 1)
     second.__exit__(None, None, None)
     assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------- issue 12: no silent wrong results
+
+
+def test_point9_predict_flags_a_video_cut_off_mid_stream(runs, truncated_video, make_video):
+    clf = Classifier.load(runs["early_fusion"])
+    result = clf.predict(truncated_video)
+    # FFmpeg's frame-threaded decoder drops the error itself; the frames ending at 2.9 s of
+    # the 6 s announced is what tells
+    assert result["truncated"] is True and result["truncated_reason"]
+    assert 1.0 <= result["decoded_duration_s"] <= 5.0 < result["duration_s"] == 6.0
+    last_end = result["decoded_duration_s"] + 1 / result["sample_fps"]  # a sample's span
+    assert max(u["t_end"] for u in result["timeline"]) <= last_end + 1e-3
+    whole = clf.predict(make_video("whole.mp4", n=30, fps=10))
+    assert whole["truncated"] is False and whole["decoded_duration_s"] == pytest.approx(3.0)
+    # the CLI: one warning line per truncated video, the result still written
+    res = runner.invoke(app, ["predict", str(runs["early_fusion"]), str(truncated_video), "-q"])
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cut.mp4" in warnings[0] and "decoding stopped" in warnings[0]
+
+
+def test_point9_a_file_that_just_ends_early_is_flagged(cut_video):
+    """A cut-off AVI stops without any FFmpeg error, and FFmpeg re-estimates its duration
+    from what is left: its header's frame count still tells it was cut off."""
+    from vidclass.infer.stream import iter_frames
+
+    whole, cut = cut_video("avi", 0.7)
+    info, frames = iter_frames(cut, 32, 5.0)
+    n = sum(1 for _ in frames)
+    assert info.frames_announced == 60 and 0 < n < 40
+    assert info.truncated and info.decoded_duration_s < 5.0 and "header" in info.truncated_reason
+    info, frames = iter_frames(whole, 32, 5.0)
+    assert list(frames) and not info.truncated and info.decoded_duration_s == pytest.approx(6.0)

@@ -510,6 +510,7 @@ def predict(
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             continue
         results.append(result)
+        warn_if_truncated(result)
         if not quiet:
             print_prediction(result)
     if json_out:
@@ -520,6 +521,17 @@ def predict(
         raise typer.Exit(EXIT_USER_ERROR)
     if failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def warn_if_truncated(result: dict) -> None:
+    """One warning line for a video whose decoding stopped early: its results are partial."""
+    if result.get("truncated"):
+        err_console.print(
+            f"[yellow]warning:[/yellow] {escape(str(result['video']))}: decoding stopped after "
+            f"{result['decoded_duration_s']:.1f} s ({escape(str(result.get('truncated_reason')))}"
+            "); the results cover that part only",
+            soft_wrap=True,
+        )
 
 
 def print_prediction(result: dict) -> None:
@@ -631,6 +643,7 @@ def localize(
             target = output_path(json_out, src, ".json", many)
             if target is not None:
                 target.write_text(json.dumps(result, indent=1))
+            warn_if_truncated(result)
             if not quiet:
                 progress.console.print(format_segments(result), soft_wrap=True)
     if failed and failed == len(sources):
@@ -779,6 +792,7 @@ def detect(
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             continue
         done += 1
+        warn_if_truncated(result)
         # --json names a file (x.json) or a folder (anything else): one file per video
         folder = json_out is not None and json_out.suffix.lower() != ".json"
         target = output_path(json_out, src, ".json", many or folder)

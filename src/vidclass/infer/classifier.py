@@ -307,7 +307,10 @@ class Classifier:
         probs = np.array([u["probs"] for u in timeline], np.float32)
         mean = probs.mean(0)
         order = np.argsort(-mean)[: max(1, top_k)]
-        duration = info.duration_s if info and info.duration_s else last_t + 1.0 / max(info.fps, 1)
+        fps = info.fps if info is not None and info.fps > 0 else self.sample_fps
+        decoded = info.decoded_duration_s if info is not None else None
+        decoded = decoded or last_t + 1.0 / fps
+        duration = info.duration_s if info is not None and info.duration_s else decoded
         result = {
             "video": str(video),
             "model": self.config["model"],
@@ -317,6 +320,9 @@ class Classifier:
             "score": float(mean[order[0]]),
             "top_k": [{"label": self.classes[int(i)], "score": float(mean[i])} for i in order],
             "duration_s": round(float(duration), 3),
+            "decoded_duration_s": round(float(decoded), 3),
+            "truncated": bool(info is not None and info.truncated),
+            "truncated_reason": info.truncated_reason if info is not None else None,
             "sample_fps": self.sample_fps,
             "window": window or self.frames,
             "stride": (window or self.frames)
@@ -325,9 +331,9 @@ class Classifier:
             "smooth": smooth,
             "smoothing": "centred rolling average over `smooth` units",
             "unit": "frame" if self.per_frame else "window",
-            "flicker_rate": {
-                "raw": flicker_rate([u["label"] for u in timeline], duration),
-                "smoothed": flicker_rate([u["smoothed_label"] for u in timeline], duration),
+            "flicker_rate": {  # per minute of what was scored
+                "raw": flicker_rate([u["label"] for u in timeline], decoded),
+                "smoothed": flicker_rate([u["smoothed_label"] for u in timeline], decoded),
             },
             "timeline": timeline,
             "annotated": str(annotate) if annotate else None,

@@ -8,7 +8,8 @@ classified by the clip model. A track's window probabilities are smoothed (centr
 average) and grouped into action segments. The annotated copy is drawn in a second pass.
 
 Output (the design's detection contract, plus what produced it):
-`{"video", "fps", "width", "height", "duration_s", "detector", "classes", "tracks": [{"track_id",
+`{"video", "fps", "width", "height", "duration_s", "truncated", "decoded_duration_s",
+"detector", "classes", "tracks": [{"track_id",
 "boxes": [[t, x1, y1, x2, y2]], "segments": [{"label", "t_start", "t_end", "score"}],
 "action_scores": [[p per class] per box], "timeline": [{"t_start", "t_end", "probs"}]}]}`.
 `action_scores` gives every box a probability per class (the order of `classes`), read off
@@ -174,7 +175,8 @@ def detect(
                 score(tube)
 
     fps = info.fps or (n_frames / max(last_t, 1e-6))
-    duration = info.duration_s or (last_t + 1.0 / max(fps, 1e-6))
+    decoded = info.decoded_duration_s or (last_t + 1.0 / max(fps, 1e-6))
+    duration = info.duration_s or decoded
     tracks = []
     for tid in sorted(boxes):
         rows = boxes[tid]
@@ -207,6 +209,7 @@ def detect(
         "height": info.height,
         "duration_s": round(float(duration), 3),
         "num_frames": n_frames,
+        **info.result_fields(),
         "detector": detector if isinstance(detector, str) else type(detector).__name__,
         "model": clf.config.get("model"),
         "classes": clf.classes,

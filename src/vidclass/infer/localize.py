@@ -489,8 +489,10 @@ def localize(
     decoding the video at its own rate: e.g. a model trained on trimmed clips (sure of the
     class) with one trained on windows cut from long videos (`synth --kind windows`: sure
     of the edges). Returns {"video", "model", "models", "duration_s", "classes",
-    "background", "segments", "actionness": {"t", "p"}, "options"}; `plot` draws ground
-    truth (`truth`, if given) against the predicted segments on a timeline.
+    "background", "segments", "actionness": {"t", "p"}, "options", "truncated",
+    "decoded_duration_s", "truncated_reason"}: `duration_s` is the time that decoded (less
+    than the video's when `truncated`), `options` what ran (`_options_report`). `plot`
+    draws ground truth (`truth`, if given) against the predicted segments on a timeline.
     """
     options = options or LocalizeOptions()
     models = [clf, *ensemble]
@@ -514,8 +516,10 @@ def localize(
         else:  # onto the first model's time grid
             fused.append(np.stack([np.interp(grid, m_grid, c) for c in curves.T], 1))
     curves = np.mean(fused, axis=0)
-    rate = plans[0].rate
-    duration = float(info.duration_s or (grid[-1] + 1.0 / rate if len(grid) else 0.0))
+    # What decoded, not what the header claims: a cut-off video ends where its frames end.
+    duration = float(
+        info.decoded_duration_s or (grid[-1] + 1.0 / plans[0].rate if len(grid) else 0.0)
+    )
     background = BACKGROUND if BACKGROUND in clf.classes else None
     segments = segments_from_probs(grid, curves, clf.classes, background, options, end=duration)
     for s in segments:
@@ -537,6 +541,7 @@ def localize(
             "p": [round(float(v), 4) for v in actionness],
         },
         "options": _options_report(options, plans, models),
+        **info.result_fields(),
     }
     if plot:
         from vidclass.report.plots import plot_segments
