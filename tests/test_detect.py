@@ -444,3 +444,14 @@ def test_point9_detect_flags_a_truncated_video(tiny_run, truncated_video):
     assert res.exit_code == 0, res.output
     warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "decoding stopped" in warnings[0]
+
+
+def test_point11_detect_refuses_a_non_positive_stride(tiny_run, make_video):
+    from vidclass import Classifier
+    from vidclass.errors import UserError
+
+    clf = Classifier.load(tiny_run)
+    video = make_video("v.mp4", n=10)
+    for kwargs in ({"stride": 0}, {"smooth": 0}):
+        with pytest.raises(UserError, match="at least 1"):
+            clf.detect(video, **kwargs)

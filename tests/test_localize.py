@@ -441,3 +441,35 @@ def test_point9_localize_takes_the_duration_from_what_decoded(run_and_long, trun
         == [line for line in res.output.splitlines() if "cut.mp4: decoding stopped" in line]
         != []
     )
+
+
+def test_point11_localize_json_to_a_folder_path(run_and_long, make_video, tmp_path) -> None:
+    video = make_video("clip.mp4", n=30, fps=10)
+    for target, where in (
+        (f"{tmp_path / 'preds'}/", tmp_path / "preds"),
+        (str(tmp_path), tmp_path),
+    ):
+        res = runner.invoke(
+            app, ["localize", str(run_and_long["run"]), str(video), "--json", target, "-q"]
+        )
+        assert res.exit_code == 0, res.output
+        assert json.loads((where / "clip.json").read_text())["video"] == str(video)
+    assert (tmp_path / "preds").is_dir()
+
+
+def test_point11_evaluate_localization_takes_tious(tmp_path) -> None:
+    truth = {"segments": [seg("a", 0, 10), seg("b", 20, 30)]}
+    pred = {"segments": [seg("a", 0, 8, 0.9), seg("b", 20, 30, 0.8)]}  # tIoU 0.8 and 1
+    for folder, data in (("gt", truth), ("pred", pred)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "v.json").write_text(json.dumps(data))
+    out = tmp_path / "m.json"
+    args = ["evaluate-localization", str(tmp_path / "pred"), str(tmp_path / "gt"), "--json"]
+    res = runner.invoke(app, [*args, str(out), "--tious", "0.5,0.9"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(out.read_text())
+    assert metrics["mAP"] == {"0.5": 1.0, "0.9": 0.5} and metrics["tious"] == [0.5, 0.9]
+    assert "mAP@0.9: 0.500" in res.output
+    for bad in ("0,0.5", "0.5,1.5", "half"):
+        res = runner.invoke(app, [*args, str(out), "--tious", bad])
+        assert isinstance(res.exception, UserError) and "--tious" in str(res.exception), bad

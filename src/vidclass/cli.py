@@ -451,13 +451,15 @@ def predict(
     json_out: Path | None = typer.Option(
         None, "--json", help="Write the predictions (a list for several videos) as JSON."
     ),
-    annotate: Path | None = typer.Option(
-        None, "--annotate", help="Write an annotated copy (.mp4); for several videos, a folder."
+    annotate: str | None = typer.Option(
+        None,
+        "--annotate",
+        help="Write an annotated copy (.mp4); a folder (DIR/) for one per video.",
     ),
-    plot: Path | None = typer.Option(
+    plot: str | None = typer.Option(
         None,
         "--plot",
-        help="Timeline PNG of the top classes, raw vs smoothed; for several videos, a folder.",
+        help="Timeline PNG of the top classes, raw vs smoothed; a folder (DIR/) for one per video.",
     ),
     backend: str = typer.Option(
         "torch", "--backend", help="torch | onnx (exports RUN/model.onnx once)."
@@ -552,13 +554,16 @@ def print_prediction(result: dict) -> None:
 def localize(
     run: Path = typer.Argument(..., help="A run folder trained with the 'background' class."),
     videos: list[str] = typer.Argument(..., help="Long video files or folders of videos."),
-    json_out: Path | None = typer.Option(
-        None, "--json", help="Write the segments as JSON; for several videos, a folder."
+    json_out: str | None = typer.Option(
+        None,
+        "--json",
+        help="Write the segments as JSON; a folder (DIR/, or for several videos) for one each.",
     ),
-    plot: Path | None = typer.Option(
+    plot: str | None = typer.Option(
         None,
         "--plot",
-        help="Timeline PNG of the segments (and the ground truth beside the video, if any).",
+        help="Timeline PNG of the segments (and the ground truth beside the video, if any); "
+        "a folder (DIR/) for one per video.",
     ),
     spans: str | None = typer.Option(
         None,
@@ -679,20 +684,26 @@ def evaluate_localization(
     pred_dir: Path = typer.Argument(..., help="Folder of predictions (`localize --json DIR`)."),
     gt_dir: Path = typer.Argument(..., help="Folder of ground-truth .json (same file stems)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON."),
+    tious: str = typer.Option(
+        "0.3,0.5,0.7", "--tious", help="Temporal IoU thresholds, each in (0, 1]."
+    ),
 ) -> None:
-    """mAP at temporal IoU 0.3, 0.5 and 0.7 and their average (ActivityNet/THUMOS definition).
+    """mAP at temporal IoU 0.3, 0.5 and 0.7 (or --tious) and their average (ActivityNet/THUMOS).
 
     Examples:
 
         vidclass localize runs/slow_fusion data/long/ --json preds/
 
-        vidclass evaluate-localization preds/ data/long/ --json map.json
+        vidclass evaluate-localization preds/ data/long/ --json map.json --tious 0.5,0.75
     """
     import json
 
     from vidclass.train.localization_metrics import evaluate_folders
 
-    result = evaluate_folders(pred_dir, gt_dir)
+    thresholds = _parse_floats("--tious", tious, "0.3,0.5,0.7")
+    if not all(0 < t <= 1 for t in thresholds):
+        raise UserError(f"--tious {tious!r}: each threshold must lie in (0, 1], e.g. 0.3,0.5,0.7")
+    result = evaluate_folders(pred_dir, gt_dir, tious=thresholds)
     maps = "  ".join(f"mAP@{t}: {v:.3f}" for t, v in result["mAP"].items())
     console.print(
         f"{result['num_videos']} videos, {result['num_ground_truth']} ground-truth segments, "
@@ -746,8 +757,10 @@ def detect(
     json_out: Path | None = typer.Option(
         None, "--json", help="Write the tracks as JSON: a .json file, or a folder (one per video)."
     ),
-    annotate: Path | None = typer.Option(
-        None, "--annotate", help="Annotated copy (.mp4) with boxes, ids, actions; or a folder."
+    annotate: str | None = typer.Option(
+        None,
+        "--annotate",
+        help="Annotated copy (.mp4) with boxes, ids, actions; or a folder (DIR/).",
     ),
     stride: int | None = typer.Option(
         None, "--stride", min=1, help="Sampled frames between a track's windows [window / 8]."

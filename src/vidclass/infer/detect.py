@@ -115,12 +115,14 @@ def detect(
     probabilities become segments (`localize`). See the module docstring for the result.
     """
     start = time.perf_counter()
+    window = clf.frames
+    stride = max(1, window // 8) if stride is None else stride
+    if stride < 1 or smooth < 1:
+        raise UserError(f"--stride {stride}, --smooth {smooth}: both must be at least 1")
     det = load_detector(detector)
     if isinstance(det, MotionDetector) and not det.primed:
         _prime_motion(det, video)
     tracker = tracker or Tracker()
-    window = clf.frames
-    stride = stride or max(1, window // 8)
     options = options or DETECT_OPTIONS
     step = 1.0 / clf.sample_fps
     buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=window + 1)  # (sample no., image)
