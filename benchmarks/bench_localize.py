@@ -26,8 +26,8 @@ from vidclass.data.prepare import prepare
 from vidclass.data.synthetic import generate
 from vidclass.data.synthetic_long import generate_long
 from vidclass.infer.classifier import Classifier
-from vidclass.infer.localize import LocalizeOptions, read_truth
-from vidclass.infer.stream import iter_frames
+from vidclass.infer.localize import LocalizeOptions, plan_sampling, read_truth
+from vidclass.infer.stream import iter_frames, open_source
 from vidclass.models import MODELS
 from vidclass.train.compare import compare
 from vidclass.train.localization_metrics import localization_map
@@ -80,8 +80,11 @@ def main() -> None:
         clf = Classifier.load(runs / name)
         others = [Classifier.load(args.ensemble)] if args.ensemble else []
         options = LocalizeOptions()
+        container, info = open_source(videos[0])  # synth long videos share one frame rate
+        container.close()
         floor = sum(
-            decode_floor(videos, m.sample_fps / min(options.spans), m.size) for m in [clf, *others]
+            decode_floor(videos, plan_sampling(m, options, info.fps).rate, m.size)
+            for m in [clf, *others]
         )
         start = time.perf_counter()
         preds = {v.stem: clf.localize(v, ensemble=others)["segments"] for v in videos}

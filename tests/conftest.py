@@ -60,3 +60,56 @@ def realclips() -> Path:
     if not REALCLIPS.is_dir():
         pytest.skip(f"real clips folder {REALCLIPS} is absent (set VIDCLASS_REALCLIPS)")
     return REALCLIPS
+
+
+def write_h264(path: Path, fmt: str = "mp4", n: int = 60, fps: int = 10, seed: int = 0) -> Path:
+    """An all-intra H.264 video of noisy frames; an MP4 gets its index first (`faststart`), so a
+    cut-off copy still opens. The noise keeps every frame's data large next to the index, so
+    cutting the file cuts frames, not the header."""
+    import av
+
+    from vidclass.data.synthetic import X264_OPTIONS
+
+    frames = moving_square_frames(n, 64, 48, seed)
+    noise = np.random.default_rng(seed).integers(-40, 40, frames.shape)
+    frames = np.clip(frames.astype(int) + noise, 0, 255).astype(np.uint8)
+    options = {"movflags": "faststart"} if fmt == "mp4" else {}
+    with av.open(str(path), "w", format=fmt, options=options) as c:
+        stream = c.add_stream("libx264", rate=fps, options=dict(X264_OPTIONS))
+        stream.width, stream.height, stream.pix_fmt, stream.gop_size = 64, 48, "yuv420p", 1
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture
+def cut_video(tmp_path):
+    """cut_video(fmt, keep) → (whole, cut): a 6 s, 10 fps video of `fmt` and a copy of its
+    first `keep` share of bytes (as a partial download leaves it)."""
+
+    def make(fmt: str = "mp4", keep: float = 0.5) -> tuple[Path, Path]:
+        whole = write_h264(tmp_path / f"whole.{fmt}", fmt)
+        data = whole.read_bytes()
+        cut = tmp_path / f"cut.{fmt}"
+        cut.write_bytes(data[: int(len(data) * keep)])
+        return whole, cut
+
+    return make
+
+
+@pytest.fixture
+def truncated_video(cut_video) -> Path:
+    """A 6 s MP4 cut in half: it opens (6 s in its header), about 3 s of frames decode, then
+    FFmpeg fails on the cut frame (checked here, so tests see a real decode error)."""
+    import av
+
+    _, cut = cut_video("mp4", 0.5)
+    decoded = 0
+    with av.open(str(cut)) as c, pytest.raises(av.error.FFmpegError):
+        for _ in c.decode(video=0):
+            decoded += 1
+    assert 10 <= decoded <= 50, decoded
+    return cut

@@ -376,3 +376,82 @@ def test_predictions_become_per_box_detections():
         (("v", 1), "wave", 0.2),
         (("v", 1), "jump", 0.5),
     ]
+
+
+# ----------------------------------------------------------------- issue 12: no silent wrong results
+
+
+def test_point5_evaluate_detection_counts_missing_prediction_files(tmp_path):
+    """Two scenes of truth, a perfect prediction for one: the other scene is missed (its
+    boxes count against frame-mAP, MOTA and IDF1) and listed, not dropped."""
+    from typer.testing import CliRunner
+
+    from vidclass.cli import app
+    from vidclass.infer.detection_metrics import evaluate_detection
+
+    box = [10.0, 10.0, 40.0, 60.0]
+    truth = {
+        "fps": 10,
+        "frames": [
+            {"index": i, "objects": [{"track_id": 1, "box": box, "label": "wave"}]}
+            for i in range(10)
+        ],
+    }
+    perfect = {
+        "classes": ["wave", BACKGROUND],
+        "tracks": [
+            {
+                "track_id": 1,
+                "boxes": [[i / 10, *box] for i in range(10)],
+                "segments": [{"label": "wave", "t_start": 0.0, "t_end": 1.0, "score": 0.9}],
+            }
+        ],
+    }
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir(), pred.mkdir()
+    for name in ("multi_000", "multi_001"):
+        (gt / f"{name}.json").write_text(json.dumps(truth))
+    (gt / "classes.json").write_text(json.dumps({"classes": ["wave"]}))  # not a truth file
+    (pred / "multi_000.json").write_text(json.dumps(perfect))
+    result = evaluate_detection(pred, gt)
+    assert result["missing_predictions"] == ["multi_001"] and result["videos"] == 2
+    assert result["ap"]["wave"] == pytest.approx(0.5) and result["num_gt"]["wave"] == 20
+    t = result["tracking"]
+    assert t["misses"] == 10 and t["num_gt"] == 20 and t["mota"] == pytest.approx(0.5)
+    assert t["idf1"] == pytest.approx(2 * 10 / 30)
+    # with both predictions everything is perfect, and nothing is listed
+    (pred / "multi_001.json").write_text(json.dumps(perfect))
+    result = evaluate_detection(pred, gt)
+    assert result["frame_mAP"] == 1.0 and result["tracking"]["mota"] == 1.0
+    assert result["missing_predictions"] == []
+    (pred / "multi_001.json").unlink()
+    res = CliRunner().invoke(app, ["evaluate-detection", str(pred), str(gt)])
+    assert res.exit_code == 0, res.output
+    assert "no prediction for 1 videos (counted as missed): multi_001" in res.output
+
+
+def test_point9_detect_flags_a_truncated_video(tiny_run, truncated_video):
+    from typer.testing import CliRunner
+
+    from vidclass import Classifier
+    from vidclass.cli import app
+
+    result = Classifier.load(tiny_run).detect(truncated_video)
+    assert result["truncated"] is True and result["truncated_reason"]
+    assert result["decoded_duration_s"] == pytest.approx(2.9, abs=0.2)
+    assert result["duration_s"] == 6.0 and result["num_frames"] < 40
+    res = CliRunner().invoke(app, ["detect", str(tiny_run), str(truncated_video), "-q"])
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "decoding stopped" in warnings[0]
+
+
+def test_point11_detect_refuses_a_non_positive_stride(tiny_run, make_video):
+    from vidclass import Classifier
+    from vidclass.errors import UserError
+
+    clf = Classifier.load(tiny_run)
+    video = make_video("v.mp4", n=10)
+    for kwargs in ({"stride": 0}, {"smooth": 0}):
+        with pytest.raises(UserError, match="at least 1"):
+            clf.detect(video, **kwargs)

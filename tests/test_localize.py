@@ -357,3 +357,119 @@ def test_an_empty_folder_is_a_user_error(run_and_long, tmp_path) -> None:
         result = runner.invoke(app, [command, str(run_and_long["run"]), str(tmp_path / "empty")])
         assert isinstance(result.exception, UserError), command
         assert "no video files" in str(result.exception)
+
+
+# ----------------------------------------------------------------- issue 12: no silent wrong results
+
+
+def test_point6_soft_nms_decays_only_overlaps_above_nms_iou() -> None:
+    segments = [seg("a", 0, 10, 0.9), seg("a", 1, 11, 0.8), seg("a", 5, 15, 0.6)]
+    # IoU with the best: 9/11 (above 0.5: decays to 0.21) and 5/15 (below: kept as it is)
+    kept = temporal_nms(segments, iou=0.5, soft_sigma=0.5)
+    assert [round(s["score"], 3) for s in kept] == [0.9, 0.6, 0.21]
+    # the default soft NMS decays every overlap; the option reaches the NMS through the options
+    assert LocalizeOptions().iou_threshold == 0.0 and LocalizeOptions(nms_iou=0.5).nms == "soft"
+    assert LocalizeOptions(nms_iou=0.5).iou_threshold == 0.5
+    assert LocalizeOptions(soft_sigma=None).iou_threshold == 0.4
+    classes = ["a", "background"]
+    t, probs = _curves([seg("a", 10, 20)], classes, 30.0, seed=1)
+    every = segments_from_probs(t, probs, classes, options=LocalizeOptions(min_score=0))
+    above = segments_from_probs(t, probs, classes, options=LocalizeOptions(nms_iou=0.9))
+    assert sorted(s["score"] for s in above) > sorted(s["score"] for s in every)
+    with pytest.raises(UserError, match="nms_iou"):
+        LocalizeOptions(nms_iou=0.0, soft_sigma=None)  # hard NMS at 0 would keep one segment
+    with pytest.raises(UserError, match="nms_iou"):
+        LocalizeOptions(nms_iou=1.5)
+
+
+def test_point6_spans_that_cannot_run_are_refused_not_rounded() -> None:
+    from types import SimpleNamespace
+
+    from vidclass.infer.localize import plan_sampling
+
+    with pytest.raises(UserError, match=r"spans 0.4,1.*0.4,0.8"):
+        LocalizeOptions(spans=(0.4, 1.0))  # 1.0 ran as 0.8
+    clf = SimpleNamespace(sample_fps=8.0, frames=8)
+    # 30 fps: the fine rate is 8 / 0.4 = 20 fps; windows of 8 samples span 0.4 s and 0.8 s
+    plan = plan_sampling(clf, LocalizeOptions(spans=(0.4, 0.8)), 30.0)
+    assert (plan.rate, plan.steps, plan.spans, plan.span_s) == (
+        20.0,
+        (1, 2),
+        (0.4, 0.8),
+        (0.4, 0.8),
+    )
+    # 10 fps: no 20 fps sampling; 0.8 of a clip is the shortest span its frames allow
+    with pytest.raises(UserError, match=r"10 fps.*0\.8,1\.6"):
+        plan_sampling(clf, LocalizeOptions(spans=(0.4, 0.8)), 10.0, "v.mp4")
+    plan = plan_sampling(clf, LocalizeOptions(), 10.0)  # the default spans are raised to fit
+    assert (plan.rate, plan.steps) == (10.0, (1, 2))
+    assert plan.spans == pytest.approx((0.8, 1.6)) and plan.span_s == pytest.approx((0.8, 1.6))
+
+
+def test_point6_options_report_what_ran(run_and_long, make_video) -> None:
+    clf = Classifier.load(run_and_long["run"])
+    video = make_video("ten.mp4", n=40, fps=10)
+    result = clf.localize(video)
+    o = result["options"]
+    assert o["sample_fps"] <= 10 and o["spans_requested"] is None
+    steps = o["window_step"]
+    assert o["span_s"] == pytest.approx([clf.frames * k / o["sample_fps"] for k in steps], abs=1e-3)
+    assert o["spans"] == pytest.approx(
+        [s * clf.sample_fps / clf.frames for s in o["span_s"]], abs=1e-3
+    )
+    assert (o["nms"], o["nms_iou"], o["soft_sigma"]) == ("soft", 0.0, 0.5)
+    t = result["actionness"]["t"]
+    assert np.diff(t).min() >= 1 / 10 - 1e-3  # never sampled faster than the video's frames
+    hard = clf.localize(video, nms="hard", nms_iou=0.5)["options"]
+    assert (hard["nms"], hard["nms_iou"], hard["soft_sigma"]) == ("hard", 0.5, None)
+    with pytest.raises(UserError, match="soft, hard"):
+        clf.localize(video, nms="greedy")
+    res = runner.invoke(app, ["localize", str(run_and_long["run"]), str(video), "--spans", "0.4,1"])
+    assert isinstance(res.exception, UserError) and "--spans" in str(res.exception)
+
+
+def test_point9_localize_takes_the_duration_from_what_decoded(run_and_long, truncated_video):
+    clf = Classifier.load(run_and_long["run"])
+    result = clf.localize(truncated_video)
+    assert result["truncated"] is True and result["truncated_reason"]
+    assert result["duration_s"] == result["decoded_duration_s"] == pytest.approx(2.9, abs=0.2)
+    assert all(s["t_end"] <= result["duration_s"] for s in result["segments"])
+    res = runner.invoke(app, ["localize", str(run_and_long["run"]), str(truncated_video), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (
+        [line for line in res.output.splitlines() if line.startswith("warning:")]
+        == [line for line in res.output.splitlines() if "cut.mp4: decoding stopped" in line]
+        != []
+    )
+
+
+def test_point11_localize_json_to_a_folder_path(run_and_long, make_video, tmp_path) -> None:
+    video = make_video("clip.mp4", n=30, fps=10)
+    for target, where in (
+        (f"{tmp_path / 'preds'}/", tmp_path / "preds"),
+        (str(tmp_path), tmp_path),
+    ):
+        res = runner.invoke(
+            app, ["localize", str(run_and_long["run"]), str(video), "--json", target, "-q"]
+        )
+        assert res.exit_code == 0, res.output
+        assert json.loads((where / "clip.json").read_text())["video"] == str(video)
+    assert (tmp_path / "preds").is_dir()
+
+
+def test_point11_evaluate_localization_takes_tious(tmp_path) -> None:
+    truth = {"segments": [seg("a", 0, 10), seg("b", 20, 30)]}
+    pred = {"segments": [seg("a", 0, 8, 0.9), seg("b", 20, 30, 0.8)]}  # tIoU 0.8 and 1
+    for folder, data in (("gt", truth), ("pred", pred)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "v.json").write_text(json.dumps(data))
+    out = tmp_path / "m.json"
+    args = ["evaluate-localization", str(tmp_path / "pred"), str(tmp_path / "gt"), "--json"]
+    res = runner.invoke(app, [*args, str(out), "--tious", "0.5,0.9"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(out.read_text())
+    assert metrics["mAP"] == {"0.5": 1.0, "0.9": 0.5} and metrics["tious"] == [0.5, 0.9]
+    assert "mAP@0.9: 0.500" in res.output
+    for bad in ("0,0.5", "0.5,1.5", "half"):
+        res = runner.invoke(app, [*args, str(out), "--tious", bad])
+        assert isinstance(res.exception, UserError) and "--tious" in str(res.exception), bad

@@ -17,6 +17,7 @@ from vidclass import Classifier
 from vidclass.cli import app
 from vidclass.data.prepare import prepare
 from vidclass.data.synthetic import generate
+from vidclass.errors import UserError
 from vidclass.infer.smoothing import RollingAverage, flicker_rate, label_changes, rolling_average
 from vidclass.train.loop import TrainConfig, train
 
@@ -310,3 +311,98 @@ def test_decoder_core_is_restored_after_overlapping_jobs():
     assert torch.get_num_threads() == max(1, before - 1)
     second.__exit__(None, None, None)
     assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------- issue 12: no silent wrong results
+
+
+def test_point9_predict_flags_a_video_cut_off_mid_stream(runs, truncated_video, make_video):
+    clf = Classifier.load(runs["early_fusion"])
+    result = clf.predict(truncated_video)
+    # FFmpeg's frame-threaded decoder drops the error itself; the frames ending at 2.9 s of
+    # the 6 s announced is what tells
+    assert result["truncated"] is True and result["truncated_reason"]
+    assert 1.0 <= result["decoded_duration_s"] <= 5.0 < result["duration_s"] == 6.0
+    last_end = result["decoded_duration_s"] + 1 / result["sample_fps"]  # a sample's span
+    assert max(u["t_end"] for u in result["timeline"]) <= last_end + 1e-3
+    whole = clf.predict(make_video("whole.mp4", n=30, fps=10))
+    assert whole["truncated"] is False and whole["decoded_duration_s"] == pytest.approx(3.0)
+    # the CLI: one warning line per truncated video, the result still written
+    res = runner.invoke(app, ["predict", str(runs["early_fusion"]), str(truncated_video), "-q"])
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cut.mp4" in warnings[0] and "decoding stopped" in warnings[0]
+
+
+def test_point9_a_file_that_just_ends_early_is_flagged(cut_video):
+    """A cut-off AVI stops without any FFmpeg error, and FFmpeg re-estimates its duration
+    from what is left: its header's frame count still tells it was cut off."""
+    from vidclass.infer.stream import iter_frames
+
+    whole, cut = cut_video("avi", 0.7)
+    info, frames = iter_frames(cut, 32, 5.0)
+    n = sum(1 for _ in frames)
+    assert info.frames_announced == 60 and 0 < n < 40
+    assert info.truncated and info.decoded_duration_s < 5.0 and "header" in info.truncated_reason
+    info, frames = iter_frames(whole, 32, 5.0)
+    assert list(frames) and not info.truncated and info.decoded_duration_s == pytest.approx(6.0)
+
+
+def test_point11_non_positive_window_and_stride_are_refused(runs):
+    video = next(runs["videos"].rglob("*.mp4"))
+    clf = Classifier.load(runs["early_fusion"])
+    for kwargs in ({"window": 0}, {"stride": 0}, {"window": -1}, {"stride": -2}):
+        with pytest.raises(UserError, match="--window|--stride"):
+            clf.predict(video, **kwargs)
+        with pytest.raises(UserError):
+            list(clf.stream(video, **kwargs))
+    with pytest.raises(UserError, match="--top-k"):
+        clf.predict(video, top_k=0)
+    assert clf.predict(video, window=4, stride=1)["stride"] == 1  # positive values still run
+
+
+def test_point11_summary_of_an_empty_timeline_is_a_user_error(runs, monkeypatch):
+    """No scored window (e.g. a source that gave no sampled frame): a clear error, not an
+    IndexError from the mean of nothing."""
+    video = next(runs["videos"].rglob("*.mp4"))
+    clf = Classifier.load(runs["early_fusion"])
+    with pytest.raises(UserError, match="no window could be scored"):
+        clf._summary(video, None, [], 0.0, None, None, 5, 5, None, None, np.zeros((0, 13)))
+
+    def no_units(*args, **kwargs):
+        yield "info", None, None
+
+    monkeypatch.setattr(clf, "_events", no_units)
+    with pytest.raises(UserError, match=str(video.name)):
+        clf.predict(video)
+
+
+def test_point11_single_frame_onnx_gives_the_torch_timeline(runs):
+    video = next(runs["videos"].rglob("*.mp4"))
+    a = Classifier.load(runs["single_frame"]).predict(video)
+    b = Classifier.load(runs["single_frame"], backend="onnx").predict(video)
+    assert a["unit"] == b["unit"] == "frame" and len(a["timeline"]) == len(b["timeline"]) > 8
+    assert [(u["t_start"], u["t_end"]) for u in a["timeline"]] == [
+        (u["t_start"], u["t_end"]) for u in b["timeline"]
+    ]
+    pa = np.array([u["probs"] for u in a["timeline"]])
+    pb = np.array([u["probs"] for u in b["timeline"]])
+    assert np.abs(pa - pb).max() < 1e-4 and a["majority_label"] == b["majority_label"]
+
+
+def test_point11_classifier_leaves_flush_denormal_as_it_was(runs):
+    import torch
+
+    def flushing() -> bool:
+        return float((torch.tensor([1e-40]) * 1.0).item()) == 0.0
+
+    video = next(runs["videos"].rglob("*.mp4"))
+    torch.set_flush_denormal(False)
+    try:
+        assert not flushing()
+        clf = Classifier.load(runs["early_fusion"])
+        assert not flushing(), "constructing a Classifier changed the process's float mode"
+        clf.predict(video)
+        assert not flushing(), "predicting left denormals flushed"
+    finally:
+        torch.set_flush_denormal(False)

@@ -269,7 +269,7 @@ def test_localize_is_called_with_its_options(clf, video, tmp_path):
         assert body["video"] == "clip.mp4" and body["duration_s"] > 0
         res = post_video(client, "/v1/localize", video, options='{"spans": [0.5, 1.0]}')
         assert res.status_code == 200 and res.json()["options"]["spans"] == [0.5, 1.0]
-        res = post_video(client, "/v1/localize", video, nms=0.3)
+        res = post_video(client, "/v1/localize", video, soft_nms=0.3)  # not an option
         assert res.status_code == 422 and "min_score" in res.json()["detail"]
         res = post_video(client, "/v1/localize", video, stride=0)
         assert res.status_code == 422 and "stride" in res.json()["detail"]

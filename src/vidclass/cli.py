@@ -576,13 +576,15 @@ def predict(
     json_out: Path | None = typer.Option(
         None, "--json", help="Write the predictions (a list for several videos) as JSON."
     ),
-    annotate: Path | None = typer.Option(
-        None, "--annotate", help="Write an annotated copy (.mp4); for several videos, a folder."
+    annotate: str | None = typer.Option(
+        None,
+        "--annotate",
+        help="Write an annotated copy (.mp4); a folder (DIR/) for one per video.",
     ),
-    plot: Path | None = typer.Option(
+    plot: str | None = typer.Option(
         None,
         "--plot",
-        help="Timeline PNG of the top classes, raw vs smoothed; for several videos, a folder.",
+        help="Timeline PNG of the top classes, raw vs smoothed; a folder (DIR/) for one per video.",
     ),
     backend: str = typer.Option(
         "torch", "--backend", help="torch | onnx (exports RUN/model.onnx once)."
@@ -635,6 +637,7 @@ def predict(
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             continue
         results.append(result)
+        warn_if_truncated(result)
         if not quiet:
             print_prediction(result)
     if json_out:
@@ -645,6 +648,17 @@ def predict(
         raise typer.Exit(EXIT_USER_ERROR)
     if failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def warn_if_truncated(result: dict) -> None:
+    """One warning line for a video whose decoding stopped early: its results are partial."""
+    if result.get("truncated"):
+        err_console.print(
+            f"[yellow]warning:[/yellow] {escape(str(result['video']))}: decoding stopped after "
+            f"{result['decoded_duration_s']:.1f} s ({escape(str(result.get('truncated_reason')))}"
+            "); the results cover that part only",
+            soft_wrap=True,
+        )
 
 
 def print_prediction(result: dict) -> None:
@@ -665,24 +679,38 @@ def print_prediction(result: dict) -> None:
 def localize(
     run: Path = typer.Argument(..., help="A run folder trained with the 'background' class."),
     videos: list[str] = typer.Argument(..., help="Long video files or folders of videos."),
-    json_out: Path | None = typer.Option(
-        None, "--json", help="Write the segments as JSON; for several videos, a folder."
+    json_out: str | None = typer.Option(
+        None,
+        "--json",
+        help="Write the segments as JSON; a folder (DIR/, or for several videos) for one each.",
     ),
-    plot: Path | None = typer.Option(
+    plot: str | None = typer.Option(
         None,
         "--plot",
-        help="Timeline PNG of the segments (and the ground truth beside the video, if any).",
+        help="Timeline PNG of the segments (and the ground truth beside the video, if any); "
+        "a folder (DIR/) for one per video.",
     ),
-    spans: str = typer.Option(
-        ",".join(f"{v:g}" for v in LocalizeOptions.spans),
+    spans: str | None = typer.Option(
+        None,
         "--spans",
-        help="Window time spans, as factors of a training clip's span (multi-scale).",
+        help="Window time spans, as factors of a training clip's span, each a whole multiple "
+        "of the smallest [0.4,0.8, raised to fit videos of low frame rate].",
     ),
     stride: int = typer.Option(
         LocalizeOptions.stride, "--stride", min=1, help="Sampled frames between windows."
     ),
     min_score: float = typer.Option(
         LocalizeOptions.min_score, "--min-score", help="Drop weaker segments."
+    ),
+    nms: str = typer.Option(
+        "soft",
+        "--nms",
+        help="soft: overlapping segments of a class lose score (Gaussian decay); hard: dropped.",
+    ),
+    nms_iou: float | None = typer.Option(
+        None,
+        "--nms-iou",
+        help="IoU above which NMS acts [hard: 0.4; soft: any overlap].",
     ),
     ensemble: list[Path] = typer.Option(
         [],
@@ -710,15 +738,11 @@ def localize(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.inputs import output_path
-    from vidclass.infer.localize import read_truth
+    from vidclass.infer.localize import localize_options, read_truth
     from vidclass.progress import make_progress
 
-    try:
-        factors = tuple(float(v) for v in spans.split(","))
-    except ValueError:
-        raise UserError(
-            f"--spans {spans!r}: give numbers separated by commas, e.g. 0.4,0.8"
-        ) from None
+    factors = None if spans is None else _parse_floats("--spans", spans, "0.4,0.8")
+    localize_options(factors, stride, min_score, nms_iou, nms)  # bad options fail here, once
     clf = Classifier.load(run, backend=backend)
     others = [Classifier.load(r, backend=backend) for r in ensemble]
     if "background" not in clf.classes and not quiet:
@@ -739,6 +763,8 @@ def localize(
                     spans=factors,
                     stride=stride,
                     min_score=min_score,
+                    nms=nms,
+                    nms_iou=nms_iou,
                     ensemble=others,
                     plot=output_path(plot, src, ".png", many),
                     truth=read_truth(src),
@@ -751,12 +777,22 @@ def localize(
             target = output_path(json_out, src, ".json", many)
             if target is not None:
                 target.write_text(json.dumps(result, indent=1))
+            warn_if_truncated(result)
             if not quiet:
                 progress.console.print(format_segments(result), soft_wrap=True)
     if failed and failed == len(sources):
         raise typer.Exit(EXIT_USER_ERROR)
     if failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _parse_floats(option: str, text: str, example: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(
+            f"{option} {text!r}: give numbers separated by commas, e.g. {example}"
+        ) from None
 
 
 def format_segments(result: dict, min_score: float = 0.3) -> str:
@@ -777,20 +813,26 @@ def evaluate_localization(
     pred_dir: Path = typer.Argument(..., help="Folder of predictions (`localize --json DIR`)."),
     gt_dir: Path = typer.Argument(..., help="Folder of ground-truth .json (same file stems)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON."),
+    tious: str = typer.Option(
+        "0.3,0.5,0.7", "--tious", help="Temporal IoU thresholds, each in (0, 1]."
+    ),
 ) -> None:
-    """mAP at temporal IoU 0.3, 0.5 and 0.7 and their average (ActivityNet/THUMOS definition).
+    """mAP at temporal IoU 0.3, 0.5 and 0.7 (or --tious) and their average (ActivityNet/THUMOS).
 
     Examples:
 
         vidclass localize runs/slow_fusion data/long/ --json preds/
 
-        vidclass evaluate-localization preds/ data/long/ --json map.json
+        vidclass evaluate-localization preds/ data/long/ --json map.json --tious 0.5,0.75
     """
     import json
 
     from vidclass.train.localization_metrics import evaluate_folders
 
-    result = evaluate_folders(pred_dir, gt_dir)
+    thresholds = _parse_floats("--tious", tious, "0.3,0.5,0.7")
+    if not all(0 < t <= 1 for t in thresholds):
+        raise UserError(f"--tious {tious!r}: each threshold must lie in (0, 1], e.g. 0.3,0.5,0.7")
+    result = evaluate_folders(pred_dir, gt_dir, tious=thresholds)
     maps = "  ".join(f"mAP@{t}: {v:.3f}" for t, v in result["mAP"].items())
     console.print(
         f"{result['num_videos']} videos, {result['num_ground_truth']} ground-truth segments, "
@@ -844,8 +886,10 @@ def detect(
     json_out: Path | None = typer.Option(
         None, "--json", help="Write the tracks as JSON: a .json file, or a folder (one per video)."
     ),
-    annotate: Path | None = typer.Option(
-        None, "--annotate", help="Annotated copy (.mp4) with boxes, ids, actions; or a folder."
+    annotate: str | None = typer.Option(
+        None,
+        "--annotate",
+        help="Annotated copy (.mp4) with boxes, ids, actions; or a folder (DIR/).",
     ),
     stride: int | None = typer.Option(
         None, "--stride", min=1, help="Sampled frames between a track's windows [window / 8]."
@@ -892,6 +936,7 @@ def detect(
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             continue
         done += 1
+        warn_if_truncated(result)
         # --json names a file (x.json) or a folder (anything else): one file per video
         folder = json_out is not None and json_out.suffix.lower() != ".json"
         target = output_path(json_out, src, ".json", many or folder)
@@ -951,6 +996,11 @@ def evaluate_detection_cmd(
         f"misses {t['misses']}, false positives {t['false_positives']} "
         f"(of {t['num_gt']} person boxes)"
     )
+    if result["missing_predictions"]:
+        console.print(
+            f"[yellow]no prediction for {len(result['missing_predictions'])} videos "
+            f"(counted as missed): {', '.join(result['missing_predictions'][:5])}[/yellow]"
+        )
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
 

@@ -8,6 +8,7 @@ so memory does not grow with the video. `single_frame` is scored per frame, as i
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -28,6 +29,37 @@ from vidclass.infer.threads import decoder_core
 BACKENDS = ("torch", "onnx")
 
 
+def _flushes_denormals() -> bool:
+    """Whether this thread treats denormal floats as zero (torch only reports support)."""
+    return float((torch.tensor([1e-40]) * 1.0).item()) == 0.0
+
+
+def _require_windows(video, timeline: list[dict]) -> None:
+    """A summary needs at least one scored window; say so rather than crash on an empty mean."""
+    if not timeline:
+        raise UserError(
+            f"{video}: no window could be scored (no frame was sampled); "
+            "check that the video plays and is not empty"
+        )
+
+
+@contextlib.contextmanager
+def _flush_denormal() -> Iterator[None]:
+    """Denormals as zero during a model call, then the caller's setting back.
+
+    Tiny activations (e.g. BatchNorm of near-constant inputs) turn into denormal floats, which
+    are many times slower on x86; treating them as zero changes no prediction. The setting is
+    process state, so it must not outlive the call (other code may need the denormals).
+    """
+    was_on = _flushes_denormals()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if not was_on:
+            torch.set_flush_denormal(False)
+
+
 @dataclass
 class _State:
     """What is shown at the current moment of the stream."""
@@ -42,16 +74,14 @@ class Classifier:
 
     def __init__(self, model, config: dict, backend: str = "torch") -> None:
         self.model, self.config, self.backend = model, config, backend
-        # Tiny activations (e.g. BatchNorm of near-constant inputs) turn into denormal floats,
-        # which are many times slower on x86; treating them as zero changes no prediction.
-        torch.set_flush_denormal(True)
         self.classes: list[str] = list(config["classes"])
         self.frames = int(config["frames"])
         self.size = int(config["size"])
         self.sample_fps = float(config.get("sample_fps") or 8.0)
         self.needs_flow = bool(config.get("needs_flow"))
         self.flow_method = str(config.get("flow_method", "farneback"))
-        self.per_frame = config["model"] == "single_frame" and backend == "torch"
+        # single_frame is scored per frame whatever the backend (ONNX: one frame per clip)
+        self.per_frame = config["model"] == "single_frame"
 
     @classmethod
     def load(cls, run: str | os.PathLike, backend: str = "torch") -> Classifier:
@@ -109,14 +139,20 @@ class Classifier:
             logits = np.asarray(self.model(batch))
             e = np.exp(logits - logits.max(1, keepdims=True))
             return (e / e.sum(1, keepdims=True)).astype(np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), _flush_denormal():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
             return torch.softmax(self.model(tensors), dim=1).float().numpy()
 
     def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
-        """Per-frame probabilities `(n, K)` of a single-frame model."""
+        """Per-frame probabilities `(n, K)` of a single-frame model.
+
+        The ONNX graph only gives clip logits, so there each frame is a clip of one real
+        frame: the single-frame model's clip output is then that frame's own prediction.
+        """
+        if self.backend == "onnx":
+            return self.windows_probs([[s] for s in samples])
         batch = self._batch(samples)
-        with torch.inference_mode():
+        with torch.inference_mode(), _flush_denormal():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
             logits = self.model.frame_logits(tensors)[0, : len(samples)]
             return torch.softmax(logits, dim=-1).float().numpy()
@@ -128,17 +164,27 @@ class Classifier:
     ) -> Iterator[tuple[str, object, object]]:
         """("frame", StreamFrame, _State) for every decoded frame and ("unit", entry, None)
         for every scored window (or frame, for single_frame), in stream order."""
-        window = window or self.frames
-        if window < 1 or window > self.frames:
-            raise UserError(f"--window must be between 1 and the model's {self.frames} frames")
-        stride = stride or max(1, window // 2)
-        if stride < 1:
-            raise UserError("--stride must be at least 1")
+        window, stride = self._window_stride(window, stride)
+        if smooth < 1:
+            raise UserError(f"--smooth must be at least 1 (windows averaged), got {smooth}")
         avg = RollingAverage(smooth)
         state = _State()
         info, frames = iter_frames(source, self.size, self.sample_fps, keep_frames=keep_frames)
         with decoder_core():
             yield from self._windows(info, frames, avg, state, window, stride)
+
+    def _window_stride(self, window: int | None, stride: int | None) -> tuple[int, int]:
+        """(window, stride) with their defaults; 0 or less is refused, not read as unset."""
+        window = self.frames if window is None else window
+        if not 1 <= window <= self.frames:
+            raise UserError(
+                f"--window {window}: must be between 1 and the model's {self.frames} frames"
+            )
+        if stride is None:
+            stride = max(1, window // 2)
+        if stride < 1:
+            raise UserError(f"--stride {stride}: must be at least 1 (frames between windows)")
+        return window, stride
 
     def _windows(self, info, frames, avg, state, window: int, stride: int):
         """The body of `_events`: windows over the sampled frames as they arrive."""
@@ -219,6 +265,8 @@ class Classifier:
         `progress`, if given, is called with the fraction of the video scored so far (the
         end of the last window over the duration), e.g. for a server's job status.
         """
+        if top_k < 1 or smooth < 1:
+            raise UserError(f"--top-k {top_k}, --smooth {smooth}: both must be at least 1")
         timeline: list[dict] = []
         info, last_t = None, 0.0
         for kind, item, _ in self._events(video, window, stride, 1, keep_frames=False):
@@ -230,6 +278,7 @@ class Classifier:
                     progress(min(1.0, item["t_end"] / info.duration_s))  # type: ignore[index]
             else:
                 last_t = item.t  # type: ignore[union-attr]
+        _require_windows(video, timeline)
         probs = np.array([u["probs"] for u in timeline], np.float32)
         smoothed = rolling_average(probs, smooth, centred=True)
         for unit, sp in zip(timeline, smoothed, strict=True):
@@ -252,20 +301,16 @@ class Classifier:
         truth: list[dict] | None = None,
         progress=None,
         ensemble: list[Classifier] | None = None,
+        nms: str | None = None,
     ) -> dict:
         """Every action in a long video as segments `{label, t_start, t_end, score}`; see
         `vidclass.infer.localize` for the method. Unset knobs keep `LocalizeOptions`'
-        defaults; `truth` segments only appear on the `plot`; `ensemble` averages more
-        models' curves with this one's."""
-        from dataclasses import replace
+        defaults; `nms` is `soft` (the default) or `hard`, `nms_iou` the IoU above which it
+        acts (hard: drops [0.4]; soft: decays [every overlap]); `truth` segments only
+        appear on the `plot`; `ensemble` averages more models' curves with this one's."""
+        from vidclass.infer.localize import localize, localize_options
 
-        from vidclass.infer.localize import LocalizeOptions, localize
-
-        given = {"spans": spans, "stride": stride, "min_score": min_score, "nms_iou": nms_iou}
-        given = {k: v for k, v in given.items() if v is not None}
-        if "spans" in given:
-            given["spans"] = tuple(float(v) for v in given["spans"])
-        options = replace(LocalizeOptions(), **given)
+        options = localize_options(spans, stride, min_score, nms_iou, nms)
         return localize(
             self, video, options, plot=plot, truth=truth, progress=progress, ensemble=ensemble or ()
         )
@@ -309,10 +354,15 @@ class Classifier:
         plot,
         smoothed,
     ) -> dict:
+        _require_windows(video, timeline)
+        window, stride = self._window_stride(window, stride)
         probs = np.array([u["probs"] for u in timeline], np.float32)
         mean = probs.mean(0)
         order = np.argsort(-mean)[: max(1, top_k)]
-        duration = info.duration_s if info and info.duration_s else last_t + 1.0 / max(info.fps, 1)
+        fps = info.fps if info is not None and info.fps > 0 else self.sample_fps
+        decoded = info.decoded_duration_s if info is not None else None
+        decoded = decoded or last_t + 1.0 / fps
+        duration = info.duration_s if info is not None and info.duration_s else decoded
         result = {
             "video": str(video),
             "model": self.config["model"],
@@ -322,17 +372,18 @@ class Classifier:
             "score": float(mean[order[0]]),
             "top_k": [{"label": self.classes[int(i)], "score": float(mean[i])} for i in order],
             "duration_s": round(float(duration), 3),
+            "decoded_duration_s": round(float(decoded), 3),
+            "truncated": bool(info is not None and info.truncated),
+            "truncated_reason": info.truncated_reason if info is not None else None,
             "sample_fps": self.sample_fps,
-            "window": window or self.frames,
-            "stride": (window or self.frames)
-            if self.per_frame
-            else (stride or max(1, (window or self.frames) // 2)),
+            "window": window,
+            "stride": window if self.per_frame else stride,
             "smooth": smooth,
             "smoothing": "centred rolling average over `smooth` units",
             "unit": "frame" if self.per_frame else "window",
-            "flicker_rate": {
-                "raw": flicker_rate([u["label"] for u in timeline], duration),
-                "smoothed": flicker_rate([u["smoothed_label"] for u in timeline], duration),
+            "flicker_rate": {  # per minute of what was scored
+                "raw": flicker_rate([u["label"] for u in timeline], decoded),
+                "smoothed": flicker_rate([u["smoothed_label"] for u in timeline], decoded),
             },
             "timeline": timeline,
             "annotated": str(annotate) if annotate else None,

@@ -8,7 +8,8 @@ classified by the clip model. A track's window probabilities are smoothed (centr
 average) and grouped into action segments. The annotated copy is drawn in a second pass.
 
 Output (the design's detection contract, plus what produced it):
-`{"video", "fps", "width", "height", "duration_s", "detector", "classes", "tracks": [{"track_id",
+`{"video", "fps", "width", "height", "duration_s", "truncated", "decoded_duration_s",
+"detector", "classes", "tracks": [{"track_id",
 "boxes": [[t, x1, y1, x2, y2]], "segments": [{"label", "t_start", "t_end", "score"}],
 "action_scores": [[p per class] per box], "timeline": [{"t_start", "t_end", "probs"}]}]}`.
 `action_scores` gives every box a probability per class (the order of `classes`), read off
@@ -115,12 +116,14 @@ def detect(
     probabilities become segments (`localize`). See the module docstring for the result.
     """
     start = time.perf_counter()
+    window = clf.frames
+    stride = max(1, window // 8) if stride is None else stride
+    if stride < 1 or smooth < 1:
+        raise UserError(f"--stride {stride}, --smooth {smooth}: both must be at least 1")
     det = load_detector(detector)
     if isinstance(det, MotionDetector) and not det.primed:
         _prime_motion(det, video)
     tracker = tracker or Tracker()
-    window = clf.frames
-    stride = stride or max(1, window // 8)
     options = options or DETECT_OPTIONS
     step = 1.0 / clf.sample_fps
     buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=window + 1)  # (sample no., image)
@@ -175,7 +178,8 @@ def detect(
                 score(tube)
 
     fps = info.fps or (n_frames / max(last_t, 1e-6))
-    duration = info.duration_s or (last_t + 1.0 / max(fps, 1e-6))
+    decoded = info.decoded_duration_s or (last_t + 1.0 / max(fps, 1e-6))
+    duration = info.duration_s or decoded
     tracks = []
     for tid in sorted(boxes):
         rows = boxes[tid]
@@ -208,6 +212,7 @@ def detect(
         "height": info.height,
         "duration_s": round(float(duration), 3),
         "num_frames": n_frames,
+        **info.result_fields(),
         "detector": detector if isinstance(detector, str) else type(detector).__name__,
         "model": clf.config.get("model"),
         "classes": clf.classes,

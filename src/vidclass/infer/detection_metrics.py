@@ -230,19 +230,31 @@ def prediction_items(pred: dict, video: str, fps: float):
     return detections, dict(tracks)
 
 
-def _pairs(pred: Path, gt: Path) -> list[tuple[Path, Path]]:
+def _is_truth(path: Path) -> bool:
+    """A `synth --kind multi` truth file (not e.g. a classes.json in the same folder)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "frames" in data
+
+
+def _pairs(pred: Path, gt: Path) -> tuple[list[tuple[Path | None, Path]], list[str]]:
+    """(prediction or None, truth) per ground-truth video, and the prediction files that
+    have no truth. A truth without a prediction is kept (None): it is scored as missed."""
     pred, gt = Path(pred), Path(gt)
     if pred.is_file() and gt.is_file():
-        return [(pred, gt)]
+        return [(pred, gt)], []
     if pred.is_dir() and gt.is_dir():
-        truths = {p.stem: p for p in gt.glob("*.json")}
-        pairs = [(p, truths[p.stem]) for p in sorted(pred.glob("*.json")) if p.stem in truths]
-        if not pairs:
+        truths = {p.stem: p for p in sorted(gt.glob("*.json")) if _is_truth(p)}
+        preds = {p.stem: p for p in sorted(pred.glob("*.json"))}
+        if not set(truths) & set(preds):
             raise UserError(
                 f"no prediction in {pred} has a ground-truth file of the same name in {gt}; "
                 "name them alike (multi_000.json in both)"
             )
-        return pairs
+        unmatched = sorted(set(preds) - set(truths))
+        return [(preds.get(stem), truths[stem]) for stem in sorted(truths)], unmatched
     raise UserError(
         f"pass two files or two folders (predictions, ground truth); got {pred} and {gt}"
     )
@@ -250,19 +262,28 @@ def _pairs(pred: Path, gt: Path) -> list[tuple[Path, Path]]:
 
 def evaluate_detection(pred: str | Path, gt: str | Path, iou_threshold: float = 0.5) -> dict:
     """Score `vidclass detect` JSON against `synth --kind multi` truth: files or folders
-    matched by file stem. Frames of all videos are pooled."""
+    matched by file stem. Frames of all videos are pooled. A ground-truth video with no
+    prediction file counts as missed (all its boxes, every frame) and is listed in
+    `missing_predictions`, as `evaluate-localization` does: dropping it would inflate every
+    score; prediction files with no truth are listed in `unmatched_predictions`."""
     detections, truths, pred_boxes, gt_boxes = [], [], {}, {}
-    pairs = _pairs(Path(pred), Path(gt))
+    pairs, unmatched = _pairs(Path(pred), Path(gt))
+    missing = []
     for p, g in pairs:
-        truth, prediction = _read(g), _read(p)
+        truth = _read(g)
         video = g.stem
         a, people = truth_items(truth, video)
-        d, tracks = prediction_items(prediction, video, float(truth["fps"]))
         truths += a
-        detections += d
         gt_boxes.update(people)
+        if p is None:
+            missing.append(video)
+            continue
+        d, tracks = prediction_items(_read(p), video, float(truth["fps"]))
+        detections += d
         pred_boxes.update(tracks)
     result = frame_map(detections, truths, iou_threshold)
     result["tracking"] = tracking_metrics(pred_boxes, gt_boxes, iou_threshold)
     result["videos"] = len(pairs)
+    result["missing_predictions"] = missing
+    result["unmatched_predictions"] = unmatched
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from vidclass.data.probe import VIDEO_EXTENSIONS, scan_folder, skipped_summary
@@ -37,11 +38,18 @@ def expand_inputs(items: list[str]) -> list[str]:
     return scan_inputs(items)[0]
 
 
-def output_path(target: Path | None, source: str, suffix: str, many: bool) -> Path | None:
-    """Where a per-video output goes: the path itself, or `folder/<stem><suffix>` for many."""
+def output_path(
+    target: str | os.PathLike | None, source: str, suffix: str, many: bool
+) -> Path | None:
+    """Where a per-video output goes: the path itself, or `folder/<stem><suffix>` when there
+    are many videos, or `target` is a folder: an existing one, or a path ending in `/`
+    (`--json preds/` means the folder preds, even before it exists)."""
     if target is None:
         return None
-    if many or target.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        return target / f"{Path(source).stem}{suffix}"
-    return target
+    text = os.fspath(target)
+    folder = text.endswith(("/", os.sep)) or Path(text).is_dir()
+    path = Path(text)
+    if many or folder:
+        path.mkdir(parents=True, exist_ok=True)
+        return path / f"{Path(source).stem}{suffix}"
+    return path

@@ -5,7 +5,10 @@ The method of the field's sliding-window detectors (S-CNN) with TAG-style groupi
 1. *Dense multi-scale windows.* The video is sampled once at a fine rate; windows of the
    model's T frames slide over it at several time spans (`spans`, relative to the span of a
    training clip), so short and long actions are both seen whole by some window. Each window
-   is classified by the trained clip model, `background` ("no action") included.
+   is classified by the trained clip model, `background` ("no action") included. A window's
+   frames are whole fine samples apart, and the fine rate cannot exceed the video's frame
+   rate: spans that cannot run as asked are refused, never quietly rounded (see
+   `plan_sampling`); the result's `options` say what ran.
 2. *Curves.* Each scale's window probabilities, placed at the window centres, are
    interpolated onto the fine time grid, averaged over scales and smoothed: one probability
    curve per class.
@@ -18,7 +21,8 @@ The method of the field's sliding-window detectors (S-CNN) with TAG-style groupi
    action in its margins, one that spills over has background inside; the one whose edges
    sit on the action's edges scores best.
 5. *Soft temporal NMS* per class: overlapping proposals of the same class keep their place
-   in the ranking only as far as they do not repeat a better one.
+   in the ranking only as far as they do not repeat a better one (`temporal_nms`: soft by
+   default, hard on request; `nms_iou` is the overlap above which either acts).
 
 Decoding streams (bounded memory): only the frames of the longest window are kept; the
 per-window probabilities (a few floats per window) are all that grows with the video.
@@ -26,6 +30,7 @@ per-window probabilities (a few floats per window) are all that grows with the v
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -35,40 +40,164 @@ import numpy as np
 
 from vidclass.errors import UserError
 from vidclass.infer.smoothing import rolling_average
-from vidclass.infer.stream import iter_frames
+from vidclass.infer.stream import iter_frames, open_source
 from vidclass.infer.threads import decoder_core
 
 BACKGROUND = "background"
+DEFAULT_SPANS = (0.4, 0.8)  # x the training clip's span, where the video's frame rate allows
+HARD_NMS_IOU = 0.4  # hard NMS's default overlap; soft NMS decays every overlap by default
+SPAN_TOLERANCE = 0.05  # a span may run this much (relative) off the one asked for
+NMS_MODES = ("soft", "hard")
 
 
 @dataclass(frozen=True)
 class LocalizeOptions:
     """The knobs of `localize`; the defaults were tuned on held-out synthetic long videos
-    (never the ones that the benchmark reports)."""
+    (never the ones that the benchmark reports).
 
-    spans: tuple[float, ...] = (0.4, 0.8)  # window time spans, x the training clip's span
+    `spans`: window time spans, as factors of the training clip's span; each must be a whole
+    multiple of the smallest (a window's frames are whole samples apart). None: 0.4 and 0.8,
+    both raised as far as a low frame rate requires (an 8 fps video with a model trained at
+    8 fps: 1 and 2). NMS is soft (`soft_sigma`: Gaussian decay of overlapping scores) or hard
+    (`soft_sigma=None`: overlapping segments dropped); `nms_iou` is the IoU above which it
+    acts, in either mode: hard drops segments overlapping a better one by more than it
+    [0.4], soft decays only those [None: every overlap, 0].
+    """
+
+    spans: tuple[float, ...] | None = None
     stride: int = 2  # fine samples between consecutive windows of one scale
     smooth_s: float = 0.5  # centred rolling average of the fused curves, seconds
     thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     max_gap_s: float = 0.4  # dips below the threshold shorter than this are bridged
     min_length_s: float = 0.4  # shorter proposals are dropped
     margin: float = 0.25  # each outer margin, as a share of the proposal's length
-    nms_iou: float = 0.4  # hard NMS, when soft_sigma is None
-    soft_sigma: float | None = 0.5  # soft NMS (Gaussian decay of overlapping scores)
+    nms_iou: float | None = None  # None: 0.4 for hard NMS, 0 (every overlap) for soft
+    soft_sigma: float | None = 0.5  # soft NMS (Gaussian decay); None: hard NMS
     min_score: float = 0.05
     batch_size: int = 16
 
     def __post_init__(self) -> None:
-        if not self.spans or min(self.spans) <= 0:
-            raise UserError("spans must be positive factors of the training clip's time span")
+        if self.spans is not None:
+            if not self.spans or min(self.spans) <= 0:
+                raise UserError(
+                    f"spans {self.spans}: must be positive factors of the training clip's time "
+                    "span, e.g. --spans 0.4,0.8"
+                )
+            base = min(self.spans)
+            off = [s for s in self.spans if abs(round(s / base) * base - s) > SPAN_TOLERANCE * s]
+            if off:
+                raise UserError(
+                    f"spans {_fmt(self.spans)}: {_fmt(off)} is not a whole multiple of the "
+                    f"smallest span {base:g} (a window's frames are whole samples apart); "
+                    f"valid spans are {_fmt([base * k for k in (1, 2, 3, 4)])}, ..., "
+                    f"e.g. --spans {_fmt([base, 2 * base])}"
+                )
         if self.stride < 1 or self.batch_size < 1:
-            raise UserError("stride and batch size must be at least 1")
+            raise UserError(
+                f"stride {self.stride}, batch_size {self.batch_size}: both must be at least 1"
+            )
         if not self.thresholds or not all(0 < t < 1 for t in self.thresholds):
-            raise UserError("thresholds must lie strictly between 0 and 1")
-        if not 0 < self.nms_iou <= 1:
-            raise UserError("the NMS IoU must lie in (0, 1]")
+            raise UserError(
+                f"thresholds {self.thresholds}: must lie strictly between 0 and 1, e.g. 0.3,0.5"
+            )
         if self.soft_sigma is not None and self.soft_sigma <= 0:
-            raise UserError("soft_sigma must be positive (or None for hard NMS)")
+            raise UserError(
+                f"soft_sigma {self.soft_sigma}: must be positive (e.g. 0.5), or None for hard NMS"
+            )
+        if self.nms_iou is not None:
+            low_ok = self.nms_iou >= 0 if self.nms == "soft" else self.nms_iou > 0
+            if not (low_ok and self.nms_iou <= 1):
+                valid = "[0, 1] for soft NMS" if self.nms == "soft" else "(0, 1] for hard NMS"
+                raise UserError(f"nms_iou (--nms-iou) {self.nms_iou}: must lie in {valid}")
+        for name in ("smooth_s", "max_gap_s", "min_length_s", "margin"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} {getattr(self, name)}: must be 0 or more")
+
+    @property
+    def nms(self) -> str:
+        """`soft` or `hard`."""
+        return "hard" if self.soft_sigma is None else "soft"
+
+    @property
+    def iou_threshold(self) -> float:
+        """The IoU above which NMS acts, with its default filled in."""
+        if self.nms_iou is not None:
+            return self.nms_iou
+        return HARD_NMS_IOU if self.nms == "hard" else 0.0
+
+
+def localize_options(
+    spans: Sequence[float] | None = None,
+    stride: int | None = None,
+    min_score: float | None = None,
+    nms_iou: float | None = None,
+    nms: str | None = None,
+) -> LocalizeOptions:
+    """`LocalizeOptions` from the knobs the API and the CLI expose; None keeps a default."""
+    given: dict = {"stride": stride, "min_score": min_score, "nms_iou": nms_iou}
+    given = {k: v for k, v in given.items() if v is not None}
+    if spans is not None:
+        given["spans"] = tuple(float(v) for v in spans)
+    if nms is not None:
+        if nms not in NMS_MODES:
+            raise UserError(f"--nms {nms!r}: choose one of {', '.join(NMS_MODES)}")
+        given["soft_sigma"] = None if nms == "hard" else LocalizeOptions.soft_sigma
+    return LocalizeOptions(**given)
+
+
+def _fmt(values) -> str:
+    return ",".join(f"{v:.3g}" for v in values)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one model samples one video: the fine rate, and per scale the samples between a
+    window's frames, the span as a factor of the training clip's, and in seconds."""
+
+    rate: float
+    steps: tuple[int, ...]
+    spans: tuple[float, ...]
+    span_s: tuple[float, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "sample_fps": round(self.rate, 4),
+            "spans": [round(s, 4) for s in self.spans],
+            "span_s": [round(s, 4) for s in self.span_s],
+            "window_step": list(self.steps),
+        }
+
+
+def plan_sampling(clf, options: LocalizeOptions, video_fps: float, video: object = "") -> Sampling:
+    """The fine rate and window steps that realise `options.spans` for `clf` on a video of
+    `video_fps` frames per second (0: unknown).
+
+    A window of span s holds the model's T frames, s / sample_fps seconds apart, so the fine
+    rate is sample_fps / min(spans), but no more than the video has frames: then the
+    shortest span is sample_fps / video_fps. Spans that cannot run (within 5 %) are a
+    UserError naming the ones that can; default spans are raised to fit instead.
+    """
+    cap = video_fps if video_fps > 0 else math.inf
+    unit_floor = clf.sample_fps / cap  # the shortest span this video's frames allow
+    spans = options.spans
+    if spans is None:
+        base = max(DEFAULT_SPANS[0], unit_floor)
+        spans = tuple(base * s / DEFAULT_SPANS[0] for s in DEFAULT_SPANS)
+    rate = clf.sample_fps / min(spans)
+    if rate >= cap * (1 - 1e-6):
+        rate = cap  # exactly: a hair above the video's rate would skip frames now and then
+    unit = clf.sample_fps / rate
+    steps = tuple(max(1, round(s / unit)) for s in spans)
+    real = tuple(k * unit for k in steps)
+    if any(abs(r - s) > SPAN_TOLERANCE * s for r, s in zip(real, spans, strict=True)):
+        raise UserError(
+            f"spans {_fmt(spans)} cannot run on {video}: at {video_fps:g} fps, windows of this "
+            f"model (trained at {clf.sample_fps:g} fps) span whole multiples of {unit:.3g} "
+            f"training clips; valid spans are {_fmt([unit * k for k in (1, 2, 3, 4)])}, ..., "
+            f"e.g. --spans {_fmt([unit, 2 * unit])} (or leave --spans out to fit the video)"
+        )
+    span_s = tuple(clf.frames * k / rate for k in steps)
+    return Sampling(rate, steps, real, span_s)
 
 
 # ---------------------------------------------------------------------- intervals
@@ -85,8 +214,9 @@ def temporal_iou(a: tuple[float, float], b: np.ndarray) -> np.ndarray:
 def temporal_nms(segments: list[dict], iou: float, soft_sigma: float | None = None) -> list[dict]:
     """Temporal NMS per label, best-scored segment first. Hard (`soft_sigma` None): drop
     same-label segments overlapping a kept one by more than `iou`. Soft (Bodla et al. 2017,
-    as BSN/BMN use it): multiply their scores by exp(-IoU² / soft_sigma) instead, so a
-    fragment of a found action sinks in the ranking without a true neighbour being lost.
+    as BSN/BMN use it): multiply the scores of those overlapping by more than `iou` by
+    exp(-IoU² / soft_sigma) instead, so a fragment of a found action sinks in the ranking
+    without a true neighbour being lost (`iou` 0: every overlap decays).
     Returns new dicts, best first."""
     kept: list[dict] = []
     for label in dict.fromkeys(s["label"] for s in segments):
@@ -104,7 +234,8 @@ def temporal_nms(segments: list[dict], iou: float, soft_sigma: float | None = No
                 pool = [s for s, o in zip(pool, overlap, strict=True) if o <= iou]
             else:
                 for s, o in zip(pool, overlap, strict=True):
-                    s["score"] *= float(np.exp(-(o**2) / soft_sigma))
+                    if o > iou:
+                        s["score"] *= float(np.exp(-(o**2) / soft_sigma))
     return sorted(kept, key=lambda s: -s["score"])
 
 
@@ -203,7 +334,7 @@ def segments_from_probs(
         for t0, t1, score in proposals(times, probs[:, k], options, end):
             if score >= options.min_score:
                 candidates.append({"label": label, "t_start": t0, "t_end": t1, "score": score})
-    kept = temporal_nms(candidates, options.nms_iou, options.soft_sigma)
+    kept = temporal_nms(candidates, options.iou_threshold, options.soft_sigma)
     segments = [
         {
             "label": s["label"],
@@ -234,16 +365,15 @@ def score_windows(
     clf,
     video: str | os.PathLike,
     options: LocalizeOptions,
+    sampling: Sampling,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[object, np.ndarray, list[WindowScores]]:
-    """Stream the video once; classify windows of every scale in batches.
+    """Stream the video once at `sampling.rate`; classify windows of every scale in batches.
 
     Returns (source info, fine grid times (N,), one WindowScores per scale).
     """
-    base = min(options.spans)
-    rate = clf.sample_fps / base
-    steps = [max(1, round(s / base)) for s in options.spans]
-    scales = [WindowScores(s, k) for s, k in zip(options.spans, steps, strict=True)]
+    rate, steps = sampling.rate, list(sampling.steps)
+    scales = [WindowScores(s, k) for s, k in zip(sampling.spans, steps, strict=True)]
     T = clf.frames
     keep = (T - 1) * max(steps) + 1
     info, frames = iter_frames(video, clf.size, rate)
@@ -359,8 +489,10 @@ def localize(
     decoding the video at its own rate: e.g. a model trained on trimmed clips (sure of the
     class) with one trained on windows cut from long videos (`synth --kind windows`: sure
     of the edges). Returns {"video", "model", "models", "duration_s", "classes",
-    "background", "segments", "actionness": {"t", "p"}, "options"}; `plot` draws ground
-    truth (`truth`, if given) against the predicted segments on a timeline.
+    "background", "segments", "actionness": {"t", "p"}, "options", "truncated",
+    "decoded_duration_s", "truncated_reason"}: `duration_s` is the time that decoded (less
+    than the video's when `truncated`), `options` what ran (`_options_report`). `plot`
+    draws ground truth (`truth`, if given) against the predicted segments on a timeline.
     """
     options = options or LocalizeOptions()
     models = [clf, *ensemble]
@@ -370,21 +502,24 @@ def localize(
                 "the ensemble's models must have the same classes in the same order; "
                 "train them on data with the same classes.json"
             )
+    container, header = open_source(video)  # the frame rate bounds the sampling rate
+    container.close()
+    plans = [plan_sampling(m, options, header.fps, video) for m in models]
     grid, info, fused = np.zeros(0), None, []
-    for n, model in enumerate(models):
+    for n, (model, plan) in enumerate(zip(models, plans, strict=True)):
         step = None if progress is None else (lambda f, n=n: progress((n + f) / len(models)))
-        m_info, m_grid, scales = score_windows(model, video, options, step)
-        curves = fuse_curves(
-            m_grid, scales, round(options.smooth_s * model.sample_fps / min(options.spans))
-        )
+        m_info, m_grid, scales = score_windows(model, video, options, plan, step)
+        curves = fuse_curves(m_grid, scales, round(options.smooth_s * plan.rate))
         if n == 0:
             grid, info = m_grid, m_info
             fused.append(curves)
         else:  # onto the first model's time grid
             fused.append(np.stack([np.interp(grid, m_grid, c) for c in curves.T], 1))
     curves = np.mean(fused, axis=0)
-    rate = clf.sample_fps / min(options.spans)
-    duration = float(info.duration_s or (grid[-1] + 1.0 / rate if len(grid) else 0.0))
+    # What decoded, not what the header claims: a cut-off video ends where its frames end.
+    duration = float(
+        info.decoded_duration_s or (grid[-1] + 1.0 / plans[0].rate if len(grid) else 0.0)
+    )
     background = BACKGROUND if BACKGROUND in clf.classes else None
     segments = segments_from_probs(grid, curves, clf.classes, background, options, end=duration)
     for s in segments:
@@ -405,7 +540,8 @@ def localize(
             "t": [round(float(t), 3) for t in grid],
             "p": [round(float(v), 4) for v in actionness],
         },
-        "options": asdict(options),
+        "options": _options_report(options, plans, models),
+        **info.result_fields(),
     }
     if plot:
         from vidclass.report.plots import plot_segments
@@ -419,6 +555,23 @@ def localize(
             title=os.path.basename(str(video)),
         )
     return result
+
+
+def _options_report(options: LocalizeOptions, plans: list[Sampling], models: list) -> dict:
+    """The options as they ran: real spans (factors, seconds, samples between a window's
+    frames) and sampling rate of the first model, the NMS mode and the IoU it used."""
+    report = asdict(options) | plans[0].as_dict()
+    report |= {
+        "spans_requested": None if options.spans is None else list(options.spans),
+        "nms": options.nms,
+        "nms_iou": options.iou_threshold,
+    }
+    if len(models) > 1:
+        report["ensemble"] = [
+            {"model": m.config["model"], **p.as_dict()}
+            for m, p in zip(models[1:], plans[1:], strict=True)
+        ]
+    return report
 
 
 def read_truth(video: str | os.PathLike) -> list[dict] | None:

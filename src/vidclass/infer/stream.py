@@ -35,7 +35,12 @@ class StreamFrame:
 
 @dataclass
 class SourceInfo:
-    """What the stream is: a file has a duration, a live source does not."""
+    """What the stream is: a file has a duration, a live source does not.
+
+    The last three fields are filled in once the frames have all been read, so a caller can
+    tell a whole video from one whose decoding stopped early (a damaged or cut-off file):
+    results for part of a video must say so.
+    """
 
     path: str
     fps: float
@@ -43,9 +48,28 @@ class SourceInfo:
     height: int
     duration_s: float | None
     live: bool
+    frames_announced: int = 0  # the header's frame count (0: not given)
+    decoded_duration_s: float | None = None  # time covered by the frames that decoded
+    truncated: bool = False  # decoding stopped before the end of the video
+    truncated_reason: str | None = None
+
+    def result_fields(self) -> dict:
+        """The `truncated` / `decoded_duration_s` / `truncated_reason` entries of a result."""
+        decoded = self.decoded_duration_s
+        return {
+            "truncated": self.truncated,
+            "decoded_duration_s": None if decoded is None else round(decoded, 3),
+            "truncated_reason": self.truncated_reason,
+        }
 
 
 _END = object()
+# A file whose frames stop this far short of the duration its header announces was cut off
+# (a partial download or copy) even when FFmpeg reports no error, which is the usual case:
+# its frame-threaded decoder drops the error of a cut frame, and a demuxer reaching the end
+# of a cut file sees an ordinary end of file. The larger of 0.5 s and 5 %: whole real clips
+# stop within a frame or two of their header's duration.
+SHORT_BY_S, SHORT_BY_SHARE = 0.5, 0.05
 
 
 def is_live_source(source: str | os.PathLike) -> bool:
@@ -77,7 +101,13 @@ def open_source(source: str | os.PathLike) -> tuple[av.container.InputContainer,
         elif container.duration:
             duration = container.duration / 1_000_000
     info = SourceInfo(
-        str(source), fps, stream.codec_context.width, stream.codec_context.height, duration, live
+        str(source),
+        fps,
+        stream.codec_context.width,
+        stream.codec_context.height,
+        duration,
+        live,
+        frames_announced=int(stream.frames or 0),
     )
     return container, info
 
@@ -98,6 +128,7 @@ def iter_frames(
     container, info = open_source(source)
     q: queue.Queue = queue.Queue(maxsize=max_queue)
     stop = threading.Event()
+    last = {"t": None}  # the time of the last decoded frame, written by the decoder thread
 
     def produce() -> None:
         try:
@@ -116,6 +147,7 @@ def iter_frames(
                     t = ft - first_pts
                 else:
                     t = i / info.fps
+                last["t"] = t
                 picked = None
                 if sample and t + 1e-9 >= next_t:
                     # Converted by the consumer: the decoder thread only decodes, so decoding
@@ -131,6 +163,8 @@ def iter_frames(
             if skipped is not None:
                 q.put(skipped)  # the last frame tells the consumer where the video ends
         except av.error.FFmpegError as exc:
+            if skipped is not None:
+                q.put(skipped)  # where the decoded part ends
             q.put(VideoError(info.path, f"decoding failed ({exc}); re-encode the video"))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, never lost
             q.put(exc)
@@ -149,7 +183,9 @@ def iter_frames(
                     break
                 if isinstance(item, Exception):
                     if isinstance(item, VideoError) and got_any:
-                        break  # a damaged tail: keep what decoded
+                        # A damaged tail: keep what decoded, and say so.
+                        info.truncated, info.truncated_reason = True, item.reason
+                        break
                     raise item
                 got_any = True
                 if item.sample is not None:
@@ -157,6 +193,7 @@ def iter_frames(
                 yield item
             if not got_any:
                 raise VideoError(info.path, "no frame could be decoded (corrupt or empty video)")
+            _note_decoded(info, last["t"])
         finally:
             stop.set()
             while thread.is_alive():  # unblock a producer waiting on a full queue
@@ -168,3 +205,22 @@ def iter_frames(
             container.close()
 
     return info, consume()
+
+
+def _note_decoded(info: SourceInfo, last_t: float | None) -> None:
+    """Record how much of the video decoded; a file that stops well short of what its header
+    announces (duration, or frame count: FFmpeg re-estimates a cut AVI's duration from what
+    is left of it, not its frame count) was cut off, error or not."""
+    if last_t is None:
+        return
+    frame_s = 1.0 / info.fps if info.fps > 0 and not info.live else 0.0
+    info.decoded_duration_s = last_t + frame_s
+    expected = max(info.duration_s or 0.0, info.frames_announced * frame_s)
+    if info.truncated or info.live or not expected:
+        return
+    if info.decoded_duration_s < expected - max(SHORT_BY_S, SHORT_BY_SHARE * expected):
+        info.truncated = True
+        info.truncated_reason = (
+            f"the frames stop at {info.decoded_duration_s:.1f} s of the "
+            f"{expected:.1f} s its header announces (cut off?)"
+        )
