@@ -738,7 +738,8 @@ def localize(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.inputs import output_path
-    from vidclass.infer.localize import localize_options, read_truth
+    from vidclass.infer.localize import read_truth
+    from vidclass.infer.options import localize_options
     from vidclass.progress import make_progress
 
     factors = None if spans is None else _parse_floats("--spans", spans, "0.4,0.8")

@@ -308,7 +308,8 @@ class Classifier:
         defaults; `nms` is `soft` (the default) or `hard`, `nms_iou` the IoU above which it
         acts (hard: drops [0.4]; soft: decays [every overlap]); `truth` segments only
         appear on the `plot`; `ensemble` averages more models' curves with this one's."""
-        from vidclass.infer.localize import localize, localize_options
+        from vidclass.infer.localize import localize
+        from vidclass.infer.options import localize_options
 
         options = localize_options(spans, stride, min_score, nms_iou, nms)
         return localize(

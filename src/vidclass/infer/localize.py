@@ -39,114 +39,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from vidclass.errors import UserError
+from vidclass.infer.options import (
+    DEFAULT_SPANS,
+    SPAN_TOLERANCE,
+    LocalizeOptions,
+    fmt_values,
+)
 from vidclass.infer.smoothing import rolling_average
 from vidclass.infer.stream import iter_frames, open_source
 from vidclass.infer.threads import decoder_core
 
 BACKGROUND = "background"
-DEFAULT_SPANS = (0.4, 0.8)  # x the training clip's span, where the video's frame rate allows
-HARD_NMS_IOU = 0.4  # hard NMS's default overlap; soft NMS decays every overlap by default
-SPAN_TOLERANCE = 0.05  # a span may run this much (relative) off the one asked for
-NMS_MODES = ("soft", "hard")
-
-
-@dataclass(frozen=True)
-class LocalizeOptions:
-    """The knobs of `localize`; the defaults were tuned on held-out synthetic long videos
-    (never the ones that the benchmark reports).
-
-    `spans`: window time spans, as factors of the training clip's span; each must be a whole
-    multiple of the smallest (a window's frames are whole samples apart). None: 0.4 and 0.8,
-    both raised as far as a low frame rate requires (an 8 fps video with a model trained at
-    8 fps: 1 and 2). NMS is soft (`soft_sigma`: Gaussian decay of overlapping scores) or hard
-    (`soft_sigma=None`: overlapping segments dropped); `nms_iou` is the IoU above which it
-    acts, in either mode: hard drops segments overlapping a better one by more than it
-    [0.4], soft decays only those [None: every overlap, 0].
-    """
-
-    spans: tuple[float, ...] | None = None
-    stride: int = 2  # fine samples between consecutive windows of one scale
-    smooth_s: float = 0.5  # centred rolling average of the fused curves, seconds
-    thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-    max_gap_s: float = 0.4  # dips below the threshold shorter than this are bridged
-    min_length_s: float = 0.4  # shorter proposals are dropped
-    margin: float = 0.25  # each outer margin, as a share of the proposal's length
-    nms_iou: float | None = None  # None: 0.4 for hard NMS, 0 (every overlap) for soft
-    soft_sigma: float | None = 0.5  # soft NMS (Gaussian decay); None: hard NMS
-    min_score: float = 0.05
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if self.spans is not None:
-            if not self.spans or min(self.spans) <= 0:
-                raise UserError(
-                    f"spans {self.spans}: must be positive factors of the training clip's time "
-                    "span, e.g. --spans 0.4,0.8"
-                )
-            base = min(self.spans)
-            off = [s for s in self.spans if abs(round(s / base) * base - s) > SPAN_TOLERANCE * s]
-            if off:
-                raise UserError(
-                    f"spans {_fmt(self.spans)}: {_fmt(off)} is not a whole multiple of the "
-                    f"smallest span {base:g} (a window's frames are whole samples apart); "
-                    f"valid spans are {_fmt([base * k for k in (1, 2, 3, 4)])}, ..., "
-                    f"e.g. --spans {_fmt([base, 2 * base])}"
-                )
-        if self.stride < 1 or self.batch_size < 1:
-            raise UserError(
-                f"stride {self.stride}, batch_size {self.batch_size}: both must be at least 1"
-            )
-        if not self.thresholds or not all(0 < t < 1 for t in self.thresholds):
-            raise UserError(
-                f"thresholds {self.thresholds}: must lie strictly between 0 and 1, e.g. 0.3,0.5"
-            )
-        if self.soft_sigma is not None and self.soft_sigma <= 0:
-            raise UserError(
-                f"soft_sigma {self.soft_sigma}: must be positive (e.g. 0.5), or None for hard NMS"
-            )
-        if self.nms_iou is not None:
-            low_ok = self.nms_iou >= 0 if self.nms == "soft" else self.nms_iou > 0
-            if not (low_ok and self.nms_iou <= 1):
-                valid = "[0, 1] for soft NMS" if self.nms == "soft" else "(0, 1] for hard NMS"
-                raise UserError(f"nms_iou (--nms-iou) {self.nms_iou}: must lie in {valid}")
-        for name in ("smooth_s", "max_gap_s", "min_length_s", "margin"):
-            if getattr(self, name) < 0:
-                raise UserError(f"{name} {getattr(self, name)}: must be 0 or more")
-
-    @property
-    def nms(self) -> str:
-        """`soft` or `hard`."""
-        return "hard" if self.soft_sigma is None else "soft"
-
-    @property
-    def iou_threshold(self) -> float:
-        """The IoU above which NMS acts, with its default filled in."""
-        if self.nms_iou is not None:
-            return self.nms_iou
-        return HARD_NMS_IOU if self.nms == "hard" else 0.0
-
-
-def localize_options(
-    spans: Sequence[float] | None = None,
-    stride: int | None = None,
-    min_score: float | None = None,
-    nms_iou: float | None = None,
-    nms: str | None = None,
-) -> LocalizeOptions:
-    """`LocalizeOptions` from the knobs the API and the CLI expose; None keeps a default."""
-    given: dict = {"stride": stride, "min_score": min_score, "nms_iou": nms_iou}
-    given = {k: v for k, v in given.items() if v is not None}
-    if spans is not None:
-        given["spans"] = tuple(float(v) for v in spans)
-    if nms is not None:
-        if nms not in NMS_MODES:
-            raise UserError(f"--nms {nms!r}: choose one of {', '.join(NMS_MODES)}")
-        given["soft_sigma"] = None if nms == "hard" else LocalizeOptions.soft_sigma
-    return LocalizeOptions(**given)
-
-
-def _fmt(values) -> str:
-    return ",".join(f"{v:.3g}" for v in values)
 
 
 @dataclass(frozen=True)
@@ -191,10 +94,10 @@ def plan_sampling(clf, options: LocalizeOptions, video_fps: float, video: object
     real = tuple(k * unit for k in steps)
     if any(abs(r - s) > SPAN_TOLERANCE * s for r, s in zip(real, spans, strict=True)):
         raise UserError(
-            f"spans {_fmt(spans)} cannot run on {video}: at {video_fps:g} fps, windows of this "
+            f"spans {fmt_values(spans)} cannot run on {video}: at {video_fps:g} fps, windows of this "
             f"model (trained at {clf.sample_fps:g} fps) span whole multiples of {unit:.3g} "
-            f"training clips; valid spans are {_fmt([unit * k for k in (1, 2, 3, 4)])}, ..., "
-            f"e.g. --spans {_fmt([unit, 2 * unit])} (or leave --spans out to fit the video)"
+            f"training clips; valid spans are {fmt_values([unit * k for k in (1, 2, 3, 4)])}, ..., "
+            f"e.g. --spans {fmt_values([unit, 2 * unit])} (or leave --spans out to fit the video)"
         )
     span_s = tuple(clf.frames * k / rate for k in steps)
     return Sampling(rate, steps, real, span_s)
