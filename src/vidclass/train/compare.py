@@ -94,8 +94,9 @@ def compare(
                 }
             )
             log(
-                f"    top-1 {metrics['top1']:.1%}, pair accuracy "
-                f"{_pct(metrics['pair_accuracy'])}, {result.train_time_s:.0f} s"
+                f"    top-1 {metrics['top1']:.1%} on {REPORT_SPLIT}, pair accuracy "
+                f"{_pct(metrics['pair_accuracy'])}, epoch {result.best_epoch} "
+                f"({_chosen(result.selection)}), {result.train_time_s:.0f} s, {entry['run']}"
             )
         except (UserError, RuntimeError, ValueError) as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"
@@ -165,6 +166,12 @@ def write_outputs(out: Path, comparison: dict) -> None:
     ckpt.atomic_write_text(out / "comparison.json", json.dumps(comparison, indent=2))
     write_comparison_markdown(out, comparison)
     write_comparison_report(out, comparison)
+
+
+def _chosen(selection: dict | None) -> str:
+    if selection and selection.get("split") and selection.get("rule") != "last epoch":
+        return f"chosen on {selection['split']}"
+    return "the last: " + (selection or {}).get("reason", "no validation split")
 
 
 def _pct(x: float | None) -> str:
