@@ -22,7 +22,7 @@ from vidclass.errors import UserError
 from vidclass.models import DESCRIPTIONS, MODELS, build, count_flops, example_batch
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.evaluate import evaluate
-from vidclass.train.loop import RunMismatch, TrainConfig, train
+from vidclass.train.loop import LAST_EPOCH, RunMismatch, TrainConfig, train
 
 REPORT_SPLIT = "test"
 
@@ -169,7 +169,7 @@ def write_outputs(out: Path, comparison: dict) -> None:
 
 
 def _chosen(selection: dict | None) -> str:
-    if selection and selection.get("split") and selection.get("rule") != "last epoch":
+    if selection and selection.get("split") and selection.get("rule") != LAST_EPOCH:
         return f"chosen on {selection['split']}"
     return "the last: " + (selection or {}).get("reason", "no validation split")
 
