@@ -29,14 +29,14 @@ from vidclass.train.config import TrainConfig
 TEMPORAL = ("early_fusion", "slow_fusion", "cnn_lstm", "two_stream", "slowfast")
 
 
-def run_seed(seed: int, models: list[str], out: Path) -> dict:
+def run_seed(seed: int, models: list[str], out: Path, epochs: int | None) -> dict:
     videos, prepared = out / f"seed{seed}" / "videos", out / f"seed{seed}" / "prepared"
     if not (videos / "classes.json").exists():
         generate(videos, seed=seed, quiet=True)
     prepare(videos, prepared, quiet=True)
-    return compare(
-        prepared, models, out / f"seed{seed}" / "compare", TrainConfig(model=""), quiet=True
-    )
+    base = TrainConfig(model="") if epochs is None else TrainConfig(model="", epochs=epochs)
+    name = "compare" if epochs is None else f"compare-{epochs}ep"
+    return compare(prepared, models, out / f"seed{seed}" / name, base, quiet=True)
 
 
 def main() -> None:
@@ -44,13 +44,14 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--models", default="all")
     ap.add_argument("--out", type=Path, default=Path("bench-out/accuracy"))
+    ap.add_argument("--epochs", type=int, help="Another budget than the default (12 epochs).")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     models = parse_models(args.models)
     results = {}
     for seed in seeds:
         print(f"seed {seed}", flush=True)
-        comparison = run_seed(seed, models, args.out)
+        comparison = run_seed(seed, models, args.out, args.epochs)
         results[seed] = {m["name"]: m for m in comparison["methods"]}
         ds = comparison["dataset"]
         print(
@@ -97,7 +98,8 @@ def main() -> None:
         "\nclaim (every temporal method >= 95 % top-1 on every seed): "
         + ("met" if not below else f"NOT met by {', '.join(below)}")
     )
-    (args.out / "summary.json").write_text(
+    tag = "" if args.epochs is None else f"-{args.epochs}ep"
+    (args.out / f"summary{tag}.json").write_text(
         json.dumps({"seeds": seeds, "methods": summary}, indent=2)
     )
 
