@@ -49,7 +49,7 @@ def main() -> None:
 
     from vidclass import Classifier
     from vidclass.data.synthetic_multi import generate_multi
-    from vidclass.infer.detection_metrics import evaluate_detection
+    from vidclass.evaluation.detection import evaluate_detection
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_detect_"))
     scenes = args.scenes or tmp / "scenes"

@@ -102,7 +102,7 @@ def test_tracker_drops_lost_tracks_and_waits_for_hits():
 
 
 def test_average_precision_by_hand():
-    from vidclass.infer.detection_metrics import average_precision
+    from vidclass.evaluation.ap import average_precision
 
     # precisions 1, 1/2, 2/3 at recalls 1/2, 1/2, 1 -> 1/2 * 1 + 1/2 * 2/3
     assert average_precision(np.array([True, False, True]), 2) == pytest.approx(5 / 6)
@@ -112,7 +112,7 @@ def test_average_precision_by_hand():
 
 
 def test_frame_map_matches_each_truth_once_and_ignores_background():
-    from vidclass.infer.detection_metrics import frame_map
+    from vidclass.evaluation.detection import frame_map
 
     box, other = np.array([0, 0, 10, 10]), np.array([50, 50, 60, 60])
     truths = [
@@ -138,7 +138,7 @@ def test_frame_map_matches_each_truth_once_and_ignores_background():
 
 
 def test_tracking_metrics_count_switches_misses_and_idf1():
-    from vidclass.infer.detection_metrics import tracking_metrics
+    from vidclass.evaluation.detection import tracking_metrics
 
     box = np.array([0, 0, 10, 10])
     truth = {("v", t): [(1, box)] for t in range(4)}
@@ -218,8 +218,9 @@ def scene(tmp_path_factory):
 
 
 def test_motion_detector_finds_the_moving_actors(scene):
+    from vidclass.evaluation.ap import box_iou
     from vidclass.infer.detect import _prime_motion
-    from vidclass.infer.detectors import MotionDetector, box_iou
+    from vidclass.infer.detectors import MotionDetector
     from vidclass.infer.stream import iter_frames
 
     truth = json.loads(scene.with_suffix(".json").read_text())
@@ -357,7 +358,7 @@ def test_tube_clips_are_labelled_windows_ready_for_prepare(tmp_path):
 
 
 def test_predictions_become_per_box_detections():
-    from vidclass.infer.detection_metrics import prediction_items
+    from vidclass.evaluation.detection import prediction_items
 
     track = {
         "track_id": 5,
@@ -387,7 +388,7 @@ def test_point5_evaluate_detection_counts_missing_prediction_files(tmp_path):
     from typer.testing import CliRunner
 
     from vidclass.cli import app
-    from vidclass.infer.detection_metrics import evaluate_detection
+    from vidclass.evaluation.detection import evaluate_detection
 
     box = [10.0, 10.0, 40.0, 60.0]
     truth = {

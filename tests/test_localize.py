@@ -16,16 +16,12 @@ from vidclass.data.prepare import prepare
 from vidclass.data.synthetic import generate
 from vidclass.data.synthetic_long import generate_long
 from vidclass.errors import UserError
+from vidclass.evaluation.ap import interpolated_ap, temporal_iou
+from vidclass.evaluation.localization import average_precision, localization_map
 from vidclass.infer.localize import (
     LocalizeOptions,
     segments_from_probs,
-    temporal_iou,
     temporal_nms,
-)
-from vidclass.train.localization_metrics import (
-    average_precision,
-    interpolated_ap,
-    localization_map,
 )
 from vidclass.train.loop import TrainConfig, train
 

@@ -828,7 +828,7 @@ def evaluate_localization(
     """
     import json
 
-    from vidclass.train.localization_metrics import evaluate_folders
+    from vidclass.evaluation.localization import evaluate_folders
 
     thresholds = _parse_floats("--tious", tious, "0.3,0.5,0.7")
     if not all(0 < t <= 1 for t in thresholds):
@@ -980,7 +980,7 @@ def evaluate_detection_cmd(
     """
     import json
 
-    from vidclass.infer.detection_metrics import evaluate_detection
+    from vidclass.evaluation.detection import evaluate_detection
 
     result = evaluate_detection(pred, gt, iou_threshold=iou)
     table = Table(title=f"frame-mAP@{iou:g} over {result['videos']} videos")

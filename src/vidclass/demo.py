@@ -114,9 +114,9 @@ def localize_long(
     import json
 
     from vidclass.data.synthetic_long import generate_long
+    from vidclass.evaluation.localization import localization_map
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.localize import read_truth
-    from vidclass.train.localization_metrics import localization_map
 
     generate_long(long_dir, count=1, seed=seed + 2000, seconds=60, quiet=quiet)
     video = long_dir / "long_000.mp4"
