@@ -28,10 +28,10 @@ from vidclass.data.synthetic_long import generate_long
 from vidclass.evaluation.localization import localization_map
 from vidclass.infer.classifier import Classifier
 from vidclass.infer.localize import LocalizeOptions, plan_sampling, read_truth
-from vidclass.infer.stream import iter_frames, open_source
 from vidclass.models import MODELS
 from vidclass.train.compare import compare
 from vidclass.train.loop import TrainConfig
+from vidclass.video.reader import iter_frames, open_source
 
 
 def decode_floor(videos: list[Path], sample_fps: float, size: int) -> float:

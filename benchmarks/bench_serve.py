@@ -47,7 +47,7 @@ def make_run(root: Path) -> Path:
 
 def make_videos(root: Path, count: int, seconds: float) -> list[Path]:
     """`count` different short H.264 clips: a square crossing a plain background."""
-    from vidclass.data.synthetic import write_video
+    from vidclass.video.writer import write_video
 
     paths = []
     fps, w, h = 15, 160, 120

@@ -221,7 +221,7 @@ def test_motion_detector_finds_the_moving_actors(scene):
     from vidclass.evaluation.ap import box_iou
     from vidclass.infer.detect import _prime_motion
     from vidclass.infer.detectors import MotionDetector
-    from vidclass.infer.stream import iter_frames
+    from vidclass.video.reader import iter_frames
 
     truth = json.loads(scene.with_suffix(".json").read_text())
     detector = MotionDetector()

@@ -21,9 +21,9 @@ from vidclass.data.synthetic import (
     group_sizes,
     render_clip,
     sample_scene,
-    write_video,
 )
 from vidclass.errors import UserError
+from vidclass.video.writer import write_video
 
 SIZE = (64, 48)
 PER_CLASS = 2

@@ -541,8 +541,8 @@ def compare(
 def video_inputs(items: list[str]) -> list[str]:
     """The videos that predict/localize/detect work on (folders scanned, see `scan_inputs`);
     the files a folder scan skipped are named in one line, never dropped without a word."""
-    from vidclass.data.probe import VIDEO_EXTENSIONS, skipped_summary
     from vidclass.infer.inputs import scan_inputs
+    from vidclass.video.probe import VIDEO_EXTENSIONS, skipped_summary
 
     sources, skipped = scan_inputs(items)
     if skipped:
@@ -607,7 +607,7 @@ def predict(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.inputs import output_path
-    from vidclass.infer.stream import is_live_source
+    from vidclass.video.reader import is_live_source
 
     clf = Classifier.load(run, backend=backend)
     sources = video_inputs(videos)

@@ -5,11 +5,11 @@ Torch is imported only by the Dataset, so the decode workers of `prepare` start 
 
 from __future__ import annotations
 
-from vidclass.data.decode import IMAGENET_MEAN, IMAGENET_STD, read_frames
 from vidclass.data.prepare import PrepareResult, prepare, read_manifest
-from vidclass.data.probe import VideoInfo, probe
 from vidclass.data.sampling import pad_clip, sample_indices
 from vidclass.data.splits import read_ucf101_splits, stratified_group_split
+from vidclass.video.decode import IMAGENET_MEAN, IMAGENET_STD, read_frames
+from vidclass.video.probe import VideoInfo, probe
 
 __all__ = [
     "IMAGENET_MEAN",

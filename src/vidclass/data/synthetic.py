@@ -17,8 +17,8 @@ reuse the parts:
   noise or camera jitter;
 * ``render_clip`` composes a scene, one motion, camera jitter and noise into frames (reversed
   for the twin class) plus per-frame boxes;
-* ``write_video`` encodes frames to an MP4 atomically; ``generate`` fans clips out to worker
-  processes and writes ``metadata.csv`` and ``classes.json``.
+* ``vidclass.video.writer.write_video`` encodes frames to an MP4 atomically; ``generate`` fans
+  clips out to worker processes and writes ``metadata.csv`` and ``classes.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 
@@ -44,6 +43,7 @@ from vidclass.data.splits import UCF101_GROUP_REGEX
 from vidclass.errors import UserError
 from vidclass.parallel import process_pool
 from vidclass.progress import track
+from vidclass.video.writer import write_video
 
 # --------------------------------------------------------------------------- classes
 
@@ -620,50 +620,6 @@ def render_clip(
     if reverse:
         frames, boxes = frames[::-1].copy(), boxes[::-1].copy()
     return Clip(frames, boxes)
-
-
-# --------------------------------------------------------------------------- encoding
-
-# Constant-QP intra-only H.264: every frame is coded on its own, so
-# (1) decoding the reversed twin gives exactly the reversed frames of the forward clip: no
-#     I/P/B-frame quality pattern that a single-frame model could tie to the start state, and
-# (2) seeking to any frame is one decode. x264 is also bit-exact run to run this way
-#     (its macroblock-tree lookahead, used by CRF with inter frames, was not).
-X264_OPTIONS = {"preset": "veryfast", "qp": "20", "threads": "1"}
-
-
-def write_video(path: Path | str, frames: np.ndarray, fps: int, gop: int = 1) -> None:
-    """Encode uint8 RGB frames (T, H, W, 3) to an H.264 yuv420p MP4, atomically.
-
-    The file appears under its final name only once complete (temp name + rename), so a reader
-    never sees a half-written video. H and W must be even (yuv420p). `gop` > 1 gives smaller
-    files with inter frames (still deterministic with constant QP).
-    """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(
-            f"frames must be non-empty uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}"
-        )
-    _, height, width, _ = frames.shape
-    if height % 2 or width % 2:
-        raise ValueError(f"H.264 yuv420p needs even width and height, got {width}x{height}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps, options=dict(X264_OPTIONS))
-            stream.width, stream.height = width, height
-            stream.pix_fmt = "yuv420p"
-            stream.gop_size = max(1, gop)
-            for i, image in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame.pts = i
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- dataset

@@ -23,10 +23,10 @@ from vidclass.data.synthetic import (
     _rng,
     render_clip,
     sample_scene,
-    write_video,
 )
 from vidclass.errors import UserError
 from vidclass.progress import track
+from vidclass.video.writer import write_video
 
 IDLE_S = (1.5, 4.0)  # still stretches between actions
 # Renditions per action segment. One by default: back-to-back renditions make the actor

@@ -47,10 +47,10 @@ from vidclass.data.synthetic import (
     num_frames_for,
     render_background,
     sample_scene,
-    write_video,
 )
 from vidclass.errors import UserError
 from vidclass.progress import track
+from vidclass.video.writer import write_video
 
 ACTORS = (2, 4)  # people per scene
 FIRST_IDLE_S = (0.3, 3.0)  # actors start their first action at different moments

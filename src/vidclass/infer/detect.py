@@ -39,10 +39,10 @@ from vidclass.infer.detectors import (
 from vidclass.infer.localize import LocalizeOptions, segments_from_probs
 from vidclass.infer.options import DetectOptions
 from vidclass.infer.smoothing import rolling_average
-from vidclass.infer.stream import iter_frames
 from vidclass.infer.threads import decoder_core
 from vidclass.infer.tracking import Tracker
 from vidclass.infer.tubes import CONTEXT, MIN_CROP, tube_clip
+from vidclass.video.reader import iter_frames
 
 BACKGROUND_FRAMES = 25  # frames spread over a file for the motion detector's empty scene
 # Segments per track: the localization's proposals with two more thresholds (0.1, 0.9)
@@ -277,7 +277,7 @@ def annotate_video(video: str | os.PathLike, result: dict, out: str | os.PathLik
     (videos under 480 px high are upscaled by a whole factor so the text can be read)."""
     import cv2
 
-    from vidclass.infer.annotate import VideoWriter
+    from vidclass.video.writer import VideoWriter
 
     by_frame: dict[int, list[tuple[dict, list[float]]]] = {}
     fps = result["fps"]

@@ -47,8 +47,8 @@ from vidclass.infer.options import (
     fmt_values,
 )
 from vidclass.infer.smoothing import rolling_average
-from vidclass.infer.stream import iter_frames, open_source
 from vidclass.infer.threads import decoder_core
+from vidclass.video.reader import iter_frames, open_source
 
 BACKGROUND = "background"
 
