@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
-from vidclass.data.synthetic_long import generate_long
 from vidclass.evaluation.localization import localization_map
 from vidclass.infer.classifier import Classifier
 from vidclass.infer.localize import LocalizeOptions, plan_sampling, read_truth
 from vidclass.models import MODELS
+from vidclass.synth.clips import generate
+from vidclass.synth.long import generate_long
 from vidclass.train.compare import compare
 from vidclass.train.loop import TrainConfig
 from vidclass.video.reader import iter_frames, open_source

@@ -36,7 +36,7 @@ def make_run(root: Path) -> Path:
     """A tiny early_fusion run (one epoch on a small synthetic set): the server's load is
     decoding and the pool, not a big model."""
     from vidclass.data.prepare import prepare
-    from vidclass.data.synthetic import generate
+    from vidclass.synth.clips import generate
     from vidclass.train.loop import TrainConfig, train
 
     generate(root / "videos", per_class=2, size=(64, 48), fps=8, seed=0, quiet=True)

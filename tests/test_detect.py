@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from vidclass.data.synthetic import ACTION_CLASSES, BACKGROUND
-from vidclass.data.synthetic_multi import generate_multi, render_multi
+from vidclass.synth.labels import ACTION_CLASSES, BACKGROUND
+from vidclass.synth.multi import generate_multi, render_multi
 
 
 def test_multi_scene_truth_is_complete_consistent_and_reproducible(tmp_path):
@@ -159,7 +159,7 @@ def test_tracking_metrics_count_switches_misses_and_idf1():
 
 
 def test_tube_crop_is_square_inside_the_frame_near_borders():
-    from vidclass.infer.tubes import square_crop
+    from vidclass.video.tubes import square_crop
 
     crop = square_crop(np.array([150, 100, 160, 120]), width=160, height=120, context=1.5)
     x1, y1, x2, y2 = crop
@@ -171,7 +171,7 @@ def test_tube_crop_is_square_inside_the_frame_near_borders():
 
 
 def test_tube_crop_pads_with_edge_pixels_and_keeps_the_motion_inside():
-    from vidclass.infer.tubes import crop_resize, tube_clip
+    from vidclass.video.tubes import crop_resize, tube_clip
 
     image = np.zeros((40, 60, 3), np.uint8)
     image[:, -1] = 200  # right edge column
@@ -199,7 +199,7 @@ def test_tube_crop_pads_with_edge_pixels_and_keeps_the_motion_inside():
 def tiny_run(tmp_path_factory):
     """An early_fusion run trained for one epoch on tiny synthetic clips (as test_predict)."""
     from vidclass.data.prepare import prepare
-    from vidclass.data.synthetic import generate
+    from vidclass.synth.clips import generate
     from vidclass.train.loop import TrainConfig, train
 
     root = tmp_path_factory.mktemp("detect")
@@ -342,8 +342,8 @@ def test_trained_detector_round_trip_and_clear_error(tmp_path):
 
 
 def test_tube_clips_are_labelled_windows_ready_for_prepare(tmp_path):
-    from vidclass.data.synthetic import CLASSES
-    from vidclass.data.synthetic_multi import TUBE_FRAMES, generate_tubes
+    from vidclass.synth.labels import CLASSES
+    from vidclass.synth.multi import TUBE_FRAMES, generate_tubes
 
     summary = generate_tubes(tmp_path, count=1, seed=4, seconds=4, every_s=1.0, quiet=True)
     assert summary["num_videos"] == sum(summary["per_class"].values()) > 0

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from vidclass import Classifier
 from vidclass.cli import app
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
 from vidclass.errors import UserError
 from vidclass.infer.smoothing import RollingAverage, flicker_rate, label_changes, rolling_average
+from vidclass.synth.clips import generate
 from vidclass.train.loop import TrainConfig, train
 
 runner = CliRunner()

@@ -14,8 +14,8 @@ import torch
 
 from vidclass.data.dataset import VideoDataset
 from vidclass.data.prepare import prepare, read_manifest
-from vidclass.data.synthetic import generate
 from vidclass.errors import UserError
+from vidclass.synth.clips import generate
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.compare import compare
 from vidclass.train.features import feature_folder, feature_path

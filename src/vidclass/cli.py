@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vidclass.data.synthetic import PER_CLASS
 from vidclass.errors import UserError
 from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
+from vidclass.synth.clips import PER_CLASS
 from vidclass.train.config import DEFAULTS as TRAIN
 
 app = typer.Typer(
@@ -161,10 +161,10 @@ def synth(
     background, count = opts.get("--background/--no-background"), opts.get("--count")
     seconds, fps = opts.get("--seconds"), opts.get("--fps")
     if kind in ("long", "windows"):
-        from vidclass.data import synthetic_long
+        from vidclass.synth.long import generate_long, generate_windows
 
         windows = kind == "windows"
-        make = synthetic_long.generate_windows if windows else synthetic_long.generate_long
+        make = generate_windows if windows else generate_long
         summary = make(
             out,
             count=count,
@@ -185,7 +185,7 @@ def synth(
         )
         return
     if kind == "multi":
-        from vidclass.data.synthetic_multi import DEFAULT_SIZE, generate_multi
+        from vidclass.synth.multi import DEFAULT_SIZE, generate_multi
 
         summary = generate_multi(
             out,
@@ -202,7 +202,7 @@ def synth(
         )
         return
     if kind == "tubes":
-        from vidclass.data.synthetic_multi import DEFAULT_SIZE, generate_tubes
+        from vidclass.synth.multi import DEFAULT_SIZE, generate_tubes
 
         summary = generate_tubes(
             out,
@@ -217,7 +217,7 @@ def synth(
             f"{len(summary['classes'])} classes to {out}[/green] ({summary['seconds']:.1f} s)"
         )
         return
-    from vidclass.data.synthetic import generate
+    from vidclass.synth.clips import generate
 
     summary = generate(
         out,

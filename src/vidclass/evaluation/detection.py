@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vidclass.data.synthetic import BACKGROUND
 from vidclass.errors import UserError
 from vidclass.evaluation.ap import average_precision, box_iou
+from vidclass.synth.labels import BACKGROUND
 
 Key = tuple[str, int]  # (video, frame index)
 

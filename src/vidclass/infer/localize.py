@@ -48,9 +48,8 @@ from vidclass.infer.options import (
 )
 from vidclass.infer.smoothing import rolling_average
 from vidclass.infer.threads import decoder_core
+from vidclass.synth.labels import BACKGROUND
 from vidclass.video.reader import iter_frames, open_source
-
-BACKGROUND = "background"
 
 
 @dataclass(frozen=True)
