@@ -1,6 +1,9 @@
-"""Video → tensors: probe, sample, decode, prepare, split, and the Dataset over the result.
+"""Users' videos → tensors: sample, prepare, split, and the Dataset over the result (probing
+and decoding are `vidclass.video`'s, re-exported here as the public `vidclass.data.*`).
 
-Torch is imported only by the Dataset, so the decode workers of `prepare` start light.
+May import `vidclass.video` and the shared utilities (`errors`, `progress`, `parallel`); never
+the synthetic renderer, models, training or inference. Torch is imported only by the Dataset,
+so the decode workers of `prepare` start light.
 """
 
 from __future__ import annotations
