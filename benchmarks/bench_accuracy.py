@@ -22,7 +22,7 @@ import statistics
 from pathlib import Path
 
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
+from vidclass.synth.clips import generate
 from vidclass.train.compare import compare, parse_models
 from vidclass.train.config import TrainConfig
 

@@ -48,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from vidclass import Classifier
-    from vidclass.data.synthetic_multi import generate_multi
-    from vidclass.infer.detection_metrics import evaluate_detection
+    from vidclass.evaluation.detection import evaluate_detection
+    from vidclass.synth.multi import generate_multi
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_detect_"))
     scenes = args.scenes or tmp / "scenes"

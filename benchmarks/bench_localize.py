@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
-from vidclass.data.synthetic_long import generate_long
+from vidclass.evaluation.localization import localization_map
 from vidclass.infer.classifier import Classifier
 from vidclass.infer.localize import LocalizeOptions, plan_sampling, read_truth
-from vidclass.infer.stream import iter_frames, open_source
 from vidclass.models import MODELS
+from vidclass.synth.clips import generate
+from vidclass.synth.long import generate_long
 from vidclass.train.compare import compare
-from vidclass.train.localization_metrics import localization_map
 from vidclass.train.loop import TrainConfig
+from vidclass.video.reader import iter_frames, open_source
 
 
 def decode_floor(videos: list[Path], sample_fps: float, size: int) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
+from vidclass.synth.clips import generate
 
 REALCLIPS = Path(__file__).resolve().parents[2] / "shared" / "realclips"
 

@@ -36,7 +36,7 @@ def make_run(root: Path) -> Path:
     """A tiny early_fusion run (one epoch on a small synthetic set): the server's load is
     decoding and the pool, not a big model."""
     from vidclass.data.prepare import prepare
-    from vidclass.data.synthetic import generate
+    from vidclass.synth.clips import generate
     from vidclass.train.loop import TrainConfig, train
 
     generate(root / "videos", per_class=2, size=(64, 48), fps=8, seed=0, quiet=True)
@@ -47,7 +47,7 @@ def make_run(root: Path) -> Path:
 
 def make_videos(root: Path, count: int, seconds: float) -> list[Path]:
     """`count` different short H.264 clips: a square crossing a plain background."""
-    from vidclass.data.synthetic import write_video
+    from vidclass.video.writer import write_video
 
     paths = []
     fps, w, h = 15, 160, 120

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader
 
 from vidclass.data.dataset import VideoDataset
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
 from vidclass.models import build
+from vidclass.synth.clips import generate
 
 
 def loader_rate(ds: VideoDataset, batch_size: int, workers: int, batches: int) -> float:

@@ -28,7 +28,7 @@ def moving_square_frames(n: int, width: int = 64, height: int = 48, seed: int = 
 @pytest.fixture
 def make_video(tmp_path):
     """make_video(relpath, n_frames, fps=10, width=64, height=48, seed=0) → Path of an MP4."""
-    from vidclass.data.synthetic import write_video
+    from vidclass.video.writer import write_video
 
     def make(
         rel: str, n: int = 20, fps: int = 10, width: int = 64, height: int = 48, seed: int = 0
@@ -68,7 +68,7 @@ def write_h264(path: Path, fmt: str = "mp4", n: int = 60, fps: int = 10, seed: i
     cutting the file cuts frames, not the header."""
     import av
 
-    from vidclass.data.synthetic import X264_OPTIONS
+    from vidclass.video.writer import X264_OPTIONS
 
     frames = moving_square_frames(n, 64, 48, seed)
     noise = np.random.default_rng(seed).integers(-40, 40, frames.shape)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidclass.data import Augment, VideoDataset, prepare
-from vidclass.data.decode import IMAGENET_MEAN, IMAGENET_STD
+from vidclass.data import IMAGENET_MEAN, IMAGENET_STD, Augment, VideoDataset, prepare
 from vidclass.errors import UserError
 
 

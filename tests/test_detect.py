@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from vidclass.data.synthetic import ACTION_CLASSES, BACKGROUND
-from vidclass.data.synthetic_multi import generate_multi, render_multi
+from vidclass.synth.labels import ACTION_CLASSES, BACKGROUND
+from vidclass.synth.multi import generate_multi, render_multi
 
 
 def test_multi_scene_truth_is_complete_consistent_and_reproducible(tmp_path):
@@ -102,7 +102,7 @@ def test_tracker_drops_lost_tracks_and_waits_for_hits():
 
 
 def test_average_precision_by_hand():
-    from vidclass.infer.detection_metrics import average_precision
+    from vidclass.evaluation.ap import average_precision
 
     # precisions 1, 1/2, 2/3 at recalls 1/2, 1/2, 1 -> 1/2 * 1 + 1/2 * 2/3
     assert average_precision(np.array([True, False, True]), 2) == pytest.approx(5 / 6)
@@ -112,7 +112,7 @@ def test_average_precision_by_hand():
 
 
 def test_frame_map_matches_each_truth_once_and_ignores_background():
-    from vidclass.infer.detection_metrics import frame_map
+    from vidclass.evaluation.detection import frame_map
 
     box, other = np.array([0, 0, 10, 10]), np.array([50, 50, 60, 60])
     truths = [
@@ -138,7 +138,7 @@ def test_frame_map_matches_each_truth_once_and_ignores_background():
 
 
 def test_tracking_metrics_count_switches_misses_and_idf1():
-    from vidclass.infer.detection_metrics import tracking_metrics
+    from vidclass.evaluation.detection import tracking_metrics
 
     box = np.array([0, 0, 10, 10])
     truth = {("v", t): [(1, box)] for t in range(4)}
@@ -159,7 +159,7 @@ def test_tracking_metrics_count_switches_misses_and_idf1():
 
 
 def test_tube_crop_is_square_inside_the_frame_near_borders():
-    from vidclass.infer.tubes import square_crop
+    from vidclass.video.tubes import square_crop
 
     crop = square_crop(np.array([150, 100, 160, 120]), width=160, height=120, context=1.5)
     x1, y1, x2, y2 = crop
@@ -171,7 +171,7 @@ def test_tube_crop_is_square_inside_the_frame_near_borders():
 
 
 def test_tube_crop_pads_with_edge_pixels_and_keeps_the_motion_inside():
-    from vidclass.infer.tubes import crop_resize, tube_clip
+    from vidclass.video.tubes import crop_resize, tube_clip
 
     image = np.zeros((40, 60, 3), np.uint8)
     image[:, -1] = 200  # right edge column
@@ -199,7 +199,7 @@ def test_tube_crop_pads_with_edge_pixels_and_keeps_the_motion_inside():
 def tiny_run(tmp_path_factory):
     """An early_fusion run trained for one epoch on tiny synthetic clips (as test_predict)."""
     from vidclass.data.prepare import prepare
-    from vidclass.data.synthetic import generate
+    from vidclass.synth.clips import generate
     from vidclass.train.loop import TrainConfig, train
 
     root = tmp_path_factory.mktemp("detect")
@@ -218,9 +218,10 @@ def scene(tmp_path_factory):
 
 
 def test_motion_detector_finds_the_moving_actors(scene):
+    from vidclass.evaluation.ap import box_iou
     from vidclass.infer.detect import _prime_motion
-    from vidclass.infer.detectors import MotionDetector, box_iou
-    from vidclass.infer.stream import iter_frames
+    from vidclass.infer.detectors import MotionDetector
+    from vidclass.video.reader import iter_frames
 
     truth = json.loads(scene.with_suffix(".json").read_text())
     detector = MotionDetector()
@@ -341,8 +342,8 @@ def test_trained_detector_round_trip_and_clear_error(tmp_path):
 
 
 def test_tube_clips_are_labelled_windows_ready_for_prepare(tmp_path):
-    from vidclass.data.synthetic import CLASSES
-    from vidclass.data.synthetic_multi import TUBE_FRAMES, generate_tubes
+    from vidclass.synth.labels import CLASSES
+    from vidclass.synth.multi import TUBE_FRAMES, generate_tubes
 
     summary = generate_tubes(tmp_path, count=1, seed=4, seconds=4, every_s=1.0, quiet=True)
     assert summary["num_videos"] == sum(summary["per_class"].values()) > 0
@@ -357,7 +358,7 @@ def test_tube_clips_are_labelled_windows_ready_for_prepare(tmp_path):
 
 
 def test_predictions_become_per_box_detections():
-    from vidclass.infer.detection_metrics import prediction_items
+    from vidclass.evaluation.detection import prediction_items
 
     track = {
         "track_id": 5,
@@ -387,7 +388,7 @@ def test_point5_evaluate_detection_counts_missing_prediction_files(tmp_path):
     from typer.testing import CliRunner
 
     from vidclass.cli import app
-    from vidclass.infer.detection_metrics import evaluate_detection
+    from vidclass.evaluation.detection import evaluate_detection
 
     box = [10.0, 10.0, 40.0, 60.0]
     truth = {

@@ -12,9 +12,9 @@ import pytest
 
 from vidclass import Classifier
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
-from vidclass.data.synthetic_long import generate_long
 from vidclass.infer.smoothing import timeline_accuracy
+from vidclass.synth.clips import generate
+from vidclass.synth.long import generate_long
 from vidclass.train.loop import TrainConfig, train
 
 

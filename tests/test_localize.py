@@ -13,20 +13,16 @@ from typer.testing import CliRunner
 from vidclass import Classifier
 from vidclass.cli import app
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
-from vidclass.data.synthetic_long import generate_long
 from vidclass.errors import UserError
+from vidclass.evaluation.ap import interpolated_ap, temporal_iou
+from vidclass.evaluation.localization import average_precision, localization_map
 from vidclass.infer.localize import (
     LocalizeOptions,
     segments_from_probs,
-    temporal_iou,
     temporal_nms,
 )
-from vidclass.train.localization_metrics import (
-    average_precision,
-    interpolated_ap,
-    localization_map,
-)
+from vidclass.synth.clips import generate
+from vidclass.synth.long import generate_long
 from vidclass.train.loop import TrainConfig, train
 
 runner = CliRunner()
@@ -297,7 +293,7 @@ def test_flow_cache_equals_flow_of_each_window() -> None:
 
 
 def test_window_labels() -> None:
-    from vidclass.data.synthetic_long import window_label
+    from vidclass.synth.long import window_label
 
     segments = [seg("a", 10, 14), seg("b", 14, 16)]
     assert window_label(segments, 10.5, 13.5) == "a"  # inside one action

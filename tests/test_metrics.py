@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from vidclass.train.metrics import (
+from vidclass.evaluation.classification import (
     average_views,
     classification_metrics,
     confusion_matrix,

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from vidclass import Classifier
 from vidclass.cli import app
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
 from vidclass.errors import UserError
 from vidclass.infer.smoothing import RollingAverage, flicker_rate, label_changes, rolling_average
+from vidclass.synth.clips import generate
 from vidclass.train.loop import TrainConfig, train
 
 runner = CliRunner()
@@ -337,7 +337,7 @@ def test_point9_predict_flags_a_video_cut_off_mid_stream(runs, truncated_video, 
 def test_point9_a_file_that_just_ends_early_is_flagged(cut_video):
     """A cut-off AVI stops without any FFmpeg error, and FFmpeg re-estimates its duration
     from what is left: its header's frame count still tells it was cut off."""
-    from vidclass.infer.stream import iter_frames
+    from vidclass.video.reader import iter_frames
 
     whole, cut = cut_video("avi", 0.7)
     info, frames = iter_frames(cut, 32, 5.0)

@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from vidclass.data.decode import read_frames
-from vidclass.data.probe import probe
 from vidclass.errors import VideoError
+from vidclass.video.decode import read_frames
+from vidclass.video.probe import probe
 
 
 def write_audio_only(path, seconds: float = 1.0, rate: int = 16000) -> None:

@@ -26,10 +26,10 @@ with warnings.catch_warnings():
 
 from vidclass import Classifier  # noqa: E402
 from vidclass.data.prepare import prepare  # noqa: E402
-from vidclass.data.synthetic import generate  # noqa: E402
 from vidclass.errors import UserError, VideoError  # noqa: E402
 from vidclass.serve.app import create_app  # noqa: E402
 from vidclass.serve.upload import UploadError, receive_upload  # noqa: E402
+from vidclass.synth.clips import generate  # noqa: E402
 from vidclass.train.loop import TrainConfig, train  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,18 +12,11 @@ import av
 import numpy as np
 import pytest
 
-from vidclass.data import synthetic
-from vidclass.data.synthetic import (
-    CLASSES,
-    GROUP_REGEX,
-    PAIRS,
-    generate,
-    group_sizes,
-    render_clip,
-    sample_scene,
-    write_video,
-)
 from vidclass.errors import UserError
+from vidclass.synth.clips import GROUP_REGEX, generate, group_sizes, render_clip
+from vidclass.synth.labels import CLASSES, PAIRS
+from vidclass.synth.scene import sample_scene
+from vidclass.video.writer import write_video
 
 SIZE = (64, 48)
 PER_CLASS = 2
@@ -222,7 +215,7 @@ def test_without_background_the_twelve_actions(tmp_path: Path) -> None:
 
 
 def test_long_videos_mix_gaps_no_gaps_short_and_long_actions() -> None:
-    from vidclass.data.synthetic_long import render_long
+    from vidclass.synth.long import render_long
 
     durations, gaps = [], []
     for index in range(4):
@@ -303,7 +296,7 @@ def test_refuses_foreign_non_empty_folder(tmp_path: Path) -> None:
 
 
 def test_unknown_label_is_a_user_error() -> None:
-    scene = synthetic.sample_scene(np.random.default_rng(0), *SIZE)
+    scene = sample_scene(np.random.default_rng(0), *SIZE)
     with pytest.raises(UserError, match="unknown class"):
         render_clip("dance", scene, np.random.default_rng(0), 10)
 

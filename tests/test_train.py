@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from vidclass.cli import app
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import generate
 from vidclass.errors import UserError
+from vidclass.synth.clips import generate
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.loop import TrainConfig, train
 

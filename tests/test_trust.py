@@ -14,12 +14,13 @@ import torch
 
 from vidclass.data.dataset import VideoDataset
 from vidclass.data.prepare import prepare, read_manifest
-from vidclass.data.synthetic import generate, write_video
 from vidclass.errors import UserError
+from vidclass.synth.clips import generate
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.compare import compare
 from vidclass.train.features import feature_folder, feature_path
 from vidclass.train.loop import BY_VAL, LAST_EPOCH, RunMismatch, TrainConfig, is_better, train
+from vidclass.video.writer import write_video
 
 FROZEN = {"backbone": "small", "freeze_backbone": True}
 

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vidclass.data.synthetic import PER_CLASS
 from vidclass.errors import UserError
 from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
+from vidclass.synth.clips import PER_CLASS
 from vidclass.train.config import DEFAULTS as TRAIN
 
 app = typer.Typer(
@@ -161,10 +161,10 @@ def synth(
     background, count = opts.get("--background/--no-background"), opts.get("--count")
     seconds, fps = opts.get("--seconds"), opts.get("--fps")
     if kind in ("long", "windows"):
-        from vidclass.data import synthetic_long
+        from vidclass.synth.long import generate_long, generate_windows
 
         windows = kind == "windows"
-        make = synthetic_long.generate_windows if windows else synthetic_long.generate_long
+        make = generate_windows if windows else generate_long
         summary = make(
             out,
             count=count,
@@ -185,7 +185,7 @@ def synth(
         )
         return
     if kind == "multi":
-        from vidclass.data.synthetic_multi import DEFAULT_SIZE, generate_multi
+        from vidclass.synth.multi import DEFAULT_SIZE, generate_multi
 
         summary = generate_multi(
             out,
@@ -202,7 +202,7 @@ def synth(
         )
         return
     if kind == "tubes":
-        from vidclass.data.synthetic_multi import DEFAULT_SIZE, generate_tubes
+        from vidclass.synth.multi import DEFAULT_SIZE, generate_tubes
 
         summary = generate_tubes(
             out,
@@ -217,7 +217,7 @@ def synth(
             f"{len(summary['classes'])} classes to {out}[/green] ({summary['seconds']:.1f} s)"
         )
         return
-    from vidclass.data.synthetic import generate
+    from vidclass.synth.clips import generate
 
     summary = generate(
         out,
@@ -541,8 +541,8 @@ def compare(
 def video_inputs(items: list[str]) -> list[str]:
     """The videos that predict/localize/detect work on (folders scanned, see `scan_inputs`);
     the files a folder scan skipped are named in one line, never dropped without a word."""
-    from vidclass.data.probe import VIDEO_EXTENSIONS, skipped_summary
     from vidclass.infer.inputs import scan_inputs
+    from vidclass.video.probe import VIDEO_EXTENSIONS, skipped_summary
 
     sources, skipped = scan_inputs(items)
     if skipped:
@@ -607,7 +607,7 @@ def predict(
 
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.inputs import output_path
-    from vidclass.infer.stream import is_live_source
+    from vidclass.video.reader import is_live_source
 
     clf = Classifier.load(run, backend=backend)
     sources = video_inputs(videos)
@@ -828,7 +828,7 @@ def evaluate_localization(
     """
     import json
 
-    from vidclass.train.localization_metrics import evaluate_folders
+    from vidclass.evaluation.localization import evaluate_folders
 
     thresholds = _parse_floats("--tious", tious, "0.3,0.5,0.7")
     if not all(0 < t <= 1 for t in thresholds):
@@ -980,7 +980,7 @@ def evaluate_detection_cmd(
     """
     import json
 
-    from vidclass.infer.detection_metrics import evaluate_detection
+    from vidclass.evaluation.detection import evaluate_detection
 
     result = evaluate_detection(pred, gt, iou_threshold=iou)
     table = Table(title=f"frame-mAP@{iou:g} over {result['videos']} videos")

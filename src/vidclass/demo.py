@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.console import Console
 
 from vidclass.data.prepare import prepare
-from vidclass.data.synthetic import PER_CLASS, generate
 from vidclass.models import MODELS
 from vidclass.report.tables import print_prepare_summary
+from vidclass.synth.clips import PER_CLASS, generate
 from vidclass.train.compare import compare
 from vidclass.train.loop import TrainConfig
 
@@ -78,9 +78,9 @@ def predict_long(
     """A 60 s video of several actions: smoothed timeline, annotated copy, flicker figures."""
     import json
 
-    from vidclass.data.synthetic_long import generate_long
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.smoothing import timeline_accuracy
+    from vidclass.synth.long import generate_long
 
     # Long actions (1-3 renditions back to back), what smoothing is for: a rolling average
     # over several windows would blur actions as short as one window.
@@ -113,10 +113,10 @@ def localize_long(
     """Segments of every action in a long video of single actions, scored against its truth."""
     import json
 
-    from vidclass.data.synthetic_long import generate_long
+    from vidclass.evaluation.localization import localization_map
     from vidclass.infer.classifier import Classifier
     from vidclass.infer.localize import read_truth
-    from vidclass.train.localization_metrics import localization_map
+    from vidclass.synth.long import generate_long
 
     generate_long(long_dir, count=1, seed=seed + 2000, seconds=60, quiet=quiet)
     video = long_dir / "long_000.mp4"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
-PRELOAD = ["vidclass.data.prepare", "vidclass.data.synthetic"]
+PRELOAD = ["vidclass.data.prepare", "vidclass.synth.clips"]
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:

@@ -1,15 +1,18 @@
-"""Video → tensors: probe, sample, decode, prepare, split, and the Dataset over the result.
+"""Users' videos → tensors: sample, prepare, split, and the Dataset over the result (probing
+and decoding are `vidclass.video`'s, re-exported here as the public `vidclass.data.*`).
 
-Torch is imported only by the Dataset, so the decode workers of `prepare` start light.
+May import `vidclass.video` and the shared utilities (`errors`, `progress`, `parallel`); never
+the synthetic renderer, models, training or inference. Torch is imported only by the Dataset,
+so the decode workers of `prepare` start light.
 """
 
 from __future__ import annotations
 
-from vidclass.data.decode import IMAGENET_MEAN, IMAGENET_STD, read_frames
 from vidclass.data.prepare import PrepareResult, prepare, read_manifest
-from vidclass.data.probe import VideoInfo, probe
 from vidclass.data.sampling import pad_clip, sample_indices
 from vidclass.data.splits import read_ucf101_splits, stratified_group_split
+from vidclass.video.decode import IMAGENET_MEAN, IMAGENET_STD, read_frames
+from vidclass.video.probe import VideoInfo, probe
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -30,16 +30,6 @@ import av
 import cv2
 import numpy as np
 
-from vidclass.data.decode import IMAGENET_MEAN, IMAGENET_STD, decode_indices
-from vidclass.data.probe import (
-    VIDEO_EXTENSIONS,
-    VideoInfo,
-    is_video_name,
-    open_container,
-    read_info,
-    scan_folder,
-    skipped_summary,
-)
 from vidclass.data.sampling import PAD_MODES, sample_indices, sampled_length
 from vidclass.data.splits import (
     UCF101_GROUP_REGEX,
@@ -51,6 +41,16 @@ from vidclass.data.splits import (
 from vidclass.errors import UserError, VideoError
 from vidclass.parallel import process_pool
 from vidclass.progress import make_progress
+from vidclass.video.decode import IMAGENET_MEAN, IMAGENET_STD, decode_indices
+from vidclass.video.probe import (
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    is_video_name,
+    open_container,
+    read_info,
+    scan_folder,
+    skipped_summary,
+)
 
 MANIFEST_COLUMNS = [
     "video_id",

@@ -1,13 +1,8 @@
 """The annotated copy of a video: the current (smoothed) label, its score and a small bar
-chart of the top classes drawn on every frame, encoded to H.264 with PyAV."""
+chart of the top classes drawn on every frame (encoded by `vidclass.video.writer`)."""
 
 from __future__ import annotations
 
-import os
-from fractions import Fraction
-from pathlib import Path
-
-import av
 import cv2
 import numpy as np
 
@@ -69,44 +64,3 @@ def draw_label(
             -1,
         )
     return image
-
-
-class VideoWriter:
-    """H.264 (yuv420p) writer that takes RGB frames of any size and renames when closed."""
-
-    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp{self.path.suffix}")
-        self.width, self.height = width + width % 2, height + height % 2  # yuv420p: even
-        self.container = av.open(str(self.tmp), mode="w")
-        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
-        self.stream = self.container.add_stream(
-            "libx264", rate=rate, options={"preset": "veryfast", "crf": "23"}
-        )
-        self.stream.width, self.stream.height = self.width, self.height
-        self.stream.pix_fmt = "yuv420p"
-        self.count = 0
-
-    def write(self, rgb: np.ndarray) -> None:
-        h, w = rgb.shape[:2]
-        if (w, h) != (self.width, self.height):
-            rgb = cv2.copyMakeBorder(
-                rgb, 0, self.height - h, 0, self.width - w, cv2.BORDER_REPLICATE
-            )
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts = self.count
-        self.container.mux(self.stream.encode(frame))
-        self.count += 1
-
-    def close(self) -> Path:
-        self.container.mux(self.stream.encode(None))
-        self.container.close()
-        os.replace(self.tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        try:
-            self.container.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)

@@ -123,7 +123,7 @@ def render_training_frames(
     scenes: int, seconds: float, seed: int, input_height: int, every: int = 2
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Frames of rendered multi-actor scenes at the net's input size, with their boxes."""
-    from vidclass.data.synthetic_multi import render_multi
+    from vidclass.synth.multi import render_multi
 
     images, boxes = [], []
     for i in range(scenes):

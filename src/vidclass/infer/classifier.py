@@ -23,8 +23,8 @@ from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
 from vidclass.infer.options import DetectOptions, PredictOptions
 from vidclass.infer.smoothing import RollingAverage, flicker_rate, rolling_average
-from vidclass.infer.stream import iter_frames
 from vidclass.infer.threads import decoder_core
+from vidclass.video.reader import iter_frames
 
 BACKENDS = ("torch", "onnx")
 
@@ -318,7 +318,8 @@ class Classifier:
 
     def _annotate(self, video, timeline: list[dict], smoothed: np.ndarray, out) -> None:
         """Second pass: every frame of the video with the smoothed label of its moment."""
-        from vidclass.infer.annotate import VideoWriter, draw_label
+        from vidclass.infer.annotate import draw_label
+        from vidclass.video.writer import VideoWriter
 
         centres = np.array([(u["t_start"] + u["t_end"]) / 2 for u in timeline])
         info, frames = iter_frames(

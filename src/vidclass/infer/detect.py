@@ -3,7 +3,7 @@
 One decoding pass, bounded memory: each frame goes through the person detector and the
 tracker; at the model's frame rate the frame also joins a ring buffer of the last T sampled
 frames, and every live track collects its box. Whenever a track has T samples and `stride`
-new ones, its tube (the window's frames cropped around the track's path, `tubes.py`) is
+new ones, its tube (the window's frames cropped around the track's path, `video/tubes.py`) is
 classified by the clip model. A track's window probabilities are smoothed (centred rolling
 average) and grouped into action segments. The annotated copy is drawn in a second pass.
 
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vidclass.data.synthetic import BACKGROUND
 from vidclass.errors import UserError
 from vidclass.infer.detectors import (
     Detector,
@@ -39,10 +38,11 @@ from vidclass.infer.detectors import (
 from vidclass.infer.localize import LocalizeOptions, segments_from_probs
 from vidclass.infer.options import DetectOptions
 from vidclass.infer.smoothing import rolling_average
-from vidclass.infer.stream import iter_frames
 from vidclass.infer.threads import decoder_core
 from vidclass.infer.tracking import Tracker
-from vidclass.infer.tubes import CONTEXT, MIN_CROP, tube_clip
+from vidclass.synth.labels import BACKGROUND
+from vidclass.video.reader import iter_frames
+from vidclass.video.tubes import CONTEXT, MIN_CROP, tube_clip
 
 BACKGROUND_FRAMES = 25  # frames spread over a file for the motion detector's empty scene
 # Segments per track: the localization's proposals with two more thresholds (0.1, 0.9)
@@ -111,7 +111,7 @@ def detect(
     `detector`: `motion`, `hog`, a `train-detector` folder or any `Detector`; `stride`:
     sampled frames between a track's windows [default: an eighth of a window]; `smooth`:
     centred rolling average over that many windows; `context`, `min_crop`: the tube crop's
-    side over the person's path, and its least share of the frame's short side (`tubes.py`);
+    side over the person's path, and its least share of the frame's short side (`video/tubes.py`);
     `min_track_s`: shorter tracks are dropped (detector flicker); `options`: how window
     probabilities become segments (`localize`). See the module docstring for the result.
     """
@@ -277,7 +277,7 @@ def annotate_video(video: str | os.PathLike, result: dict, out: str | os.PathLik
     (videos under 480 px high are upscaled by a whole factor so the text can be read)."""
     import cv2
 
-    from vidclass.infer.annotate import VideoWriter
+    from vidclass.video.writer import VideoWriter
 
     by_frame: dict[int, list[tuple[dict, list[float]]]] = {}
     fps = result["fps"]

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from vidclass.errors import UserError
+from vidclass.evaluation.ap import box_intersections, box_iou
 
 DETECTORS = ("motion", "hog")
 
@@ -36,29 +37,9 @@ def _empty() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
 
 
-def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes as float arrays and their pairwise intersection areas `(len(a), len(b))`."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    return a, b, np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix `(len(a), len(b))` of xyxy boxes."""
-    a, b, inter = _intersections(a, b)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Share of each box of `b` that lies inside each box of `a`: `(len(a), len(b))`."""
-    a, b, inter = _intersections(a, b)
+    a, b, inter = box_intersections(a, b)
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_b, 1e-12)[None, :]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vidclass.data.probe import VIDEO_EXTENSIONS, scan_folder, skipped_summary
 from vidclass.errors import UserError
+from vidclass.video.probe import VIDEO_EXTENSIONS, scan_folder, skipped_summary
 
 
 def scan_inputs(items: list[str]) -> tuple[list[str], list[Path]]:

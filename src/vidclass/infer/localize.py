@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from vidclass.errors import UserError
+from vidclass.evaluation.ap import temporal_iou
 from vidclass.infer.options import (
     DEFAULT_SPANS,
     SPAN_TOLERANCE,
@@ -46,10 +47,9 @@ from vidclass.infer.options import (
     fmt_values,
 )
 from vidclass.infer.smoothing import rolling_average
-from vidclass.infer.stream import iter_frames, open_source
 from vidclass.infer.threads import decoder_core
-
-BACKGROUND = "background"
+from vidclass.synth.labels import BACKGROUND
+from vidclass.video.reader import iter_frames, open_source
 
 
 @dataclass(frozen=True)
@@ -104,14 +104,6 @@ def plan_sampling(clf, options: LocalizeOptions, video_fps: float, video: object
 
 
 # ---------------------------------------------------------------------- intervals
-
-
-def temporal_iou(a: tuple[float, float], b: np.ndarray) -> np.ndarray:
-    """IoU in time of segment `a` = (start, end) with each row of `b` (N, 2)."""
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
-    inter = np.clip(np.minimum(a[1], b[:, 1]) - np.maximum(a[0], b[:, 0]), 0, None)
-    union = (a[1] - a[0]) + (b[:, 1] - b[:, 0]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def temporal_nms(segments: list[dict], iou: float, soft_sigma: float | None = None) -> list[dict]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vidclass.infer.detectors import box_iou
+from vidclass.evaluation.ap import box_iou
 
 
 def _to_z(box: np.ndarray) -> np.ndarray:

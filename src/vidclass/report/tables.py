@@ -36,7 +36,7 @@ def print_prepare_summary(result, console: Console) -> None:
     for w in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
     if result.skipped:
-        from vidclass.data.probe import VIDEO_EXTENSIONS, skipped_summary
+        from vidclass.video.probe import VIDEO_EXTENSIONS, skipped_summary
 
         hint = f"prepare takes {', '.join(VIDEO_EXTENSIONS)} files inside class folders"
         console.print(

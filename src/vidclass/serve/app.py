@@ -27,7 +27,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from vidclass.data.probe import VIDEO_EXTENSIONS, open_container, probe
 from vidclass.errors import UserError, VideoError
 from vidclass.serve.jobs import FAILED, JobPool, PoolFull
 from vidclass.serve.options import (
@@ -39,6 +38,7 @@ from vidclass.serve.options import (
     validate_options,
 )
 from vidclass.serve.upload import FILE_FIELD, Upload, UploadError, receive_upload
+from vidclass.video.probe import VIDEO_EXTENSIONS, open_container, probe
 
 log = logging.getLogger("vidclass.serve")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from vidclass.data.probe import VIDEO_EXTENSIONS
+from vidclass.video.probe import VIDEO_EXTENSIONS
 
 FILE_FIELD = "video"
 MAX_FIELD_BYTES = 4096  # option fields are short numbers or names

@@ -17,10 +17,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidclass.data.dataset import VideoDataset, load_prepared_config
 from vidclass.errors import UserError
+from vidclass.evaluation.classification import average_views, classification_metrics
 from vidclass.progress import track
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.loop import predict_loader
-from vidclass.train.metrics import average_views, classification_metrics
 
 
 class _Views(Dataset):

@@ -1,5 +1,6 @@
 """Action tubes: the crop around one tracked person over a window of frames, as a clip for
-the trained clip model.
+the trained clip model. Here, below both its users, because `detect` crops its tubes this way
+and `synth --kind tubes` cuts its training clips the same way.
 
 One crop per window (not per frame): the union of the person's boxes over the window,
 enlarged by `context` and made square, so the person's own motion stays visible inside the

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from vidclass.data.decode import frame_to_array
-from vidclass.data.probe import open_container
 from vidclass.errors import VideoError
+from vidclass.video.decode import frame_to_array
+from vidclass.video.probe import open_container
 
 
 @dataclass

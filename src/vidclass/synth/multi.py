@@ -34,23 +34,22 @@ from typing import Any
 
 import numpy as np
 
-from vidclass.data.synthetic import (
-    ACTION_CLASSES,
-    ACTIONS,
-    BACKGROUND,
-    MOTIONS,
-    Look,
-    Region,
-    _color,
-    _distance,
-    _rng,
-    num_frames_for,
-    render_background,
-    sample_scene,
-    write_video,
-)
 from vidclass.errors import UserError
 from vidclass.progress import track
+from vidclass.synth.actions import ACTIONS, MOTIONS
+from vidclass.synth.clips import atomic_text, num_frames_for
+from vidclass.synth.labels import ACTION_CLASSES, BACKGROUND, CLASSES, PAIRS
+from vidclass.synth.scene import (
+    Look,
+    Region,
+    color_distance,
+    random_color,
+    render_background,
+    sample_scene,
+    seeded_rng,
+)
+from vidclass.video.tubes import tube_clip
+from vidclass.video.writer import write_video
 
 ACTORS = (2, 4)  # people per scene
 FIRST_IDLE_S = (0.3, 3.0)  # actors start their first action at different moments
@@ -77,11 +76,11 @@ def sample_look(
     """An actor's look that stands out from the background colours (as `sample_scene` does)
     and, less strictly, from the other actors, so that people are told apart."""
     mean = np.mean(colors, axis=0)
-    candidates = [_color(rng) for _ in range(24)]
+    candidates = [random_color(rng) for _ in range(24)]
 
     def contrast(f) -> float:
-        background = min(_distance(f, c) for c in (*colors[:2], mean))
-        people = min((_distance(f, o.fill) for o in others), default=background)
+        background = min(color_distance(f, c) for c in (*colors[:2], mean))
+        people = min((color_distance(f, o.fill) for o in others), default=background)
         return min(background, 1.5 * people)
 
     fill = max(candidates, key=contrast)
@@ -193,7 +192,7 @@ def render_multi(
 ) -> tuple[np.ndarray, dict]:
     """Frames `(N, H, W, 3)` uint8 and the ground truth (see the module docstring)."""
     w, h = size
-    rng = _rng(seed, "multi", index)
+    rng = seeded_rng(seed, "multi", index)
     scene = replace(sample_scene(rng, w, h), margin=0)
     if scene.texture == "blobs":  # random per render: the background must stay put
         scene = replace(scene, texture="stripes")
@@ -321,15 +320,12 @@ def generate_tubes(
 ) -> dict:
     """Training clips for the per-person action model, cut from multi-actor scenes exactly as
     `vidclass detect` cuts its tubes: every `every_s` seconds, per actor, a window of `frames`
-    frames at `fps` cropped around the actor's path (`tubes.tube_clip`), labelled with the
+    frames at `fps` cropped around the actor's path (`vidclass.video.tubes.tube_clip`), labelled with the
     actor's ground truth at the window's centre. Written like `vidclass synth` clips
     (`<label>/v_<label>_gNN_cNNN.mp4`, one scene per group, `classes.json`), so `vidclass
     prepare` + `train` apply unchanged; the model then sees what detection shows it: partial
     actions at window edges, still people, neighbours walking through the crop.
     """
-    from vidclass.data.synthetic import CLASSES, PAIRS, _atomic_text
-    from vidclass.infer.tubes import tube_clip
-
     if count < 1 or seconds <= 0 or every_s <= 0:
         raise UserError("--count must be at least 1 and --seconds positive")
     out = Path(out)
@@ -338,7 +334,7 @@ def generate_tubes(
     written: dict[str, int] = dict.fromkeys(CLASSES, 0)
     for i in track(range(count), description="synth tubes", quiet=quiet):
         video, truth = render_multi(seed, i, size, fps, seconds)
-        rng = _rng(seed, "tubes", i)
+        rng = seeded_rng(seed, "tubes", i)
         n = 0
         for first in range(0, len(video) - frames + 1, max(1, round(every_s * fps))):
             entries = truth["frames"][first : first + frames]
@@ -353,7 +349,7 @@ def generate_tubes(
                 name = f"v_{label}_g{i + 1:02d}_c{n:03d}.mp4"
                 write_video(out / label / name, np.stack(clip), fps)
                 written[label] += 1
-    _atomic_text(
+    atomic_text(
         out / "classes.json",
         json.dumps({"classes": CLASSES, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
     )

@@ -13,8 +13,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidclass.data.probe import open_container
 from vidclass.errors import VideoError
+from vidclass.video.probe import open_container
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -19,24 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from vidclass.errors import UserError
+from vidclass.evaluation import ap
 
 DEFAULT_TIOUS = (0.3, 0.5, 0.7)
-
-
-def _tiou(seg: tuple[float, float], others: np.ndarray) -> np.ndarray:
-    inter = np.clip(np.minimum(seg[1], others[:, 1]) - np.maximum(seg[0], others[:, 0]), 0, None)
-    union = (seg[1] - seg[0]) + (others[:, 1] - others[:, 0]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    """Area under the PR curve after making precision non-increasing in recall."""
-    p = np.concatenate([[0.0], precision, [0.0]])
-    r = np.concatenate([[0.0], recall, [1.0]])
-    for i in range(len(p) - 2, -1, -1):
-        p[i] = max(p[i], p[i + 1])
-    idx = np.flatnonzero(r[1:] != r[:-1]) + 1
-    return float(np.sum((r[idx] - r[idx - 1]) * p[idx]))
 
 
 def average_precision(
@@ -45,31 +30,27 @@ def average_precision(
     tiou: float,
 ) -> float:
     """AP of one class. `predictions`: (video, t_start, t_end, score); `truth`: video →
-    ground-truth (t_start, t_end) of this class."""
+    ground-truth (t_start, t_end) of this class. Matches segments in time, then scores the
+    ranking with the one :func:`vidclass.evaluation.ap.average_precision`."""
     n_truth = sum(len(v) for v in truth.values())
     if n_truth == 0:
         return float("nan")
-    if not predictions:
-        return 0.0
     order = sorted(predictions, key=lambda p: -p[3])
     gts = {v: np.asarray(s, dtype=np.float64).reshape(-1, 2) for v, s in truth.items()}
     used = {v: np.zeros(len(s), bool) for v, s in gts.items()}
-    tp = np.zeros(len(order))
+    tp = np.zeros(len(order), bool)
     for i, (video, t0, t1, _) in enumerate(order):
         if video not in gts or not len(gts[video]):
             continue
-        overlap = _tiou((t0, t1), gts[video])
+        overlap = ap.temporal_iou((t0, t1), gts[video])
         for j in np.argsort(-overlap, kind="stable"):
             if overlap[j] < tiou:
                 break
             if not used[video][j]:
                 used[video][j] = True
-                tp[i] = 1
+                tp[i] = True
                 break
-    ctp = np.cumsum(tp)
-    precision = ctp / np.arange(1, len(order) + 1)
-    recall = ctp / n_truth
-    return interpolated_ap(precision, recall)
+    return ap.average_precision(tp, n_truth)
 
 
 def localization_map(
@@ -101,8 +82,8 @@ def localization_map(
         aps = {
             c: average_precision(by_class_pred.get(c, []), by_class_truth[c], t) for c in classes
         }
-        for c, ap in aps.items():
-            per_class.setdefault(c, {})[f"{t:g}"] = ap
+        for c, value in aps.items():
+            per_class.setdefault(c, {})[f"{t:g}"] = value
         maps[f"{t:g}"] = float(np.mean(list(aps.values()))) if aps else 0.0
     return {
         "mAP": maps,

@@ -18,15 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vidclass.data.synthetic import (
-    ACTION_CLASSES,
-    _rng,
-    render_clip,
-    sample_scene,
-    write_video,
-)
 from vidclass.errors import UserError
 from vidclass.progress import track
+from vidclass.synth.clips import check_out, render_clip, write_index
+from vidclass.synth.labels import ACTION_CLASSES, BACKGROUND, CLASSES, TWIN
+from vidclass.synth.scene import sample_scene, seeded_rng
+from vidclass.video.writer import write_video
 
 IDLE_S = (1.5, 4.0)  # still stretches between actions
 # Renditions per action segment. One by default: back-to-back renditions make the actor
@@ -47,7 +44,7 @@ def render_long(
 ) -> tuple[np.ndarray, list[dict]]:
     """Frames `(N, H, W, 3)` uint8 and the ground-truth action segments of one long video."""
     w, h = size
-    rng = _rng(seed, "long", index)
+    rng = seeded_rng(seed, "long", index)
     scene = sample_scene(rng, w, h)
     if scene.texture == "blobs":  # random per render: the background must stay put
         scene = replace(scene, texture="stripes")
@@ -133,8 +130,6 @@ BACKGROUND_SHARE = 0.1  # ... and background when no action fills more than this
 def window_label(segments: list[dict], t0: float, t1: float) -> str | None:
     """The training label of the window [t0, t1] of a long video: the action that fills most
     of it, `background` when actions barely touch it, None (skip) when it is ambiguous."""
-    from vidclass.data.synthetic import BACKGROUND
-
     share = {}
     for s in segments:
         inter = max(0.0, min(t1, s["t_end"]) - max(t0, s["t_start"]))
@@ -164,18 +159,16 @@ def generate_windows(
     show. Written like `vidclass synth` (class folders, `gNN` = the long video, so a split
     never puts windows of one video on both sides), with `classes.json` and `metadata.csv`.
     """
-    from vidclass.data.synthetic import CLASSES, TWIN, _check_out, write_index
-
     if count < 1 or per_video < 1:
         raise UserError("--count and --per-video must be at least 1")
     out = Path(out)
-    _check_out(out)
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows = []
     for i in track(range(count), description="synth windows", quiet=quiet):
         frames, segments = render_long(seed, 10_000 + i, size, fps, seconds)
-        rng = _rng(seed, "windows", i)
+        rng = seeded_rng(seed, "windows", i)
         duration = len(frames) / fps
         kept = 0
         for _ in range(per_video * 4):

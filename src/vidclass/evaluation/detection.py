@@ -28,29 +28,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vidclass.data.synthetic import BACKGROUND
 from vidclass.errors import UserError
-from vidclass.infer.detectors import box_iou
+from vidclass.evaluation.ap import average_precision, box_iou
+from vidclass.synth.labels import BACKGROUND
 
 Key = tuple[str, int]  # (video, frame index)
-
-
-def average_precision(is_tp: np.ndarray, num_gt: int) -> float:
-    """AP of detections already sorted by descending score (`is_tp` bools), all-point
-    interpolated: sum over recall steps of the best precision at that recall or beyond."""
-    if num_gt == 0:
-        return float("nan")
-    is_tp = np.asarray(is_tp, bool)
-    if not len(is_tp):
-        return 0.0
-    tp = np.cumsum(is_tp)
-    fp = np.cumsum(~is_tp)
-    # VOC 2010+ / AVA: precision envelope, summed where recall changes
-    recall = np.concatenate([[0.0], tp / num_gt, [1.0]])
-    precision = np.concatenate([[0.0], tp / (tp + fp), [0.0]])
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    i = np.flatnonzero(recall[1:] != recall[:-1])
-    return float(np.sum((recall[i + 1] - recall[i]) * precision[i + 1]))
 
 
 def frame_map(
