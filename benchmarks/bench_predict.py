@@ -68,7 +68,7 @@ def make_video(path: Path, seconds: float, fps: int = 30, size=(640, 480)) -> No
 def make_run(path: Path, backbone: str, size: int) -> None:
     """A run folder with an untrained single_frame model (speed does not depend on training)."""
     from vidclass.models import build
-    from vidclass.train.checkpoint import save_model
+    from vidclass.models.run import save_model
 
     options = {"backbone": backbone, "pretrained": backbone != "small"}
     model = build("single_frame", 12, **options)

@@ -104,7 +104,7 @@ def test_static_batch_export_runs_larger_batches_clip_by_clip(tmp_path):
 
 
 def test_export_onnx_from_run_folder(tmp_path):
-    from vidclass.train.checkpoint import save_model
+    from vidclass.models.run import save_model
 
     torch.manual_seed(0)
     model = build("two_stream", K).eval()

@@ -46,11 +46,7 @@ RANK = {
 
 # Imports that still run against the order, each with the change that removes it. The test
 # also fails when one of them is gone, so the list only shrinks.
-KNOWN_EXCEPTIONS = {
-    # The run-folder format (save/load/config) moves to models/run (issue 14, later part).
-    ("vidclass.infer.classifier", "vidclass.train.checkpoint"),
-    ("vidclass.infer.export", "vidclass.train.checkpoint"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 NO_TORCH = ["evaluation", "video", "synth"]
 

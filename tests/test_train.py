@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from vidclass.cli import app
 from vidclass.data.prepare import prepare
 from vidclass.errors import UserError
+from vidclass.models import run as run_format
 from vidclass.synth.clips import generate
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.loop import TrainConfig, train
@@ -216,7 +217,7 @@ def test_ddp_two_processes_match_one(tiny_data, tmp_path):
 def test_checkpoint_errors_are_clear(tiny_data, tmp_path):
     run = tmp_path / "run"
     train(tiny_data, run, TrainConfig(model="early_fusion", epochs=1, batch_size=4), quiet=True)
-    model, config = ckpt.load_model(run)
+    model, config = run_format.load_model(run)
     assert not model.training and config["model"] == "early_fusion"
 
     config_path = run / "config.json"
@@ -225,14 +226,14 @@ def test_checkpoint_errors_are_clear(tiny_data, tmp_path):
     wrong["model"] = "slow_fusion"
     with pytest.raises(UserError, match="unknown option"):  # options of another model
         config_path.write_text(json.dumps(wrong))
-        ckpt.load_model(run)
+        run_format.load_model(run)
     wrong["options"] = {}
     config_path.write_text(json.dumps(wrong))
     with pytest.raises(UserError, match="does not fit model 'slow_fusion'"):
-        ckpt.load_model(run)
+        run_format.load_model(run)
     config_path.write_text(good.replace('"model": "early_fusion"', '"model": "resnet9000"'))
     with pytest.raises(UserError, match="unknown model"):
-        ckpt.load_model(run)
+        run_format.load_model(run)
     config_path.write_text(good)
 
     weights = load_file(str(run / "model.safetensors"))
@@ -240,10 +241,10 @@ def test_checkpoint_errors_are_clear(tiny_data, tmp_path):
     weights[key] = torch.zeros(weights[key].shape[0] + 1, weights[key].shape[1])
     save_file(weights, str(run / "model.safetensors"))
     with pytest.raises(UserError, match="shape mismatch"):
-        ckpt.load_model(run)
+        run_format.load_model(run)
     (run / "model.safetensors").write_bytes(b"\x80\x04 not safetensors (a pickle?)")
     with pytest.raises(UserError, match="not a readable safetensors"):
-        ckpt.load_model(run)
+        run_format.load_model(run)
 
 
 def test_evaluate_on_a_hand_made_confusion_case(tiny_data, tmp_path, monkeypatch):
@@ -279,7 +280,7 @@ def test_evaluate_on_a_hand_made_confusion_case(tiny_data, tmp_path, monkeypatch
         return torch.cat(probs).numpy(), torch.cat(labs).numpy(), ids, 1.0
 
     config = json.loads((run / "config.json").read_text())
-    monkeypatch.setattr(ev.ckpt, "load_model", lambda r: (Model(), config))
+    monkeypatch.setattr(ev, "load_model", lambda r: (Model(), config))
     monkeypatch.setattr(ev, "predict_loader", predict)
     metrics = ev.evaluate(run, tiny_data, split="test", quiet=True)
     n = len(labels)
@@ -358,7 +359,7 @@ def test_frozen_backbone_caches_features(tiny_data, tmp_path):
     assert len(cached) == 24  # train + val clips; test clips are never encoded for training
     feats = np.load(cached[0])
     assert feats.shape[0] == 8 and feats.dtype == np.float32
-    model, _ = ckpt.load_model(run)
+    model, _ = run_format.load_model(run)
     assert model.encoder.frozen
 
 

@@ -15,8 +15,8 @@ import torch
 from vidclass.data.dataset import VideoDataset
 from vidclass.data.prepare import prepare, read_manifest
 from vidclass.errors import UserError
+from vidclass.models import run as run_format
 from vidclass.synth.clips import generate
-from vidclass.train import checkpoint as ckpt
 from vidclass.train.compare import compare
 from vidclass.train.features import feature_folder, feature_path
 from vidclass.train.loop import BY_VAL, LAST_EPOCH, RunMismatch, TrainConfig, is_better, train
@@ -95,7 +95,7 @@ def test_point1_a_video_prepare_redid_is_encoded_again(data3, tmp_path):
     cfg = TrainConfig(model="single_frame", epochs=1, batch_size=4, options=FROZEN)
     train(data, tmp_path / "r1", cfg, quiet=True)
     ds = VideoDataset(data, split="train", normalize="clip")
-    model, _ = ckpt.load_model(tmp_path / "r1")
+    model, _ = run_format.load_model(tmp_path / "r1")
     folder = feature_folder(model, ds)
     before = feature_path(folder, ds, 0)
     assert before.exists()

@@ -86,7 +86,7 @@ class Classifier:
     @classmethod
     def load(cls, run: str | os.PathLike, backend: str = "torch") -> Classifier:
         """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once and uses it."""
-        from vidclass.train.checkpoint import load_model, read_config
+        from vidclass.models.run import load_model, read_config
 
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -379,7 +379,7 @@ def export_onnx(
     Inputs ``video``, ``mask`` (bool) and ``flow`` when the method needs it, output ``logits``;
     frames and size are the run's, the batch axis is 1 or, with ``dynamic_batch``, any size.
     """
-    from vidclass.train.checkpoint import load_model
+    from vidclass.models.run import load_model
 
     model, config = load_model(run)
     missing = [k for k in ("frames", "size") if k not in config]

@@ -372,7 +372,7 @@ def check_video(upload: Upload) -> None:
 def load_classifier(run: str | os.PathLike):
     """The run's Classifier, from safetensors only; a UserError naming what is missing."""
     from vidclass.infer.classifier import Classifier
-    from vidclass.train.checkpoint import MODEL_FILE
+    from vidclass.models.run import MODEL_FILE
 
     folder = Path(run)
     weights = folder / MODEL_FILE

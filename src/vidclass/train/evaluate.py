@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 from vidclass.data.dataset import VideoDataset, load_prepared_config
 from vidclass.errors import UserError
 from vidclass.evaluation.classification import average_views, classification_metrics
+from vidclass.models.run import atomic_write_text, load_model
 from vidclass.progress import track
-from vidclass.train import checkpoint as ckpt
 from vidclass.train.loop import predict_loader
 
 
@@ -67,7 +67,7 @@ def evaluate(
     if views < 1:
         raise UserError(f"--views must be at least 1, got {views}")
     run = Path(run)
-    model, config = ckpt.load_model(run)
+    model, config = load_model(run)
     ds = dataset_for_run(config, data, split)
     loader = DataLoader(_Views(ds, views), batch_size=batch_size)
     start = time.perf_counter()
@@ -100,5 +100,5 @@ def evaluate(
         run / f"confusion-{split}.png",
         title=f"{config['model']} on {split} (top-1 {metrics['top1']:.1%})",
     )
-    ckpt.atomic_write_text(run / f"eval-{split}.json", json.dumps(metrics, indent=2))
+    atomic_write_text(run / f"eval-{split}.json", json.dumps(metrics, indent=2))
     return metrics

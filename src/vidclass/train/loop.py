@@ -31,6 +31,7 @@ from vidclass.data.dataset import Augment, VideoDataset, load_prepared_config
 from vidclass.data.prepare import read_manifest
 from vidclass.errors import UserError
 from vidclass.models import build
+from vidclass.models.run import MODEL_FILE, atomic_write_text, save_model
 from vidclass.progress import make_progress
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.config import RESUME_KEYS, TrainConfig, resolve_normalize
@@ -133,7 +134,7 @@ def _train(
             f"{ctx.world_size} processes"
         )
     state_path = out / ckpt.STATE_FILE
-    if not resume and (state_path.exists() or (out / ckpt.MODEL_FILE).exists()):
+    if not resume and (state_path.exists() or (out / MODEL_FILE).exists()):
         raise UserError(
             f"{out}: already holds a training run; add --resume to continue it, or "
             "choose another --out"
@@ -304,7 +305,7 @@ def _train(
         if ctx.is_main:
             if is_better(row, best, selection):
                 best = {"epoch": epoch, "val_acc": row["val_acc"], "val_loss": row["val_loss"]}
-                ckpt.save_model(out, model, {**run_config, "best": best})
+                save_model(out, model, {**run_config, "best": best})
             _save_state(state_path, model, optimizer, epoch, history, best, identity)
             _write_metrics(out / "metrics.csv", history)
             if not quiet:
@@ -533,4 +534,4 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
     writer.writeheader()
     for row in history:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
-    ckpt.atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
