@@ -24,9 +24,9 @@ from pathlib import Path
 
 from vidclass.data.prepare import prepare
 from vidclass.evaluation.localization import localization_map
-from vidclass.infer.classifier import Classifier
-from vidclass.infer.localize import LocalizeOptions, plan_sampling, read_truth
+from vidclass.localize.localize import LocalizeOptions, plan_sampling, read_truth
 from vidclass.models import MODELS
+from vidclass.predict.classifier import Classifier
 from vidclass.synth.clips import generate
 from vidclass.synth.long import generate_long
 from vidclass.train.compare import compare

@@ -58,7 +58,7 @@ def test_generate_multi_writes_video_and_truth(tmp_path):
 
 
 def _run_tracker(frames_boxes, **kw):
-    from vidclass.infer.tracking import Tracker
+    from vidclass.detect.tracking import Tracker
 
     tracker = Tracker(**kw)
     return [tracker.update(np.array(b, float).reshape(-1, 4)) for b in frames_boxes]
@@ -218,9 +218,9 @@ def scene(tmp_path_factory):
 
 
 def test_motion_detector_finds_the_moving_actors(scene):
+    from vidclass.detect.detect import _prime_motion
+    from vidclass.detect.detectors import MotionDetector
     from vidclass.evaluation.ap import box_iou
-    from vidclass.infer.detect import _prime_motion
-    from vidclass.infer.detectors import MotionDetector
     from vidclass.video.reader import iter_frames
 
     truth = json.loads(scene.with_suffix(".json").read_text())
@@ -315,7 +315,7 @@ def test_hog_detects_and_tracks_real_people(tiny_run, realclips, tmp_path):
 
 
 def test_nms_drops_overlaps_and_boxes_inside_better_ones():
-    from vidclass.infer.detectors import nms
+    from vidclass.detect.detectors import nms
 
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [2, 2, 5, 5], [50, 50, 60, 60]], np.float32)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
@@ -324,9 +324,9 @@ def test_nms_drops_overlaps_and_boxes_inside_better_ones():
 
 
 def test_trained_detector_round_trip_and_clear_error(tmp_path):
+    from vidclass.detect.centernet import CenterNetDetector, train_detector
+    from vidclass.detect.detect import load_detector
     from vidclass.errors import UserError
-    from vidclass.infer.centernet import CenterNetDetector, train_detector
-    from vidclass.infer.detect import load_detector
 
     summary = train_detector(tmp_path / "det", scenes=1, seconds=2, steps=3, batch_size=2,
                              quiet=True)  # fmt: skip

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from vidclass.errors import UserError
-from vidclass.infer.export import (
+from vidclass.models import FRAME_MODELS, MODELS, build
+from vidclass.predict.onnx import (
     TOLERANCE,
     OnnxModel,
     export_model,
     export_onnx,
     exportable_methods,
 )
-from vidclass.models import FRAME_MODELS, MODELS, build
 
 FRAMES, SIZE, K = 8, 32, 12
 

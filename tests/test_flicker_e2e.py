@@ -12,7 +12,7 @@ import pytest
 
 from vidclass import Classifier
 from vidclass.data.prepare import prepare
-from vidclass.infer.smoothing import timeline_accuracy
+from vidclass.predict.smoothing import timeline_accuracy
 from vidclass.synth.clips import generate
 from vidclass.synth.long import generate_long
 from vidclass.train.loop import TrainConfig, train

@@ -17,7 +17,7 @@ from vidclass import Classifier
 from vidclass.cli import app
 from vidclass.data.prepare import prepare
 from vidclass.errors import UserError
-from vidclass.infer.smoothing import RollingAverage, flicker_rate, label_changes, rolling_average
+from vidclass.predict.smoothing import RollingAverage, flicker_rate, label_changes, rolling_average
 from vidclass.synth.clips import generate
 from vidclass.train.loop import TrainConfig, train
 
@@ -227,7 +227,7 @@ def test_onnx_backend_matches_torch(runs, tmp_path):
 def test_smoothing_halves_flicker_without_losing_accuracy_on_noisy_windows():
     """The mechanism on a controlled stream: 8 long actions of 20-40 windows each, and a
     window classifier that is right 85 % of the time and otherwise names a random class."""
-    from vidclass.infer.smoothing import timeline_accuracy
+    from vidclass.predict.smoothing import timeline_accuracy
 
     rng = np.random.default_rng(0)
     k, timeline, segments, t = 12, [], [], 0.0
@@ -300,7 +300,7 @@ def test_decoder_core_is_restored_after_overlapping_jobs():
     is lowered once and restored only when the last one ends."""
     import torch
 
-    from vidclass.infer.threads import decoder_core
+    from vidclass.predict.threads import decoder_core
 
     before = torch.get_num_threads()
     first, second = decoder_core(), decoder_core()

@@ -319,7 +319,7 @@ def test_point7_options_are_typed_and_no_client_option_names_a_server_path(clf, 
 
 
 def test_option_models_take_the_library_defaults(clf, tmp_path):
-    from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
+    from vidclass.predict.options import DetectOptions, LocalizeOptions, PredictOptions
     from vidclass.serve.options import TRAINED, ServedDetectors, request_models
 
     models = request_models(ServedDetectors())

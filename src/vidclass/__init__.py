@@ -17,7 +17,7 @@ __all__ = ["Classifier", "__version__"]
 def __getattr__(name: str):
     # Lazy: `import vidclass` stays light (no torch) for the CLI's help and the data workers.
     if name == "Classifier":
-        from vidclass.infer.classifier import Classifier
+        from vidclass.predict.classifier import Classifier
 
         return Classifier
     raise AttributeError(f"module 'vidclass' has no attribute {name!r}")

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidclass.errors import UserError
-from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
+from vidclass.predict.options import DetectOptions, LocalizeOptions, PredictOptions
 from vidclass.synth.clips import PER_CLASS
 from vidclass.train.config import DEFAULTS as TRAIN
 
@@ -541,7 +541,7 @@ def compare(
 def video_inputs(items: list[str]) -> list[str]:
     """The videos that predict/localize/detect work on (folders scanned, see `scan_inputs`);
     the files a folder scan skipped are named in one line, never dropped without a word."""
-    from vidclass.infer.inputs import scan_inputs
+    from vidclass.predict.inputs import scan_inputs
     from vidclass.video.probe import VIDEO_EXTENSIONS, skipped_summary
 
     sources, skipped = scan_inputs(items)
@@ -605,8 +605,8 @@ def predict(
     """
     import json
 
-    from vidclass.infer.classifier import Classifier
-    from vidclass.infer.inputs import output_path
+    from vidclass.predict.classifier import Classifier
+    from vidclass.predict.inputs import output_path
     from vidclass.video.reader import is_live_source
 
     clf = Classifier.load(run, backend=backend)
@@ -736,10 +736,10 @@ def localize(
     """
     import json
 
-    from vidclass.infer.classifier import Classifier
-    from vidclass.infer.inputs import output_path
-    from vidclass.infer.localize import read_truth
-    from vidclass.infer.options import localize_options
+    from vidclass.localize.localize import read_truth
+    from vidclass.predict.classifier import Classifier
+    from vidclass.predict.inputs import output_path
+    from vidclass.predict.options import localize_options
     from vidclass.progress import make_progress
 
     factors = None if spans is None else _parse_floats("--spans", spans, "0.4,0.8")
@@ -868,7 +868,7 @@ def export(
 
         vidclass predict runs/slow_fusion clip.mp4 --backend onnx
     """
-    from vidclass.infer.export import export_onnx
+    from vidclass.predict.onnx import export_onnx
 
     path = export_onnx(run, onnx, dynamic_batch=dynamic_batch, opset=opset)
     console.print(f"[green]wrote {path}[/green] ({path.stat().st_size / 1e6:.1f} MB)")
@@ -914,9 +914,9 @@ def detect(
     """
     import json
 
-    from vidclass.infer.classifier import Classifier
-    from vidclass.infer.detect import load_detector
-    from vidclass.infer.inputs import output_path
+    from vidclass.detect.detect import load_detector
+    from vidclass.predict.classifier import Classifier
+    from vidclass.predict.inputs import output_path
 
     clf = Classifier.load(run)
     load_detector(detector)  # a wrong name or folder fails here, before any decoding
@@ -1021,7 +1021,7 @@ def train_detector_cmd(
 
         vidclass train-detector --out runs/detector && vidclass detect RUN v.mp4 --detector runs/detector
     """
-    from vidclass.infer.centernet import train_detector
+    from vidclass.detect.centernet import train_detector
 
     summary = train_detector(out, scenes=scenes, seconds=seconds, steps=steps, seed=seed,
                              batch_size=16, quiet=quiet)  # fmt: skip

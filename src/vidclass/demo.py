@@ -78,8 +78,8 @@ def predict_long(
     """A 60 s video of several actions: smoothed timeline, annotated copy, flicker figures."""
     import json
 
-    from vidclass.infer.classifier import Classifier
-    from vidclass.infer.smoothing import timeline_accuracy
+    from vidclass.predict.classifier import Classifier
+    from vidclass.predict.smoothing import timeline_accuracy
     from vidclass.synth.long import generate_long
 
     # Long actions (1-3 renditions back to back), what smoothing is for: a rolling average
@@ -114,8 +114,8 @@ def localize_long(
     import json
 
     from vidclass.evaluation.localization import localization_map
-    from vidclass.infer.classifier import Classifier
-    from vidclass.infer.localize import read_truth
+    from vidclass.localize.localize import read_truth
+    from vidclass.predict.classifier import Classifier
     from vidclass.synth.long import generate_long
 
     generate_long(long_dir, count=1, seed=seed + 2000, seconds=60, quiet=quiet)

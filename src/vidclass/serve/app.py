@@ -103,7 +103,7 @@ def create_app(
         clf = run
     detectors = ServedDetectors(detector)
     if detector is not None:
-        from vidclass.infer.detect import load_detector
+        from vidclass.detect.detect import load_detector
 
         load_detector(detector)  # a wrong name or folder fails at startup, not per request
     models = request_models(detectors)
@@ -371,8 +371,8 @@ def check_video(upload: Upload) -> None:
 
 def load_classifier(run: str | os.PathLike):
     """The run's Classifier, from safetensors only; a UserError naming what is missing."""
-    from vidclass.infer.classifier import Classifier
     from vidclass.models.run import MODEL_FILE
+    from vidclass.predict.classifier import Classifier
 
     folder = Path(run)
     weights = folder / MODEL_FILE

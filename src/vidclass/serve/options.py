@@ -1,6 +1,6 @@
 """The options a client may send, one typed (pydantic) model per task, and their checking.
 
-The models are built from the library's option dataclasses (`vidclass.infer.options`), so
+The models are built from the library's option dataclasses (`vidclass.predict.options`), so
 the defaults, limits and help texts are the library's. A client never names a path on the
 server: `detector` is one of the built-in detectors or the one the server was started with,
 under a public name (`ServedDetectors`). Every refusal is an `UploadError` 422 that names
@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from vidclass.detect.detectors import DETECTORS
 from vidclass.errors import UserError
-from vidclass.infer.detectors import DETECTORS
-from vidclass.infer.options import DetectOptions, LocalizeOptions, PredictOptions
+from vidclass.predict.options import DetectOptions, LocalizeOptions, PredictOptions
 from vidclass.serve.upload import UploadError
 
 TASKS = ("predict", "localize", "detect")

@@ -21,9 +21,9 @@ import torch
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
-from vidclass.infer.options import DetectOptions, PredictOptions
-from vidclass.infer.smoothing import RollingAverage, flicker_rate, rolling_average
-from vidclass.infer.threads import decoder_core
+from vidclass.predict.options import DetectOptions, PredictOptions
+from vidclass.predict.smoothing import RollingAverage, flicker_rate, rolling_average
+from vidclass.predict.threads import decoder_core
 from vidclass.video.reader import iter_frames
 
 BACKENDS = ("torch", "onnx")
@@ -91,7 +91,7 @@ class Classifier:
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if backend == "onnx":
-            from vidclass.infer.export import OnnxModel, export_onnx
+            from vidclass.predict.onnx import OnnxModel, export_onnx
 
             config = read_config(run)
             path = Path(run) / "model.onnx"
@@ -304,12 +304,12 @@ class Classifier:
         nms: str | None = None,
     ) -> dict:
         """Every action in a long video as segments `{label, t_start, t_end, score}`; see
-        `vidclass.infer.localize` for the method. Unset knobs keep `LocalizeOptions`'
+        `vidclass.localize.localize` for the method. Unset knobs keep `LocalizeOptions`'
         defaults; `nms` is `soft` (the default) or `hard`, `nms_iou` the IoU above which it
         acts (hard: drops [0.4]; soft: decays [every overlap]); `truth` segments only
         appear on the `plot`; `ensemble` averages more models' curves with this one's."""
-        from vidclass.infer.localize import localize
-        from vidclass.infer.options import localize_options
+        from vidclass.localize.localize import localize
+        from vidclass.predict.options import localize_options
 
         options = localize_options(spans, stride, min_score, nms_iou, nms)
         return localize(
@@ -318,7 +318,7 @@ class Classifier:
 
     def _annotate(self, video, timeline: list[dict], smoothed: np.ndarray, out) -> None:
         """Second pass: every frame of the video with the smoothed label of its moment."""
-        from vidclass.infer.annotate import draw_label
+        from vidclass.predict.annotate import draw_label
         from vidclass.video.writer import VideoWriter
 
         centres = np.array([(u["t_start"] + u["t_end"]) / 2 for u in timeline])
@@ -413,8 +413,8 @@ class Classifier:
         annotate: str | os.PathLike | None = None,
     ) -> dict:
         """Every person of `video` detected, tracked and labelled over time: see
-        `vidclass.infer.detect.detect` for the options (more there) and the result."""
-        from vidclass.infer.detect import detect
+        `vidclass.detect.detect.detect` for the options (more there) and the result."""
+        from vidclass.detect.detect import detect
 
         return detect(
             self,

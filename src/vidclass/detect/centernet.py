@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vidclass.detect.detectors import nms
 from vidclass.errors import UserError
-from vidclass.infer.detectors import nms
 
 STRIDE = 4
 WEIGHTS, CONFIG = "detector.safetensors", "detector.json"

@@ -27,19 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from vidclass.errors import UserError
-from vidclass.infer.detectors import (
+from vidclass.detect.detectors import (
     Detector,
     MotionDetector,
     build_detector,
     evenly_spaced,
     median_background,
 )
-from vidclass.infer.localize import LocalizeOptions, segments_from_probs
-from vidclass.infer.options import DetectOptions
-from vidclass.infer.smoothing import rolling_average
-from vidclass.infer.threads import decoder_core
-from vidclass.infer.tracking import Tracker
+from vidclass.detect.tracking import Tracker
+from vidclass.errors import UserError
+from vidclass.localize.localize import LocalizeOptions, segments_from_probs
+from vidclass.predict.options import DetectOptions
+from vidclass.predict.smoothing import rolling_average
+from vidclass.predict.threads import decoder_core
 from vidclass.synth.labels import BACKGROUND
 from vidclass.video.reader import iter_frames
 from vidclass.video.tubes import CONTEXT, MIN_CROP, tube_clip
@@ -72,7 +72,7 @@ def load_detector(detector: str | Detector) -> Detector:
     if detector in ("motion", "hog"):
         return build_detector(detector)
     if Path(detector).is_dir():
-        from vidclass.infer.centernet import CenterNetDetector
+        from vidclass.detect.centernet import CenterNetDetector
 
         return CenterNetDetector(detector)
     raise UserError(

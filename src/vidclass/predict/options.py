@@ -3,7 +3,7 @@
 `Classifier.predict/localize/detect`, the CLI and the HTTP server all take their defaults
 from these dataclasses, and the server builds its request models from them
 (`vidclass.serve.options`), so a default or a limit changed here changes everywhere.
-`LocalizeOptions` is the knobs of `vidclass.infer.localize`; it lives here, away from torch, so
+`LocalizeOptions` is the knobs of `vidclass.localize.localize`; it lives here, away from torch, so
 the CLI can read its defaults without importing the models.
 
 A field's `metadata` holds its `help` text and its limits (`ge`, `gt`, `le`), checked when
@@ -63,7 +63,7 @@ class PredictOptions:
 
 @dataclass(frozen=True)
 class DetectOptions:
-    """The knobs of `Classifier.detect` (more in `vidclass.infer.detect.detect`)."""
+    """The knobs of `Classifier.detect` (more in `vidclass.detect.detect.detect`)."""
 
     detector: str = _option(
         "motion", "motion (static camera), hog (pedestrians), or a train-detector folder"

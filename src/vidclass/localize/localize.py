@@ -40,14 +40,14 @@ import numpy as np
 
 from vidclass.errors import UserError
 from vidclass.evaluation.ap import temporal_iou
-from vidclass.infer.options import (
+from vidclass.predict.options import (
     DEFAULT_SPANS,
     SPAN_TOLERANCE,
     LocalizeOptions,
     fmt_values,
 )
-from vidclass.infer.smoothing import rolling_average
-from vidclass.infer.threads import decoder_core
+from vidclass.predict.smoothing import rolling_average
+from vidclass.predict.threads import decoder_core
 from vidclass.synth.labels import BACKGROUND
 from vidclass.video.reader import iter_frames, open_source
 
