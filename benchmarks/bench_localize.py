@@ -24,9 +24,11 @@ from pathlib import Path
 
 from vidclass.data.prepare import prepare
 from vidclass.evaluation.localization import localization_map
-from vidclass.localize.localize import LocalizeOptions, plan_sampling, read_truth
+from vidclass.localize.localize import read_truth
+from vidclass.localize.windows import plan_sampling
 from vidclass.models import MODELS
 from vidclass.predict.classifier import Classifier
+from vidclass.predict.options import LocalizeOptions
 from vidclass.synth.clips import generate
 from vidclass.synth.long import generate_long
 from vidclass.train.compare import compare

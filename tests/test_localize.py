@@ -16,11 +16,8 @@ from vidclass.data.prepare import prepare
 from vidclass.errors import UserError
 from vidclass.evaluation.ap import interpolated_ap, temporal_iou
 from vidclass.evaluation.localization import average_precision, localization_map
-from vidclass.localize.localize import (
-    LocalizeOptions,
-    segments_from_probs,
-    temporal_nms,
-)
+from vidclass.localize.proposals import segments_from_probs, temporal_nms
+from vidclass.predict.options import LocalizeOptions
 from vidclass.synth.clips import generate
 from vidclass.synth.long import generate_long
 from vidclass.train.loop import TrainConfig, train
@@ -156,7 +153,7 @@ def test_rescoring_prefers_the_proposal_on_the_action_edges() -> None:
     edges must outscore both a tighter and a wider one."""
     classes = ["a", "background"]
     t, probs = _curves([seg("a", 10, 20)], classes, 30.0, seed=1)
-    from vidclass.localize.localize import proposals
+    from vidclass.localize.proposals import proposals
 
     cands = proposals(t, probs[:, 0], LocalizeOptions(nms_iou=1.0), end=30.0)
     best = max(cands, key=lambda c: c[2])
@@ -275,7 +272,7 @@ def test_localize_a_video_shorter_than_a_window(run_and_long, make_video) -> Non
 def test_flow_cache_equals_flow_of_each_window() -> None:
     """Overlapping two-stream windows reuse the flow of shared frame pairs, exactly."""
     from vidclass.data.flow import compute_flow
-    from vidclass.localize.localize import _FlowCache
+    from vidclass.localize.windows import _FlowCache
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
@@ -381,7 +378,7 @@ def test_point6_soft_nms_decays_only_overlaps_above_nms_iou() -> None:
 def test_point6_spans_that_cannot_run_are_refused_not_rounded() -> None:
     from types import SimpleNamespace
 
-    from vidclass.localize.localize import plan_sampling
+    from vidclass.localize.windows import plan_sampling
 
     with pytest.raises(UserError, match=r"spans 0.4,1.*0.4,0.8"):
         LocalizeOptions(spans=(0.4, 1.0))  # 1.0 ran as 0.8

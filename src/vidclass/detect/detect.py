@@ -36,8 +36,8 @@ from vidclass.detect.detectors import (
 )
 from vidclass.detect.tracking import Tracker
 from vidclass.errors import UserError
-from vidclass.localize.localize import LocalizeOptions, segments_from_probs
-from vidclass.predict.options import DetectOptions
+from vidclass.localize.proposals import segments_from_probs
+from vidclass.predict.options import DetectOptions, LocalizeOptions
 from vidclass.predict.smoothing import rolling_average
 from vidclass.predict.threads import decoder_core
 from vidclass.synth.labels import BACKGROUND
