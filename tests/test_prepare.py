@@ -249,7 +249,7 @@ import importlib
 prep = importlib.import_module("vidclass.data.prepare")
 from vidclass.cli import main
 
-real = prep._atomic_write
+real = prep.write_bytes
 npy_writes = 0
 def atomic_write(path, write):
     global npy_writes
@@ -262,7 +262,7 @@ def atomic_write(path, write):
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(path, half)
     return real(path, write)
-prep._atomic_write = atomic_write
+prep.write_bytes = atomic_write
 sys.argv = ["vidclass", *sys.argv[1:]]
 main()
 """

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidclass.data.derived import open_derived, save_array
+from vidclass.atomic import save_array
+from vidclass.data.derived import open_derived
 from vidclass.data.prepare import read_manifest, video_signature
 from vidclass.data.sampling import PAD_MODES, pad_clip
 from vidclass.errors import UserError

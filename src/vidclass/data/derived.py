@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
-import numpy as np
+from vidclass.atomic import write_text
 
 SPEC_FILE = "spec.json"
 FORMAT = 2  # bump when the files of a derived cache change meaning
@@ -38,15 +37,5 @@ def open_derived(parent: Path, prefix: str, spec: dict) -> Path:
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SPEC_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(spec, indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(spec, indent=2, sort_keys=True))
     return folder
-
-
-def save_array(path: Path, array: np.ndarray) -> None:
-    """Atomic write (temporary file + rename): an interrupted run leaves no half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)

@@ -30,6 +30,7 @@ import av
 import cv2
 import numpy as np
 
+from vidclass.atomic import write_bytes
 from vidclass.data.sampling import PAD_MODES, sample_indices, sampled_length
 from vidclass.data.splits import (
     UCF101_GROUP_REGEX,
@@ -256,19 +257,8 @@ def video_signature(root: str | os.PathLike, video_id: str) -> str:
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda fh: fh.write(json.dumps(data, indent=1).encode()))
+    write_bytes(path, lambda fh: fh.write(json.dumps(data, indent=1).encode()))
 
 
 def _export_jpegs(frames: np.ndarray, folder: Path) -> None:
@@ -327,7 +317,7 @@ def extract_task(task: dict) -> dict:
         if len(frames) < len(indices):
             info = VideoInfo(**{**info.to_dict(), "num_frames": seen})
         npy = cache / f"{task['video_id']}.npy"
-        _atomic_write(npy, lambda fh: np.save(fh, frames))
+        write_bytes(npy, lambda fh: np.save(fh, frames))
         if task["export_dir"]:
             _export_jpegs(frames, Path(task["export_dir"]) / task["video_id"])
         record.update(info=info.to_dict(), sampled_frames=int(len(frames)))
@@ -654,7 +644,7 @@ def _write_manifest(path: Path, rows: list[dict]) -> None:
         text = _csv_text(MANIFEST_COLUMNS, rows)
         fh.write(text.encode())
 
-    _atomic_write(path, write)
+    write_bytes(path, write)
 
 
 def _write_frames_csv(path: Path, rows: list[dict]) -> None:
@@ -668,7 +658,7 @@ def _write_frames_csv(path: Path, rows: list[dict]) -> None:
         for r in rows
         if r["status"] == "ok"
     ]
-    _atomic_write(
+    write_bytes(
         path,
         lambda fh: fh.write(_csv_text(["video_id", "class", "split", "frame_count"], ok).encode()),
     )

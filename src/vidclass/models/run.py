@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vidclass.atomic import replacing, write_text
 from vidclass.errors import UserError
 from vidclass.models import build
 
@@ -23,22 +24,12 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Tensors (moved to the CPU) plus string metadata as one safetensors file, atomically."""
-    tmp = _tmp(path)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata
+        )
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -52,7 +43,7 @@ def save_model(run: Path, model: nn.Module, config: dict) -> None:
     """The inference checkpoint: weights and everything needed to rebuild and feed the model."""
     run.mkdir(parents=True, exist_ok=True)
     save_tensors(run / MODEL_FILE, dict(unwrap(model).state_dict()), {"format": "vidclass"})
-    atomic_write_text(run / CONFIG_FILE, json.dumps(config, indent=2))
+    write_text(run / CONFIG_FILE, json.dumps(config, indent=2))
 
 
 def read_config(run: str | os.PathLike) -> dict:

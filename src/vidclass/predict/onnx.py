@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidclass.atomic import replacing
 from vidclass.errors import UserError
 
 TOLERANCE = 1e-4  # max abs logit difference accepted between onnxruntime and PyTorch
@@ -293,7 +294,6 @@ def export_model(
     if frames < 1 or size < 1:
         raise UserError(f"cannot export {name}: frames and size must be >= 1, got {frames}, {size}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
 
     export_copy = copy.deepcopy(model).eval()
     _swap_adaptive_pools(export_copy)
@@ -301,7 +301,7 @@ def export_model(
     example = _example_inputs(model, 2 if dynamic_batch else 1, frames, size, 0, padded=False)
     names = list(example)
     dynamic_axes = {n: {0: "batch"} for n in [*names, "logits"]} if dynamic_batch else None
-    try:
+    with replacing(out) as tmp:
         try:
             with (
                 torch.no_grad(),
@@ -331,9 +331,6 @@ def export_model(
             ) from None
         _add_metadata(tmp, {"model": name, "frames": frames, "size": size, **(metadata or {})})
         _verify(model, tmp, name, frames, size, dynamic_batch)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -17,6 +17,8 @@ import os
 from html import escape
 from pathlib import Path
 
+from vidclass.atomic import write_text
+
 __all__ = ["write_comparison_markdown", "write_comparison_report"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -372,7 +374,9 @@ def write_comparison_report(out_dir: Path, comparison: dict) -> Path:
         + "\n".join(p for p in body if p)
         + "\n</main>\n</body>\n</html>\n"
     )
-    return _write_text(out_dir / "report.html", html)
+    path = out_dir / "report.html"
+    write_text(path, html)
+    return path
 
 
 # --- markdown -------------------------------------------------------------------------------
@@ -431,12 +435,6 @@ def write_comparison_markdown(out_dir: Path, comparison: dict) -> Path:
     summary = _summary_lines(methods)
     if summary:
         lines += [""] + [f"- {_md(s)}" for s in summary]
-    return _write_text(out_dir / "comparison.md", "\n".join(lines) + "\n")
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Atomic write (temp + rename) so a reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    path = out_dir / "comparison.md"
+    write_text(path, "\n".join(lines) + "\n")
     return path

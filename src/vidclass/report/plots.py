@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
+from vidclass.atomic import replacing  # noqa: E402
+
 __all__ = ["plot_comparison", "plot_confusion", "plot_curves", "plot_timeline"]
 
 DPI = 110
@@ -33,13 +35,11 @@ def _save(fig: Figure, out_png: str | os.PathLike) -> Path:
     """Write ``fig`` to ``out_png`` atomically (temp name + rename) and close it."""
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
-        os.replace(tmp, out)
+        with replacing(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vidclass.atomic import write_text
 from vidclass.data.splits import UCF101_GROUP_REGEX
 from vidclass.errors import UserError
 from vidclass.parallel import process_pool
@@ -191,13 +191,6 @@ def render_job(job: Job) -> dict[str, Any]:
     }
 
 
-def atomic_text(path: Path, text: str) -> None:
-    """Write `text` under a temporary name, then rename: readers see all of it or none."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_index(out: Path, rows: list[dict[str, Any]], classes: list[str]) -> None:
     """`metadata.csv` (one row per clip, by path) and `classes.json` (classes and pairs): what
     `prepare` reads beside the class folders."""
@@ -206,8 +199,8 @@ def write_index(out: Path, rows: list[dict[str, Any]], classes: list[str]) -> No
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(sorted(rows, key=lambda r: r["path"]))
-    atomic_text(out / "metadata.csv", buffer.getvalue())
-    atomic_text(
+    write_text(out / "metadata.csv", buffer.getvalue())
+    write_text(
         out / "classes.json",
         json.dumps({"classes": classes, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
     )

@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from vidclass.atomic import write_text
 from vidclass.errors import UserError
 from vidclass.progress import track
 from vidclass.synth.actions import ACTIONS, MOTIONS
-from vidclass.synth.clips import atomic_text, num_frames_for
+from vidclass.synth.clips import num_frames_for
 from vidclass.synth.labels import ACTION_CLASSES, BACKGROUND, CLASSES, PAIRS
 from vidclass.synth.scene import (
     Look,
@@ -349,7 +350,7 @@ def generate_tubes(
                 name = f"v_{label}_g{i + 1:02d}_c{n:03d}.mp4"
                 write_video(out / label / name, np.stack(clip), fps)
                 written[label] += 1
-    atomic_text(
+    write_text(
         out / "classes.json",
         json.dumps({"classes": CLASSES, "pairs": [list(p) for p in PAIRS]}, indent=2) + "\n",
     )

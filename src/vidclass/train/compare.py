@@ -16,11 +16,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from vidclass.atomic import write_text
 from vidclass.data.dataset import load_prepared_config
 from vidclass.data.prepare import read_manifest
 from vidclass.errors import UserError
 from vidclass.models import DESCRIPTIONS, MODELS, build, count_flops, example_batch
-from vidclass.models.run import atomic_write_text
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import LAST_EPOCH, RunMismatch, TrainConfig, train
 
@@ -163,7 +163,7 @@ def write_outputs(out: Path, comparison: dict) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     plot_comparison(comparison["methods"], out / "comparison.png")
-    atomic_write_text(out / "comparison.json", json.dumps(comparison, indent=2))
+    write_text(out / "comparison.json", json.dumps(comparison, indent=2))
     write_comparison_markdown(out, comparison)
     write_comparison_report(out, comparison)
 

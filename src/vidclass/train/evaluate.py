@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vidclass.atomic import write_text
 from vidclass.data.dataset import VideoDataset, load_prepared_config
 from vidclass.errors import UserError
 from vidclass.evaluation.classification import average_views, classification_metrics
-from vidclass.models.run import atomic_write_text, load_model
+from vidclass.models.run import load_model
 from vidclass.progress import track
 from vidclass.train.loop import predict_loader
 
@@ -100,5 +101,5 @@ def evaluate(
         run / f"confusion-{split}.png",
         title=f"{config['model']} on {split} (top-1 {metrics['top1']:.1%})",
     )
-    atomic_write_text(run / f"eval-{split}.json", json.dumps(metrics, indent=2))
+    write_text(run / f"eval-{split}.json", json.dumps(metrics, indent=2))
     return metrics

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from vidclass.atomic import save_array
 from vidclass.data.dataset import VideoDataset
-from vidclass.data.derived import open_derived, save_array
+from vidclass.data.derived import open_derived
 from vidclass.models.blocks import FrameModel
 from vidclass.progress import track
 

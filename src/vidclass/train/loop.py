@@ -27,11 +27,12 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 import vidclass
+from vidclass.atomic import write_text
 from vidclass.data.dataset import Augment, VideoDataset, load_prepared_config
 from vidclass.data.prepare import read_manifest
 from vidclass.errors import UserError
 from vidclass.models import build
-from vidclass.models.run import MODEL_FILE, atomic_write_text, save_model
+from vidclass.models.run import MODEL_FILE, save_model
 from vidclass.progress import make_progress
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.config import RESUME_KEYS, TrainConfig, resolve_normalize
@@ -534,4 +535,4 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
     writer.writeheader()
     for row in history:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
+    write_text(path, buf.getvalue())

@@ -1,0 +1,49 @@
+"""Atomic file writes, shared by every stage: a reader (or a resumed run) sees a whole file or
+none, never half of one, because everything is written under a temporary name beside the
+target and renamed over it only when complete. A killed process leaves at most a
+`.<name>.<pid>.tmp` file, which never counts as output (`prepare` sweeps them up).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """Where `path` is written before it is renamed into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """`with replacing(out) as tmp: write tmp`: renamed to `out` if the block succeeds, removed
+    if it fails."""
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Call `write(fh)` on the temporary file, then rename it to `path`."""
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    """`np.save`, atomically."""
+    write_bytes(path, lambda fh: np.save(fh, array))
