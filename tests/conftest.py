@@ -113,3 +113,36 @@ def truncated_video(cut_video) -> Path:
             decoded += 1
     assert 10 <= decoded <= 50, decoded
     return cut
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """36 synthetic clips (the 12 actions x 3 scenes), 8 frames of 32 px: one scene each for
+    train, val and test; 12 training clips, an even number, so two DDP processes need no
+    padding clip to match one process. Shared by the tests of a session: copy it before
+    writing into it (derived caches)."""
+    from vidclass.data.prepare import prepare
+    from vidclass.synth.clips import generate
+
+    root = tmp_path_factory.mktemp("tiny")
+    generate(
+        root / "videos",
+        per_class=3,
+        size=(64, 48),
+        fps=8,
+        seed=1,
+        workers=2,
+        quiet=True,
+        background=False,
+    )
+    prepare(
+        root / "videos",
+        root / "prepared",
+        frames=8,
+        size=32,
+        test_fraction=1 / 3,
+        val_fraction=1 / 3,
+        quiet=True,
+        workers=2,
+    )
+    return root / "prepared"

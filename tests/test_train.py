@@ -18,43 +18,12 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from vidclass.cli import app
-from vidclass.data.prepare import prepare
 from vidclass.errors import UserError
 from vidclass.models import run as run_format
-from vidclass.synth.clips import generate
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.loop import TrainConfig, train
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """36 synthetic clips (the 12 actions x 3 scenes), 8 frames of 32 px: one scene each for
-    train, val and test; 12 training clips, an even number, so two DDP processes need no
-    padding clip to match one process."""
-    root = tmp_path_factory.mktemp("tiny")
-    generate(
-        root / "videos",
-        per_class=3,
-        size=(64, 48),
-        fps=8,
-        seed=1,
-        workers=2,
-        quiet=True,
-        background=False,
-    )
-    prepare(
-        root / "videos",
-        root / "prepared",
-        frames=8,
-        size=32,
-        test_fraction=1 / 3,
-        val_fraction=1 / 3,
-        quiet=True,
-        workers=2,
-    )
-    return root / "prepared"
 
 
 def read_metrics(run: Path) -> list[dict]:

@@ -16,40 +16,12 @@ from vidclass.data.dataset import VideoDataset
 from vidclass.data.prepare import prepare, read_manifest
 from vidclass.errors import UserError
 from vidclass.models import run as run_format
-from vidclass.synth.clips import generate
 from vidclass.train.compare import compare
 from vidclass.train.features import feature_folder, feature_path
 from vidclass.train.loop import BY_VAL, LAST_EPOCH, RunMismatch, TrainConfig, is_better, train
 from vidclass.video.writer import write_video
 
 FROZEN = {"backbone": "small", "freeze_backbone": True}
-
-
-@pytest.fixture(scope="module")
-def data3(tmp_path_factory) -> Path:
-    """36 clips: the 12 actions x 3 scenes, one scene each for train, val and test."""
-    root = tmp_path_factory.mktemp("trust")
-    generate(
-        root / "videos",
-        per_class=3,
-        size=(64, 48),
-        fps=8,
-        seed=2,
-        workers=2,
-        quiet=True,
-        background=False,
-    )
-    prepare(
-        root / "videos",
-        root / "prepared",
-        frames=8,
-        size=32,
-        test_fraction=1 / 3,
-        val_fraction=1 / 3,
-        quiet=True,
-        workers=2,
-    )
-    return root / "prepared"
 
 
 def copy_prepared(src: Path, dst: Path) -> Path:
@@ -65,11 +37,11 @@ def metrics(run: Path) -> list[dict]:
 # --------------------------------------------------------------------------- 1. caches
 
 
-def test_point1_frozen_features_do_not_depend_on_what_trained_before(data3, tmp_path):
+def test_point1_frozen_features_do_not_depend_on_what_trained_before(tiny_data, tmp_path):
     """cnn_lstm (deltas: 2D-wide features) after single_frame on the same folder trains exactly
     as on a fresh copy: the cache key holds the model's feature transform."""
-    shared = copy_prepared(data3, tmp_path / "shared")
-    fresh = copy_prepared(data3, tmp_path / "fresh")
+    shared = copy_prepared(tiny_data, tmp_path / "shared")
+    fresh = copy_prepared(tiny_data, tmp_path / "fresh")
     cfg = dict(epochs=2, batch_size=4, options=FROZEN)
     train(shared, tmp_path / "sf", TrainConfig(model="single_frame", **cfg), quiet=True)
     train(shared, tmp_path / "lstm_a", TrainConfig(model="cnn_lstm", **cfg), quiet=True)
@@ -86,9 +58,9 @@ def test_point1_frozen_features_do_not_depend_on_what_trained_before(data3, tmp_
     assert {s["transform"].get("deltas") for s in specs} == {None, True}
 
 
-def test_point1_a_video_prepare_redid_is_encoded_again(data3, tmp_path):
+def test_point1_a_video_prepare_redid_is_encoded_again(tiny_data, tmp_path):
     src = tmp_path / "videos"
-    shutil.copytree(data3.parent / "videos", src)
+    shutil.copytree(tiny_data.parent / "videos", src)
     data = tmp_path / "d"
     options = dict(frames=8, size=32, test_fraction=1 / 3, val_fraction=1 / 3, quiet=True)
     prepare(src, data, **options)
@@ -116,8 +88,8 @@ def test_point1_a_video_prepare_redid_is_encoded_again(data3, tmp_path):
     np.testing.assert_allclose(np.load(after), expect, atol=1e-5)
 
 
-def test_point1_a_cache_whose_spec_differs_is_recomputed(data3, tmp_path):
-    data = copy_prepared(data3, tmp_path / "d")
+def test_point1_a_cache_whose_spec_differs_is_recomputed(tiny_data, tmp_path):
+    data = copy_prepared(tiny_data, tmp_path / "d")
     cfg = TrainConfig(model="single_frame", epochs=1, batch_size=4, options=FROZEN)
     train(data, tmp_path / "r1", cfg, quiet=True)
     (folder,) = (data / "features").iterdir()
@@ -130,11 +102,11 @@ def test_point1_a_cache_whose_spec_differs_is_recomputed(data3, tmp_path):
     assert not np.all(np.load(poisoned) == 7.0), "the cache was rebuilt, not reused"
 
 
-def test_point1_flow_cache_is_keyed_by_clip_length_and_window(data3, tmp_path):
+def test_point1_flow_cache_is_keyed_by_clip_length_and_window(tiny_data, tmp_path):
     """A 4-frame clip's flow (the centre window) is never served to an 8-frame clip."""
     from vidclass.data.flow import compute_flow
 
-    data = copy_prepared(data3, tmp_path / "d")
+    data = copy_prepared(tiny_data, tmp_path / "d")
     short = VideoDataset(data, split="train", frames=4, normalize="clip", with_flow=True)
     full = VideoDataset(data, split="train", frames=8, normalize="clip", with_flow=True)
     f4 = short[0]["flow"]
@@ -150,25 +122,25 @@ def test_point1_flow_cache_is_keyed_by_clip_length_and_window(data3, tmp_path):
 # --------------------------------------------------------------------------- 2. resumes
 
 
-def test_point2_resume_with_other_options_is_an_error_naming_them(data3, tmp_path):
+def test_point2_resume_with_other_options_is_an_error_naming_them(tiny_data, tmp_path):
     run = tmp_path / "run"
     base = dict(model="late_fusion", batch_size=4, seed=1)
-    train(data3, run, TrainConfig(epochs=1, **base), quiet=True)
+    train(tiny_data, run, TrainConfig(epochs=1, **base), quiet=True)
     with pytest.raises(RunMismatch) as err:
-        train(data3, run, TrainConfig(epochs=2, lr=1e-3, **base), resume=True, quiet=True)
+        train(tiny_data, run, TrainConfig(epochs=2, lr=1e-3, **base), resume=True, quiet=True)
     text = str(err.value)
     assert "epochs: saved 1, now 2" in text and "lr: saved 0.002, now 0.001" in text
     with pytest.raises(UserError, match="augment"):
-        train(data3, run, TrainConfig(epochs=1, augment=False, **base), resume=True, quiet=True)
+        train(tiny_data, run, TrainConfig(epochs=1, augment=False, **base), resume=True, quiet=True)
     # The same options resume (here: nothing left to do) and change nothing.
-    result = train(data3, run, TrainConfig(epochs=1, **base), resume=True, quiet=True)
+    result = train(tiny_data, run, TrainConfig(epochs=1, **base), resume=True, quiet=True)
     assert result.resumed_from_epoch == 1 and len(metrics(run)) == 1
 
 
-def test_point2_compare_never_reports_runs_of_another_budget(data3, tmp_path):
+def test_point2_compare_never_reports_runs_of_another_budget(tiny_data, tmp_path):
     out = tmp_path / "cmp"
     first = compare(
-        data3,
+        tiny_data,
         ["late_fusion"],
         out,
         TrainConfig(model="", epochs=2, batch_size=4),
@@ -177,7 +149,7 @@ def test_point2_compare_never_reports_runs_of_another_budget(data3, tmp_path):
     )
     assert first["methods"][0]["run"] == "trained"
     again = compare(
-        data3,
+        tiny_data,
         ["late_fusion"],
         out,
         TrainConfig(model="", epochs=2, batch_size=4),
@@ -187,7 +159,7 @@ def test_point2_compare_never_reports_runs_of_another_budget(data3, tmp_path):
     assert again["methods"][0]["run"] == "reused"
     lines: list[str] = []
     fewer = compare(
-        data3,
+        tiny_data,
         ["late_fusion"],
         out,
         TrainConfig(model="", epochs=1, batch_size=4),
@@ -230,16 +202,23 @@ def test_point3_prepare_writes_train_val_test_with_no_group_on_two_sides(make_vi
     assert tests_a == tests_b
 
 
-def test_point3_the_test_split_never_chooses_the_epoch(data3, tmp_path):
+def test_point3_the_test_split_never_chooses_the_epoch(tiny_data, tmp_path):
     with pytest.raises(UserError, match="test split"):
-        train(data3, tmp_path / "r", TrainConfig(model="late_fusion", val_split="test"), quiet=True)
+        train(
+            tiny_data,
+            tmp_path / "r",
+            TrainConfig(model="late_fusion", val_split="test"),
+            quiet=True,
+        )
     run = tmp_path / "run"
-    result = train(data3, run, TrainConfig(model="late_fusion", epochs=3, batch_size=4), quiet=True)
+    result = train(
+        tiny_data, run, TrainConfig(model="late_fusion", epochs=3, batch_size=4), quiet=True
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["selection"]["split"] == "val" and config["selection"]["rule"] == BY_VAL
     assert config["train"]["val_split"] == "val"
-    val = VideoDataset(data3, split="val")
-    test = VideoDataset(data3, split="test")
+    val = VideoDataset(tiny_data, split="val")
+    test = VideoDataset(tiny_data, split="test")
     assert not {r["video_id"] for r in val.rows} & {r["video_id"] for r in test.rows}
     # The val figures in metrics.csv are the val split's: recompute the chosen epoch's.
     rows = metrics(run)
@@ -276,8 +255,8 @@ def test_point3_ucf101_val_is_carved_from_the_trainlist_by_group(make_video, tmp
     assert all(len(s) == 1 for s in sides.values())
 
 
-def test_point3_a_val_split_missing_a_class_keeps_the_last_epoch(data3, tmp_path):
-    data = copy_prepared(data3, tmp_path / "d")
+def test_point3_a_val_split_missing_a_class_keeps_the_last_epoch(tiny_data, tmp_path):
+    data = copy_prepared(tiny_data, tmp_path / "d")
     rows = read_manifest(data)
     dropped = next(r["label"] for r in rows if r["split"] == "val")
     text = (data / "manifest.csv").read_text().splitlines()
@@ -301,7 +280,7 @@ def test_point3_a_val_split_missing_a_class_keeps_the_last_epoch(data3, tmp_path
 # ------------------------------------------------------------------ 4. ties broken by loss
 
 
-def test_point4_ties_in_val_accuracy_are_broken_by_lower_val_loss(data3, tmp_path):
+def test_point4_ties_in_val_accuracy_are_broken_by_lower_val_loss(tiny_data, tmp_path):
     rule = {"rule": BY_VAL}
     best = {"epoch": 2, "val_acc": 1.0, "val_loss": 1.10}
     assert is_better({"val_acc": 1.0, "val_loss": 0.20}, best, rule)
@@ -310,7 +289,9 @@ def test_point4_ties_in_val_accuracy_are_broken_by_lower_val_loss(data3, tmp_pat
     assert is_better({"val_acc": 0.9, "val_loss": 5.0}, best, {"rule": LAST_EPOCH})
 
     run = tmp_path / "run"
-    result = train(data3, run, TrainConfig(model="late_fusion", epochs=4, batch_size=4), quiet=True)
+    result = train(
+        tiny_data, run, TrainConfig(model="late_fusion", epochs=4, batch_size=4), quiet=True
+    )
     rows = metrics(run)
     acc = [float(r["val_acc"]) for r in rows]
     loss = [float(r["val_loss"]) for r in rows]
