@@ -51,7 +51,7 @@ def run_demo(
         prepared,
         models or list(MODELS),
         report,
-        TrainConfig(model="", epochs=epochs, seed=seed),
+        TrainConfig(model="", epochs=epochs, seed=seed, augment=False),  # the quick budget
         quiet=quiet,
         log=console.print,
     )
