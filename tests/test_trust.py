@@ -139,33 +139,15 @@ def test_point2_resume_with_other_options_is_an_error_naming_them(tiny_data, tmp
 
 def test_point2_compare_never_reports_runs_of_another_budget(tiny_data, tmp_path):
     out = tmp_path / "cmp"
-    first = compare(
-        tiny_data,
-        ["late_fusion"],
-        out,
-        TrainConfig(model="", epochs=2, batch_size=4),
-        quiet=True,
-        log=lambda *a: None,
-    )
-    assert first["methods"][0]["run"] == "trained"
-    again = compare(
-        tiny_data,
-        ["late_fusion"],
-        out,
-        TrainConfig(model="", epochs=2, batch_size=4),
-        quiet=True,
-        log=lambda *a: None,
-    )
-    assert again["methods"][0]["run"] == "reused"
     lines: list[str] = []
-    fewer = compare(
-        tiny_data,
-        ["late_fusion"],
-        out,
-        TrainConfig(model="", epochs=1, batch_size=4),
-        quiet=True,
-        log=lines.append,
-    )
+
+    def late_fusion(epochs: int) -> dict:
+        base = TrainConfig(model="", epochs=epochs, batch_size=4)
+        return compare(tiny_data, ["late_fusion"], out, base, quiet=True, log=lines.append)
+
+    assert late_fusion(2)["methods"][0]["run"] == "trained"
+    assert late_fusion(2)["methods"][0]["run"] == "reused"
+    fewer = late_fusion(1)
     m = fewer["methods"][0]
     assert m["run"] == "trained" and any(
         "epochs: saved 2, now 1" in d for d in m["replaced_because"]
