@@ -377,7 +377,9 @@ def train(
     model: str = typer.Option(..., "--model", "-m", help="Method name; see `vidclass models`."),
     out: Path = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<model>]."),
     backbone: str | None = typer.Option(
-        None, "--backbone", help="Frame encoder of frame-based methods: small | efficientnet_lite0."
+        None,
+        "--backbone",
+        help="small (from scratch) | efficientnet_lite0 (ImageNet weights; every method).",
     ),
     pretrained: bool | None = typer.Option(
         None,
@@ -387,7 +389,8 @@ def train(
     freeze_backbone: bool = typer.Option(
         False,
         "--freeze-backbone",
-        help="Train the head only; frame features are computed once and cached.",
+        help="Keep the pretrained 2D weights; train only the temporal parts and the head "
+        "(frame methods: features are computed once and cached).",
     ),
     option: list[str] = typer.Option(
         [], "--option", help="Extra model option key=value (repeatable), e.g. --option hidden=256."
@@ -401,6 +404,11 @@ def train(
     ),
     lr: float = typer.Option(
         TRAIN.lr, "--lr", help="Peak learning rate (AdamW, warm-up then cosine)."
+    ),
+    pretrained_lr_scale: float = typer.Option(
+        TRAIN.pretrained_lr_scale,
+        "--pretrained-lr-scale",
+        help="Fine-tuning: ImageNet layers train at lr x this, new layers at lr.",
     ),
     normalize: str = typer.Option(
         "auto",
@@ -445,6 +453,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
+        pretrained_lr_scale=pretrained_lr_scale,
         seed=seed,
         workers=workers,
         normalize=normalize,

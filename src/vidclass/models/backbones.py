@@ -112,6 +112,28 @@ _LITE0_STAGES = (
 _LITE0_MEAN = (0.5, 0.5, 0.5)
 _LITE0_STD = (0.5, 0.5, 0.5)
 
+# How the pretrained RGB stem meets other inputs: "rgb" as trained; "fold" for k RGB frames
+# stacked on the channels (early fusion); "cross_modality" for optical flow (two-stream).
+STEMS = ("rgb", "fold", "cross_modality")
+
+
+def adapt_stem(weight: torch.Tensor, in_channels: int, stem: str) -> torch.Tensor:
+    """The pretrained stem kernel ``(32, 3, kh, kw)`` for ``in_channels`` inputs.
+
+    - ``fold``: the RGB kernel repeated for each of the k frames and divided by k, so k
+      identical frames give exactly the 2D response (the inflation of Carreira & Zisserman
+      2017, applied to channels; channel order is frame-major, as early fusion stacks them).
+    - ``cross_modality``: the kernel averaged over its RGB inputs and replicated on every
+      input channel (Wang et al. 2016, TSN): a flow stack then starts from the edge and blob
+      detectors of the RGB net; zero flow gives zero.
+    """
+    if stem == "fold":
+        k = in_channels // 3
+        return weight.repeat(1, k, 1, 1) / k
+    if stem == "cross_modality":
+        return weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1).contiguous()
+    return weight
+
 
 class MBConv(nn.Module):
     """Inverted residual block without squeeze-excitation (Lite): expand 1×1 → depthwise k×k
@@ -157,9 +179,14 @@ class EfficientNetLite0(nn.Module):
 
     out_dim = 1280
 
-    def __init__(self, pretrained: bool = False) -> None:
+    def __init__(self, pretrained: bool = False, in_channels: int = 3, stem: str = "rgb") -> None:
         super().__init__()
-        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+        if stem not in STEMS:
+            raise UserError(f"unknown stem {stem!r}; valid: {', '.join(STEMS)}")
+        if (stem == "rgb" and in_channels != 3) or (stem == "fold" and in_channels % 3):
+            raise UserError(f"stem {stem!r} cannot take {in_channels} input channels")
+        self.in_channels, self.stem = in_channels, stem
+        self._conv_stem = nn.Conv2d(in_channels, 32, 3, 2, 1, bias=False)
         self._bn0 = nn.BatchNorm2d(32, momentum=0.01, eps=1e-3)
         blocks: list[nn.Module] = []
         c_in = 32
@@ -172,15 +199,21 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = nn.BatchNorm2d(1280, momentum=0.01, eps=1e-3)
         self._fc = nn.Linear(1280, 1000)
         self.act = nn.ReLU6(inplace=True)
-        # x_lite = x_imagenet * scale + shift (non-persistent: not part of the state_dict).
+        # x_lite = x * scale + shift (non-persistent: not part of the state_dict). RGB frames,
+        # folded or not, come ImageNet-normalized; flow comes in [-1, 1] already.
         mean_i, std_i = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         mean_l, std_l = torch.tensor(_LITE0_MEAN), torch.tensor(_LITE0_STD)
-        self.register_buffer("in_scale", (std_i / std_l).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer(
-            "in_shift", ((mean_i - mean_l) / std_l).view(1, 3, 1, 1), persistent=False
-        )
+        scale, shift = std_i / std_l, (mean_i - mean_l) / std_l
+        if stem == "cross_modality":
+            scale, shift = torch.ones(in_channels), torch.zeros(in_channels)
+        else:
+            scale, shift = scale.repeat(in_channels // 3), shift.repeat(in_channels // 3)
+        self.register_buffer("in_scale", scale.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("in_shift", shift.view(1, -1, 1, 1), persistent=False)
         if pretrained:
-            self.load_state_dict(load_lite0_state_dict())
+            state = load_lite0_state_dict()
+            state["_conv_stem.weight"] = adapt_stem(state["_conv_stem.weight"], in_channels, stem)
+            self.load_state_dict(state)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W) -> (N, 1280)`` pooled features."""
@@ -215,6 +248,18 @@ def load_lite0_state_dict() -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------------- factory
 
 
+def check_video_backbone(backbone: str, pretrained: bool, freeze_backbone: bool) -> None:
+    """Early/slow fusion, SlowFast and multires take ``small`` (their own from-scratch nets)
+    or ``efficientnet_lite0`` (ImageNet weights brought into the method's architecture)."""
+    if backbone not in ("small", "efficientnet_lite0"):
+        raise UserError(f"unknown backbone {backbone!r}; valid: small, efficientnet_lite0")
+    if backbone == "small" and (pretrained or freeze_backbone):
+        raise UserError(
+            "backbone 'small' has no pretrained weights to start from or freeze; "
+            "use --backbone efficientnet_lite0"
+        )
+
+
 class FrameEncoder(nn.Module):
     """Wraps a backbone; with ``frozen=True`` its weights never train and its BatchNorm stays in
     eval mode, so features are a pure function of the frame and can be cached."""
@@ -240,18 +285,21 @@ class FrameEncoder(nn.Module):
 
 
 def build_backbone(
-    name: str = "small", pretrained: bool = False, freeze: bool = False, in_channels: int = 3
+    name: str = "small",
+    pretrained: bool = False,
+    freeze: bool = False,
+    in_channels: int = 3,
+    stem: str = "rgb",
 ) -> FrameEncoder:
-    """A frame encoder by name (``"small"`` or ``"efficientnet_lite0"``)."""
+    """A frame encoder by name (``"small"`` or ``"efficientnet_lite0"``); ``stem`` says how a
+    pretrained encoder takes ``in_channels`` other than RGB (see :func:`adapt_stem`)."""
     if name == "small":
         if pretrained:
             raise UserError("backbone 'small' has no pretrained weights; use pretrained=False")
         net: nn.Module = SmallCNN(in_channels=in_channels)
         return FrameEncoder(net, net.out_dim, frozen=freeze)
     if name == "efficientnet_lite0":
-        if in_channels != 3:
-            raise UserError("efficientnet_lite0 takes RGB frames only (in_channels=3)")
-        net = EfficientNetLite0(pretrained=pretrained)
+        net = EfficientNetLite0(pretrained=pretrained, in_channels=in_channels, stem=stem)
         del net._fc  # the ImageNet classifier is not part of the encoder
         return FrameEncoder(net, EfficientNetLite0.out_dim, frozen=freeze)
     raise UserError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")

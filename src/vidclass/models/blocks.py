@@ -77,6 +77,10 @@ class FrameModel(nn.Module):
         key of cached features (a subclass that transforms them must say how here)."""
         return {}
 
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters that came from ImageNet (fine-tuned with a lower learning rate)."""
+        return list(self.encoder.parameters()) if self.config.get("pretrained") else []
+
     def frame_indices(self, mask: torch.Tensor) -> torch.Tensor | None:
         """Indices ``(B, K)`` of the frames the head reads, or ``None`` for all of them."""
         return None

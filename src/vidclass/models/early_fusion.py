@@ -6,6 +6,13 @@ For clips longer than the window the same network runs on consecutive windows (s
 ``stride``, non-overlapping by default) and the window features are averaged over windows made
 of real frames only (the first window always counts, even if the clip is shorter); a linear
 classifier follows. This covers the whole clip at the cost of ``T / stride`` 2D passes.
+
+``backbone="efficientnet_lite0"`` uses ImageNet EfficientNet-Lite0 as the 2D network; its first
+convolution over the ``window·3`` folded channels starts from the pretrained RGB kernel
+repeated per frame and divided by ``window`` (cross-modality initialisation), so a window of
+identical frames starts from the pretrained features. ``freeze_backbone`` trains that first
+convolution, the only layer that sees time, and the classifier; the rest keeps its weights and
+BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vidclass.models.backbones import SmallCNN
+from vidclass.models.backbones import SmallCNN, build_backbone, check_video_backbone
 from vidclass.models.blocks import masked_mean
 
 
@@ -30,21 +37,53 @@ class EarlyFusion(nn.Module):
         stride: int | None = None,
         in_channels: int = 3,
         dropout: float = 0.2,
+        backbone: str = "small",
+        pretrained: bool = False,
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
+        check_video_backbone(backbone, pretrained, freeze_backbone)
         stride = window if stride is None else stride
         self.config = {
             "window": window,
             "stride": stride,
             "in_channels": in_channels,
             "dropout": dropout,
+            "backbone": backbone,
+            "pretrained": pretrained,
+            "freeze_backbone": freeze_backbone,
         }
         self.window = window
         self.stride = stride
-        self.encoder = SmallCNN(in_channels=in_channels * window)
+        self.freeze = freeze_backbone
+        self.encoder: nn.Module
+        if backbone == "small":
+            self.encoder = SmallCNN(in_channels=in_channels * window)
+        else:
+            self.encoder = build_backbone(
+                backbone, pretrained, in_channels=in_channels * window, stem="fold"
+            )
+            for name, p in self.encoder.named_parameters():
+                if freeze_backbone and not name.startswith("net._conv_stem."):
+                    p.requires_grad_(False)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(self.encoder.out_dim, num_classes)
         )
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters that came from ImageNet (trained with a lower learning rate); the
+        folded first convolution is new to the network, so it is not one of them."""
+        if not self.config["pretrained"]:
+            return []
+        return [p for n, p in self.encoder.named_parameters() if "_conv_stem" not in n]
+
+    def train(self, mode: bool = True) -> EarlyFusion:
+        super().train(mode)
+        if self.freeze:
+            for m in self.encoder.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()  # frozen BatchNorm keeps the ImageNet statistics
+        return self
 
     def windows(self, video: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, T, H, W)`` → ``(B, n_win, C·window, H, W)`` and window mask ``(B, n_win)``.
@@ -78,6 +117,12 @@ def build_early_fusion(
     stride: int | None = None,
     in_channels: int = 3,
     dropout: float = 0.2,
+    backbone: str = "small",
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
 ) -> EarlyFusion:
-    """Early fusion over ``window`` frames folded into channels, averaged over windows."""
-    return EarlyFusion(num_classes, window, stride, in_channels, dropout)
+    """Early fusion over ``window`` frames folded into channels, averaged over windows;
+    ``backbone="efficientnet_lite0"`` starts from ImageNet (see the module docstring)."""
+    return EarlyFusion(
+        num_classes, window, stride, in_channels, dropout, backbone, pretrained, freeze_backbone
+    )

@@ -7,6 +7,11 @@ usually is (camera bias to the centre). Pooled features are concatenated before 
 The streams here are the slow-fusion 3D trunk (:class:`~vidclass.models.slow_fusion.Trunk3D`),
 so the model is order-aware. ``full_resolution=True`` builds the reference it is measured
 against: one stream of the same trunk on the full frame (``benchmarks/bench_models.py``).
+
+``backbone="efficientnet_lite0"``: both streams are ImageNet EfficientNet-Lite0 made temporal
+(:mod:`vidclass.models.lite0_video`, as slow_fusion), each its own copy: they start equal and
+fine-tuning lets each adapt to its scale, as in the paper, where the two streams do not share
+weights either (frozen, they differ only in their temporal taps).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from vidclass.models.backbones import check_video_backbone
 from vidclass.models.blocks import masked_global_pool3d
+from vidclass.models.lite0_video import SLOW_FUSION_POOLS, Lite0Video
 from vidclass.models.slow_fusion import Trunk3D
 
 
@@ -48,28 +55,56 @@ class MultiRes(nn.Module):
         widths: Sequence[int] = (16, 32, 64, 128),
         full_resolution: bool = False,
         dropout: float = 0.2,
+        backbone: str = "small",
+        pretrained: bool = False,
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
+        check_video_backbone(backbone, pretrained, freeze_backbone)
         self.config = {
             "widths": list(widths),
             "full_resolution": full_resolution,
             "dropout": dropout,
+            "backbone": backbone,
+            "pretrained": pretrained,
+            "freeze_backbone": freeze_backbone,
         }
         self.full_resolution = full_resolution
-        self.context = Trunk3D(widths)
-        self.fovea: nn.Module | None = None if full_resolution else Trunk3D(widths)
+        self.pretrained = pretrained
+
+        def stream() -> nn.Module:
+            if backbone == "small":
+                return Trunk3D(widths)
+            return Lite0Video(pretrained, freeze_backbone, pool_after=SLOW_FUSION_POOLS)
+
+        self.context = stream()
+        self.fovea: nn.Module | None = None if full_resolution else stream()
         streams = 1 if full_resolution else 2
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(streams * widths[-1], num_classes)
+            nn.Dropout(dropout), nn.Linear(streams * self.context.out_dim, num_classes)
         )
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters that came from ImageNet (trained with a lower learning rate)."""
+        if not self.pretrained:
+            return []
+        streams = [s for s in (self.context, self.fovea) if isinstance(s, Lite0Video)]
+        return [p for s in streams for p in s.pretrained_parameters()]
+
+    def _pool(self, stream: nn.Module, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if isinstance(stream, Lite0Video):
+            x, mask = stream(video, mask)
+        else:
+            x = stream(video)
+        return masked_global_pool3d(x, mask)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``{"video": (B,C,T,H,W), "mask": (B,T)}`` → logits ``(B, num_classes)``."""
         video, mask = batch["video"], batch["mask"]
         if self.fovea is None:
-            return self.classifier(masked_global_pool3d(self.context(video), mask))
-        context = masked_global_pool3d(self.context(half_resolution(video)), mask)
-        fovea = masked_global_pool3d(self.fovea(centre_crop(video)), mask)
+            return self.classifier(self._pool(self.context, video, mask))
+        context = self._pool(self.context, half_resolution(video), mask)
+        fovea = self._pool(self.fovea, centre_crop(video), mask)
         return self.classifier(torch.cat([context, fovea], dim=1))
 
 
@@ -78,7 +113,12 @@ def build_multires(
     widths: Sequence[int] = (16, 32, 64, 128),
     full_resolution: bool = False,
     dropout: float = 0.2,
+    backbone: str = "small",
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
 ) -> MultiRes:
     """Multiresolution context + fovea streams (``full_resolution=True``: the single-stream
-    full-frame reference)."""
-    return MultiRes(num_classes, widths, full_resolution, dropout)
+    full-frame reference); ``backbone="efficientnet_lite0"`` starts both from ImageNet."""
+    return MultiRes(
+        num_classes, widths, full_resolution, dropout, backbone, pretrained, freeze_backbone
+    )

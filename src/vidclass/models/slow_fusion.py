@@ -8,6 +8,11 @@ average pool to a coarse ``grid × grid`` spatial map and a linear classifier. T
 *where* motion happens: with a global spatial mean, clockwise and anticlockwise rotation look
 alike once the receptive field no longer spans pivot and tip (measured: rotate_cw/ccw recall
 0.5–0.6 with ``grid=1``). The best default when motion defines the class.
+
+``backbone="efficientnet_lite0"`` swaps the trunk for ImageNet-initialised EfficientNet-Lite0
+made temporal (:mod:`vidclass.models.lite0_video`): zero-initialised temporal taps after every
+block and time halved after the stride-4, -8 and -16 stages, so on a clip of identical frames
+it starts from the pretrained 2D features. ``freeze_backbone`` trains the taps and the head only.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from vidclass.models.backbones import check_video_backbone
 from vidclass.models.blocks import BasicBlock3d, conv3d_bn_relu, masked_grid_pool3d
+from vidclass.models.lite0_video import SLOW_FUSION_POOLS, Lite0Video
 
 
 class Trunk3D(nn.Module):
@@ -39,8 +46,8 @@ class Trunk3D(nn.Module):
 
 
 class SlowFusion(nn.Module):
-    """``video (B, 3, T, H, W)`` → :class:`Trunk3D` → masked mean over time, ``grid × grid``
-    spatial pool ``(B, D·grid²)`` → FC."""
+    """``video (B, 3, T, H, W)`` → :class:`Trunk3D` (or :class:`Lite0Video`) → masked mean
+    over time, ``grid × grid`` spatial pool ``(B, D·grid²)`` → FC."""
 
     needs_flow = False
 
@@ -50,19 +57,48 @@ class SlowFusion(nn.Module):
         widths: Sequence[int] = (16, 32, 64, 128),
         dropout: float = 0.2,
         grid: int = 2,
+        backbone: str = "small",
+        pretrained: bool = False,
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
-        self.config = {"widths": list(widths), "dropout": dropout, "grid": grid}
-        self.trunk = Trunk3D(widths)
+        check_video_backbone(backbone, pretrained, freeze_backbone)
+        self.config = {
+            "widths": list(widths),
+            "dropout": dropout,
+            "grid": grid,
+            "backbone": backbone,
+            "pretrained": pretrained,
+            "freeze_backbone": freeze_backbone,
+        }
+        self.trunk: nn.Module
+        if backbone == "small":
+            self.trunk = Trunk3D(widths)
+        else:
+            self.trunk = Lite0Video(pretrained, freeze_backbone, pool_after=SLOW_FUSION_POOLS)
         self.grid = grid
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(widths[-1] * grid * grid, num_classes)
+            nn.Dropout(dropout), nn.Linear(self.trunk.out_dim * grid * grid, num_classes)
         )
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters that came from ImageNet (trained with a lower learning rate)."""
+        if isinstance(self.trunk, Lite0Video) and self.config["pretrained"]:
+            return list(self.trunk.pretrained_parameters())
+        return []
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The pooled clip features ``(B, D·grid²)`` the classifier reads."""
+        video, mask = batch["video"], batch["mask"]
+        if isinstance(self.trunk, Lite0Video):
+            x, mask = self.trunk(video, mask)
+        else:
+            x = self.trunk(video)  # (B, D, T', H', W')
+        return masked_grid_pool3d(x, mask, self.grid)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``{"video": (B,C,T,H,W), "mask": (B,T)}`` → logits ``(B, num_classes)``."""
-        x = self.trunk(batch["video"])  # (B, D, T', H', W')
-        return self.classifier(masked_grid_pool3d(x, batch["mask"], self.grid))
+        return self.classifier(self.features(batch))
 
 
 def build_slow_fusion(
@@ -70,7 +106,11 @@ def build_slow_fusion(
     widths: Sequence[int] = (16, 32, 64, 128),
     dropout: float = 0.2,
     grid: int = 2,
+    backbone: str = "small",
+    pretrained: bool = False,
+    freeze_backbone: bool = False,
 ) -> SlowFusion:
-    """Small R3D-like 3D CNN; ``widths`` = stem width then one residual stage per entry;
-    ``grid`` = side of the spatial map kept before the classifier (1 = global mean)."""
-    return SlowFusion(num_classes, widths, dropout, grid)
+    """Small R3D-like 3D CNN (``widths`` = stem width then one residual stage per entry), or
+    with ``backbone="efficientnet_lite0"`` the ImageNet net made temporal; ``grid`` = side of
+    the spatial map kept before the classifier (1 = global mean)."""
+    return SlowFusion(num_classes, widths, dropout, grid, backbone, pretrained, freeze_backbone)

@@ -21,6 +21,13 @@ the temporal SmallCNN is wider (``flow_widths=(32, 64, 128, 128)``: a 16-channel
 narrower than its 30 input channels); and ``subtract_mean=True`` removes each field's mean
 displacement (camera motion), as the original paper does, so the stream learns the actor's
 motion rather than the jitter of the training scenes.
+
+``backbone="efficientnet_lite0"`` makes both streams ImageNet EfficientNet-Lite0. The temporal
+stream's first convolution starts from the RGB kernel averaged over its three inputs and
+replicated over the ``2L`` flow channels (cross-modality initialisation, Wang et al. 2016,
+TSN); flow in [-1, 1] is what the network's [-1, 1] input scale expects. ``freeze_backbone``
+freezes the RGB stream only: flow is a new modality, so the temporal stream always fine-tunes
+(as in TSN), its pretrained layers at the lower learning rate.
 """
 
 from __future__ import annotations
@@ -73,7 +80,13 @@ class TwoStream(FrameModel):
         self.flow_frames = flow_frames
         self.fusion = fusion
         self.encoder = build_backbone(backbone, pretrained, freeze_backbone)
-        self.temporal = SmallCNN(in_channels=2 * flow_frames, widths=tuple(flow_widths))
+        self.temporal: nn.Module
+        if backbone == "small":
+            self.temporal = SmallCNN(in_channels=2 * flow_frames, widths=tuple(flow_widths))
+        else:
+            self.temporal = build_backbone(
+                backbone, pretrained, in_channels=2 * flow_frames, stem="cross_modality"
+            )
         if fusion == "average":
             self.spatial_head = nn.Sequential(
                 nn.Dropout(dropout), nn.Linear(self.encoder.out_dim, num_classes)
@@ -86,6 +99,13 @@ class TwoStream(FrameModel):
                 nn.Dropout(dropout),
                 nn.Linear(self.encoder.out_dim + self.temporal.out_dim, num_classes),
             )
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The RGB encoder and the flow stream's body (its stem meets a new modality)."""
+        if not self.config["pretrained"]:
+            return []
+        flow_body = [p for n, p in self.temporal.named_parameters() if "_conv_stem" not in n]
+        return list(self.encoder.parameters()) + flow_body
 
     def frame_indices(self, mask: torch.Tensor) -> torch.Tensor:
         """The centre real frame, ``(B, 1)``."""

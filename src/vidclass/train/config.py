@@ -18,6 +18,9 @@ class TrainConfig:
     epochs: int = 12
     batch_size: int = 16
     lr: float = 2e-3
+    # Fine-tuning: layers that came from ImageNet train at lr × this (new layers at lr), so the
+    # pretrained features are adapted rather than overwritten by the first noisy gradients.
+    pretrained_lr_scale: float = 0.1
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     seed: int = 0
@@ -40,6 +43,7 @@ RESUME_KEYS = (
     "epochs",
     "batch_size",
     "lr",
+    "pretrained_lr_scale",
     "weight_decay",
     "warmup_epochs",
     "seed",

@@ -124,6 +124,21 @@ def train(
         shutdown(ctx)
 
 
+def param_groups(net: nn.Module, model: nn.Module, pretrained_scale: float) -> list[dict]:
+    """The trainable parameters in two AdamW groups: new layers at the learning rate, layers
+    that came from ImageNet (``model.pretrained_parameters()``) at ``pretrained_scale`` of it.
+    The new layers come first, so ``param_groups[0]["lr"]`` is the rate the log reports."""
+    if pretrained_scale <= 0:
+        raise UserError(f"pretrained_lr_scale must be positive, got {pretrained_scale}")
+    pretrained = {id(p) for p in getattr(model, "pretrained_parameters", list)()}
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in pretrained], "lr_scale": 1.0},
+        {"params": [p for p in trainable if id(p) in pretrained], "lr_scale": pretrained_scale},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def _train(
     data: Path, out: Path, cfg: TrainConfig, resume: bool, quiet: bool, ctx: Dist
 ) -> TrainResult:
@@ -229,8 +244,9 @@ def _train(
         DataLoader(val_ds, batch_size=per_rank, num_workers=cfg.workers) if val_ds else None
     )
 
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        param_groups(net, model, cfg.pretrained_lr_scale), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
@@ -423,7 +439,7 @@ def _train_epoch(
         for i, batch in enumerate(loader):
             step = (epoch - 1) * steps_per_epoch + i
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total_steps, warmup, cfg.lr)
+                group["lr"] = lr_at(step, total_steps, warmup, cfg.lr) * group["lr_scale"]
             batch = _to_device(batch, device)
             labels = torch.as_tensor(batch["label"], device=device)
             logits = net(batch)

@@ -1,0 +1,169 @@
+"""Every method on real people: the Weizmann actions, 3 folds by actor.
+
+Each fold holds 3 of the 9 actors out for testing (never seen in training); of the other six,
+one is the val actor that chooses the epoch and five train. Every method runs in three
+variants: (a) from scratch (``backbone small``), (b) ImageNet EfficientNet-Lite0 with the
+pretrained 2D parts frozen, (c) the same fine-tuned (ImageNet layers at ``lr × 0.1``). Printed:
+top-1 on the held-out actors, mean and spread over the folds, training time and inference
+clips/s (evaluation of the test clips, data loading included) per method and variant. The
+ratio column is each pretrained variant's mean top-1 over its from-scratch version's, measured
+in the same run.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_real.py            # all: hours on 2 cores
+    .venv/bin/python benchmarks/bench_real.py --folds 0 --methods slow_fusion --variants frozen
+
+Runs are kept under --out (resumable: a finished run is read back, not retrained). Needs
+../shared/realdata/weizmann (see its README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import time
+from pathlib import Path
+
+from vidclass.data.prepare import prepare
+from vidclass.models import MODELS
+from vidclass.train.config import TrainConfig
+from vidclass.train.evaluate import evaluate
+from vidclass.train.loop import train
+
+WEIZMANN = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "weizmann"
+ACTORS = ("daria", "denis", "eli", "ido", "ira", "lena", "lyova", "moshe", "shahar")
+VARIANTS = {
+    "scratch": {"backbone": "small"},
+    "frozen": {"backbone": "efficientnet_lite0", "pretrained": True, "freeze_backbone": True},
+    "finetune": {"backbone": "efficientnet_lite0", "pretrained": True},
+}
+
+
+def fold_split(fold: int) -> dict[str, str]:
+    """Actor → split: actors 3k..3k+2 test, the next one val, the other five train."""
+    test = set(ACTORS[3 * fold : 3 * fold + 3])
+    val = ACTORS[(3 * fold + 3) % len(ACTORS)]
+    return {a: "test" if a in test else "val" if a == val else "train" for a in ACTORS}
+
+
+def write_fold_csv(root: Path, fold: int, out: Path) -> Path:
+    """``path,label,split,group`` for every clip, the split given by the actor."""
+    split = fold_split(fold)
+    rows = []
+    for video in sorted(root.glob("*/*.avi")):
+        actor = video.stem.split("_")[0]
+        rows.append([str(video), video.parent.name, split[actor], actor])
+    if len(rows) != 90:
+        raise SystemExit(f"{root}: expected the 90 Weizmann clips, found {len(rows)}")
+    path = out / f"fold{fold}.csv"
+    out.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "split", "group"])
+        w.writerows(rows)
+    return path
+
+
+def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Namespace) -> dict:
+    """Train (unless finished) and evaluate one method × variant on one fold."""
+    result_file = out / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    cfg = TrainConfig(
+        model=method,
+        options=dict(VARIANTS[variant]),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    t0 = time.perf_counter()
+    result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    metrics = evaluate(out, data, split="test", quiet=True)
+    eval_s = time.perf_counter() - t1
+    record = {
+        "method": method,
+        "variant": variant,
+        "top1": metrics["top1"],
+        "test_clips": metrics["num_videos"] if "num_videos" in metrics else None,
+        "best_epoch": result.best_epoch,
+        "best_val_acc": result.best_val_acc,
+        "train_s": train_s,
+        "eval_s": eval_s,
+    }
+    n = record["test_clips"] or 30
+    record["infer_clips_per_s"] = n / eval_s
+    result_file.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def summarize(records: list[dict], methods: list[str], variants: list[str]) -> None:
+    print("\n| method | " + " | ".join(variants) + " | train s (per fold) | infer clips/s |")
+    print("|---|" + "---:|" * (len(variants) + 2))
+    for m in methods:
+        cells, times, speeds = [], [], []
+        scratch = [r["top1"] for r in records if r["method"] == m and r["variant"] == "scratch"]
+        for v in variants:
+            acc = [r["top1"] for r in records if r["method"] == m and r["variant"] == v]
+            if not acc:
+                cells.append("–")
+                continue
+            sd = statistics.pstdev(acc) if len(acc) > 1 else 0.0
+            cell = f"{100 * statistics.mean(acc):.1f} ± {100 * sd:.1f} (n={len(acc)})"
+            if v != "scratch" and scratch and statistics.mean(scratch) > 0:
+                cell += f" ×{statistics.mean(acc) / statistics.mean(scratch):.2f}"
+            cells.append(cell)
+            rs = [r for r in records if r["method"] == m and r["variant"] == v]
+            times.append(f"{v[0]} {statistics.mean(r['train_s'] for r in rs):.0f}")
+            speeds.append(f"{v[0]} {statistics.mean(r['infer_clips_per_s'] for r in rs):.1f}")
+        print(f"| {m} | " + " | ".join(cells) + f" | {', '.join(times)} | {', '.join(speeds)} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", type=Path, default=WEIZMANN)
+    ap.add_argument("--out", type=Path, default=Path("bench-out/real"))
+    ap.add_argument("--folds", default="0,1,2")
+    ap.add_argument("--methods", default=",".join(MODELS))
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--size", type=int, default=112)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
+    args = ap.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: not found (the Weizmann set in ../shared/realdata)")
+    folds = [int(f) for f in args.folds.split(",")]
+    methods = args.methods.split(",")
+    variants = args.variants.split(",")
+    records = []
+    for fold in folds:
+        tag = f"{args.frames}x{args.size}"
+        data = args.out / tag / f"fold{fold}" / "prepared"
+        if not args.summary_only and not (data / "manifest.csv").exists():
+            labels = write_fold_csv(args.data, fold, args.out / tag / "labels")
+            prepare(labels, data, frames=args.frames, size=args.size, seed=args.seed, quiet=True)
+        for method in methods:
+            for variant in variants:
+                out = args.out / tag / f"fold{fold}" / "runs" / f"{method}-{variant}"
+                if args.summary_only:
+                    if (out / "result.json").exists():
+                        records.append(json.loads((out / "result.json").read_text()))
+                    continue
+                r = run_one(data, out, method, variant, args)
+                records.append({**r, "fold": fold})
+                print(
+                    f"fold {fold} {method:12s} {variant:8s} top-1 {100 * r['top1']:5.1f} %  "
+                    f"epoch {r['best_epoch']:2d}  train {r['train_s']:6.0f} s  "
+                    f"infer {r['infer_clips_per_s']:5.1f} clips/s",
+                    flush=True,
+                )
+    summarize(records, methods, variants)
+
+
+if __name__ == "__main__":
+    main()
