@@ -266,5 +266,12 @@ def test_describe_lists_every_model() -> None:
     assert [r["name"] for r in rows] == NAMES
     for row in rows:
         assert row["params"] > 0 and row["gflops"] > 0
-        assert set(row) == {"name", "params", "gflops", "input", "description"}
+        assert set(row) == {
+            "name", "params", "gflops", "input", "description",
+            "pretrained", "pretrained_params", "pretrained_gflops",
+        }  # fmt: skip
         assert row["input"].startswith("16x112x112")
+        # The ImageNet variant costs more, and 224 px about 4x what 112 px costs.
+        assert row["pretrained_params"] > row["params"]
+        ratio = row["pretrained_gflops"][224] / row["pretrained_gflops"][112]
+        assert 3.0 < ratio < 4.5, (row["name"], ratio)

@@ -45,9 +45,21 @@ DESCRIPTIONS = {
     "early_fusion": "4-frame windows folded into channels at the first conv, averaged",
     "slow_fusion": "small R3D-like 3D CNN, time merged gradually by strided 3D convs",
     "cnn_lstm": "2D CNN frame features -> 2-layer LSTM, state after last real frame",
-    "two_stream": "RGB centre frame + stack of 10 optical-flow fields, probabilities averaged",
+    "two_stream": "RGB centre frame + stack of 15 optical-flow fields, probabilities averaged",
     "slowfast": "slow (T/4 frames, wide) + fast (T frames, 1/8 channels) with laterals",
     "multires": "3D context stream at half res + fovea stream on centre crop, ~2x cheaper",
+}
+
+# How each method starts from ImageNet EfficientNet-Lite0 (``backbone="efficientnet_lite0"``).
+PRETRAINED_INIT = {
+    "single_frame": "ImageNet frame encoder",
+    "late_fusion": "ImageNet tower",
+    "early_fusion": "RGB stem kernel repeated per frame / window",
+    "slow_fusion": "(2+1)D: ImageNet per frame, zero temporal taps",
+    "cnn_lstm": "ImageNet frame encoder; LSTM new",
+    "two_stream": "ImageNet RGB; flow stem = mean RGB kernel (TSN)",
+    "slowfast": "slow = ImageNet (2+1)D; fast new; laterals zero",
+    "multires": "both streams ImageNet (2+1)D, own copies",
 }
 
 FRAME_MODELS = ("single_frame", "late_fusion", "cnn_lstm", "two_stream")
@@ -105,9 +117,10 @@ def count_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> int:
     return int(counter.get_total_flops()) + int(extra)
 
 
-def describe(num_classes: int = 12) -> list[dict]:
+def describe(num_classes: int = 12, pretrained_sizes: tuple[int, ...] = (112, 224)) -> list[dict]:
     """One row per method: name, params, GFLOPs per clip (16×112×112, FLOPs not MACs), input,
-    description."""
+    description, and the ImageNet variant: how it starts (``pretrained``), its params and
+    GFLOPs per clip of 16 frames at each of ``pretrained_sizes``."""
     rows = []
     for name in MODELS:
         model = build(name, num_classes)
@@ -115,6 +128,8 @@ def describe(num_classes: int = 12) -> list[dict]:
         input_desc = f"{DEFAULT_FRAMES}x{DEFAULT_SIZE}x{DEFAULT_SIZE} RGB"
         if getattr(model, "needs_flow", False):
             input_desc += " + flow"
+        # Random weights: the architecture, and so the cost, is that of the ImageNet variant.
+        lite0 = build(name, num_classes, backbone="efficientnet_lite0", pretrained=False)
         rows.append(
             {
                 "name": name,
@@ -122,9 +137,23 @@ def describe(num_classes: int = 12) -> list[dict]:
                 "gflops": flops / 1e9,
                 "input": input_desc,
                 "description": DESCRIPTIONS[name],
+                "pretrained": PRETRAINED_INIT[name],
+                "pretrained_params": sum(p.numel() for p in lite0.parameters()),
+                "pretrained_gflops": {
+                    size: count_flops(lite0, example_batch(lite0, size=size)) / 1e9
+                    for size in pretrained_sizes
+                },
             }
         )
     return rows
 
 
-__all__ = ["MODELS", "FRAME_MODELS", "build", "describe", "example_batch", "count_flops"]
+__all__ = [
+    "MODELS",
+    "FRAME_MODELS",
+    "PRETRAINED_INIT",
+    "build",
+    "describe",
+    "example_batch",
+    "count_flops",
+]
