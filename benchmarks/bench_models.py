@@ -8,6 +8,12 @@ alike; figures are medians over rounds and ratios are medians of per-round ratio
 docs/benchmarks.md unless ``--no-docs``.
 
     .venv/bin/python benchmarks/bench_models.py [--rounds 5] [--iters 2] [--batch 8] [--no-docs]
+
+``--pretrained``: inference clips/s of every method's ImageNet variant (``backbone
+efficientnet_lite0``; random weights cost the same) at 16×112×112, batch 1, against the small
+``single_frame`` in the same run, and against PyTorchVideo's X3D-XS as the issue measured it on
+this machine kind (11.7–14.8 clips/s at 16×112, batch 1, 2 threads; PyTorchVideo is not
+installable here, so that figure is quoted, not re-measured). Section "## Pretrained models".
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from vidclass.models import MODELS, build, count_flops, example_batch
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Models (bench_models.py)"
+PRETRAINED_SECTION = "## Pretrained models (bench_models.py --pretrained)"
+X3D_XS = (11.7, 14.8)  # clips/s, 16×112, batch 1, 2 threads (issue 13; PyTorchVideo, eval)
+LITE0 = {"backbone": "efficientnet_lite0", "pretrained": False}
 
 
 class Bench:
@@ -57,10 +66,11 @@ class Bench:
                 self.model(self.batch)
         return time.perf_counter() - start
 
-    def run_round(self, iters: int) -> None:
+    def run_round(self, iters: int, train: bool = True) -> None:
         n = self.batch["video"].shape[0]
         self.infer.append(n / statistics.median(self.step(False) for _ in range(iters)))
-        self.train.append(n / statistics.median(self.step(True) for _ in range(iters)))
+        if train:
+            self.train.append(n / statistics.median(self.step(True) for _ in range(iters)))
 
 
 def summarize(benches: dict[str, Bench], ref: str = "single_frame") -> dict[str, dict]:
@@ -72,9 +82,11 @@ def summarize(benches: dict[str, Bench], ref: str = "single_frame") -> dict[str,
             "params": b.params,
             "gflops": b.gflops,
             "infer": statistics.median(b.infer),
-            "train": statistics.median(b.train),
+            "train": statistics.median(b.train) if b.train else float("nan"),
             "infer_x": statistics.median(x / y for x, y in zip(b.infer, r.infer, strict=True)),
-            "train_x": statistics.median(x / y for x, y in zip(b.train, r.train, strict=True)),
+            "train_x": statistics.median(x / y for x, y in zip(b.train, r.train, strict=True))
+            if b.train
+            else float("nan"),
         }
     return rows
 
@@ -116,12 +128,59 @@ def render(rows: dict[str, dict], speedup: dict, command: str, seconds: float) -
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
+def render_pretrained(rows: dict[str, dict], command: str, seconds: float) -> str:
+    lines = [
+        PRETRAINED_SECTION,
+        "",
+        f"Measured {datetime.date.today().isoformat()} with `{command}` "
+        f"({platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{seconds:.0f} s). Inference of each method's ImageNet variant "
+        "(`--backbone efficientnet_lite0`), 16×112×112, batch 1, eval mode, interleaved "
+        "rounds; × is the median per-round ratio to the small `single_frame` timed beside "
+        f"them; × X3D-XS divides by the {X3D_XS[0]}–{X3D_XS[1]} clips/s PyTorchVideo's X3D-XS "
+        "runs at the same input on this machine kind (quoted from issue 13, not re-measured). "
+        "`two_stream` excludes optical flow.",
+        "",
+        "| model | params | GFLOPs/clip | infer clips/s | × small single_frame | × X3D-XS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        if name == "single_frame_small":
+            continue
+        lines.append(
+            f"| {name} | {r['params'] / 1e6:.2f} M | {r['gflops']:.2f} | {r['infer']:.1f} | "
+            f"{r['infer_x']:.2f} | {r['infer'] / X3D_XS[1]:.1f}–{r['infer'] / X3D_XS[0]:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_pretrained(args: argparse.Namespace, started: float) -> None:
+    benches = {"single_frame_small": Bench("single_frame", {}, 1)}
+    benches.update({name: Bench(name, LITE0, 1) for name in MODELS})
+    for b in benches.values():
+        b.step(False)
+    for i in range(args.rounds):
+        for b in benches.values():
+            b.run_round(args.iters, train=False)
+        print(f"round {i + 1}/{args.rounds} done", flush=True)
+    rows = summarize(benches, ref="single_frame_small")
+    for name, r in rows.items():
+        print(
+            f"{name:18s} infer {r['infer']:7.1f} clips/s ({r['infer_x']:.2f}x small single_frame)"
+        )
+    text = render_pretrained(rows, "OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_models.py "
+                             "--pretrained", time.perf_counter() - started)  # fmt: skip
+    if not args.no_docs:
+        write_section(text, PRETRAINED_SECTION)
+        print(f"wrote {DOCS}")
+
+
+def write_section(text: str, section: str = SECTION) -> None:
     """Replace (or append) this script's section of docs/benchmarks.md, leaving others alone."""
     old = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     lines = old.splitlines()
-    if SECTION in lines:
-        start = lines.index(SECTION)
+    if section in lines:
+        start = lines.index(section)
         end = next(
             (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
         )
@@ -138,11 +197,15 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--pretrained", action="store_true", help="The ImageNet variants.")
     args = parser.parse_args()
     # Freshly initialised nets in eval mode can produce denormal floats, which slow x86 CPUs
     # several-fold and would distort the comparison; deployment should flush them too.
     torch.set_flush_denormal(True)
     started = time.perf_counter()
+    if args.pretrained:
+        run_pretrained(args, started)
+        return
 
     benches = {name: Bench(name, {}, args.batch) for name in MODELS}
     benches["multires_full"] = Bench("multires", {"full_resolution": True}, args.batch)
