@@ -37,11 +37,6 @@ def _flushes_denormals() -> bool:
     return float((torch.tensor([1e-40]) * 1.0).item()) == 0.0
 
 
-def _stale(path: Path, weights: Path) -> bool:
-    """Whether an exported file is missing or older than the run's weights."""
-    return not path.exists() or path.stat().st_mtime < weights.stat().st_mtime
-
-
 def _require_windows(video, timeline: list[dict]) -> None:
     """A summary needs at least one scored window; say so rather than crash on an empty mean."""
     if not timeline:
@@ -122,30 +117,12 @@ class Classifier:
             config = read_config(run)
             path = Path(run) / "model.onnx"
             weights = Path(run) / "model.safetensors"
-            if _stale(path, weights):
+            if frame_features.stale(path, weights):
                 export_onnx(run, path, dynamic_batch=True)
-            head, encoder = cls._onnx_frame_encoder(run, config, weights)
+            head, encoder = frame_features.onnx_frame_encoder(run, config)
             return cls(OnnxModel(path), config, backend, head=head, encoder=encoder)
         model, config = load_model(run)
         return cls(model, config, backend)
-
-    @staticmethod
-    def _onnx_frame_encoder(run, config: dict, weights: Path):
-        """(torch head, onnxruntime frame encoder) for a frame model, else (None, None).
-
-        The encoder is all but the whole cost and runs 2.5x faster in onnxruntime than in
-        torch on this CPU; the head over cached features is small and stays in torch.
-        """
-        from vidclass.models.run import load_model
-
-        model, _ = load_model(run)
-        if frame_features.reuse_reason(model, config) is not None:
-            return None, None
-        path = Path(run) / "encoder.onnx"
-        if _stale(path, weights):
-            frame_features.export_encoder(model, path, int(config["size"]))
-        threads = max(1, torch.get_num_threads() - 1)  # the decoder keeps a core
-        return model, frame_features.onnx_encoder(path, threads)
 
     # ------------------------------------------------------------------ model calls
 
@@ -191,8 +168,9 @@ class Classifier:
     def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         """Per-frame probabilities `(n, K)` of a single-frame model.
 
-        The ONNX graph only gives clip logits, so there each frame is a clip of one real
-        frame: the single-frame model's clip output is then that frame's own prediction.
+        With shared features (the default) the encoder and the classifier run on the frames
+        directly. Otherwise with ONNX, where the graph only gives clip logits, each frame is a
+        clip of one real frame: its clip output is then that frame's own prediction.
         """
         if self.reuse_features:
             with torch.inference_mode(), _flush_denormal():
@@ -218,11 +196,7 @@ class Classifier:
         kept in `ring` (and `flows`) for the frames it shares with the windows before it."""
         flow = None
         if flows is not None:
-            flow = torch.zeros(1, 2, self.frames - 1, self.size, self.size)
-            if len(samples) > 1:
-                fields = flows.clip(indices, samples)[:, : self.frames - 1]
-                flow[0, :, : fields.shape[1]] = torch.from_numpy(fields.astype(np.float32))
-            flows.forget_before(indices[0])
+            flow = flows.window(indices, samples, self.frames)
         with torch.inference_mode(), _flush_denormal():
             logits = frame_features.window_logits(
                 self.head, ring, indices, samples, self.frames, flow
