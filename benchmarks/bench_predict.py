@@ -154,8 +154,19 @@ def child(mode: str, run: str, video: str, backend: str = "torch", path: str = "
         extra = {"units": len(result["timeline"]), "duration_s": result["duration_s"]}
         extra["encoder_s"] = encoder_s[0] if clf.reuse_features else None
     wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "peak_mb": peak_mb, **extra}))
+    print(json.dumps({"wall": wall, "peak_mb": peak_rss_mb(), **extra}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux keeps `ru_maxrss` across fork and exec, so a child
+    started by this (large) benchmark process would report the parent's peak; `VmHWM` belongs
+    to the process's own memory map and starts afresh at exec."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(mode: str, run: Path | str, video: Path, *options: str) -> dict:
