@@ -272,12 +272,12 @@ def test_localize_a_video_shorter_than_a_window(run_and_long, make_video) -> Non
 def test_flow_cache_equals_flow_of_each_window() -> None:
     """Overlapping two-stream windows reuse the flow of shared frame pairs, exactly."""
     from vidclass.data.flow import compute_flow
-    from vidclass.localize.windows import _FlowCache
+    from vidclass.predict.features import FlowCache
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
     frames = [np.roll(base, 2 * i, axis=1) for i in range(12)]
-    cache = _FlowCache("farneback")
+    cache = FlowCache("farneback")
     for start in (0, 2, 4):
         idx = list(range(start, start + 8))
         got = cache.clip(idx, [frames[j] for j in idx])

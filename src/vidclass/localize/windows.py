@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vidclass.errors import UserError
+from vidclass.predict.features import FlowCache
 from vidclass.predict.options import (
     DEFAULT_SPANS,
     SPAN_TOLERANCE,
@@ -107,7 +108,7 @@ def score_windows(
     times: list[float] = []
     pending: list[tuple[WindowScores, float, list[np.ndarray], np.ndarray | None]] = []
     last_end = [-1] * len(scales)
-    flow_cache = _FlowCache(clf.flow_method) if clf.needs_flow else None
+    flow_cache = FlowCache(clf.flow_method) if clf.needs_flow else None
 
     def flush() -> None:
         if not pending:
@@ -158,32 +159,6 @@ def score_windows(
     if progress:
         progress(1.0)
     return info, np.asarray(times, dtype=np.float64), scales
-
-
-class _FlowCache:
-    """Optical flow between two sampled frames, computed once: overlapping windows of the
-    two-stream model share most of their frame pairs (about 7 of 8 at the defaults)."""
-
-    def __init__(self, method: str) -> None:
-        self.method = method
-        self.pairs: dict[tuple[int, int], np.ndarray] = {}
-
-    def clip(self, idx: list[int], frames: list[np.ndarray]) -> np.ndarray:
-        """`(2, n-1, H, W)` flow of a window of sample indices `idx` and their frames."""
-        from vidclass.data.flow import compute_flow
-
-        fields = []
-        for j in range(len(idx) - 1):
-            key = (idx[j], idx[j + 1])
-            if key not in self.pairs:
-                pair = np.stack([frames[j], frames[j + 1]])
-                self.pairs[key] = compute_flow(pair, method=self.method)[:, 0]
-            fields.append(self.pairs[key])
-        return np.stack(fields, axis=1)
-
-    def forget_before(self, i: int) -> None:
-        for key in [k for k in self.pairs if k[0] < i]:
-            del self.pairs[key]
 
 
 def fuse_curves(grid: np.ndarray, scales: list[WindowScores], smooth_n: int) -> np.ndarray:

@@ -4,6 +4,8 @@ Frames are sampled at the rate the model was trained at (so a window spans the s
 a training clip), windows of T frames slide by a stride, and each window's probabilities
 feed the timeline and the rolling average. Per frame nothing but the current window is kept,
 so memory does not grow with the video. `single_frame` is scored per frame, as it is trained.
+Frame-based models encode each sampled frame once and run only their head per window
+(`vidclass.predict.features`), with the same predictions as encoding every window whole.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
+from vidclass.predict import features as frame_features
 from vidclass.predict.options import DetectOptions, PredictOptions
 from vidclass.predict.smoothing import RollingAverage, flicker_rate, rolling_average
 from vidclass.predict.threads import decoder_core
@@ -72,7 +75,17 @@ class _State:
 class Classifier:
     """A trained model with its preprocessing. `Classifier.load(run)` is the way in."""
 
-    def __init__(self, model, config: dict, backend: str = "torch") -> None:
+    def __init__(
+        self,
+        model,
+        config: dict,
+        backend: str = "torch",
+        head=None,
+        encoder: frame_features.Encoder | None = None,
+    ) -> None:
+        """`head`: the torch model whose `forward_features` scores cached frame features
+        (default: `model` itself with the torch backend); `encoder`: what encodes the frames
+        (default: the head's encoder in channels_last; `load` passes onnxruntime's)."""
         self.model, self.config, self.backend = model, config, backend
         self.classes: list[str] = list(config["classes"])
         self.frames = int(config["frames"])
@@ -82,6 +95,14 @@ class Classifier:
         self.flow_method = str(config.get("flow_method", "farneback"))
         # single_frame is scored per frame whatever the backend (ONNX: one frame per clip)
         self.per_frame = config["model"] == "single_frame"
+        head = model if head is None and backend == "torch" else head
+        # Windows share frame features when the model allows it (see `reuse_reason`);
+        # False scores every window whole, as before (tests compare the two).
+        self.reuse_features = head is not None and frame_features.reuse_reason(head, config) is None
+        self.head = head if self.reuse_features else None
+        self.encoder = encoder
+        if self.reuse_features and encoder is None:
+            self.encoder = frame_features.torch_encoder(head)
 
     @classmethod
     def load(cls, run: str | os.PathLike, backend: str = "torch") -> Classifier:
@@ -96,9 +117,10 @@ class Classifier:
             config = read_config(run)
             path = Path(run) / "model.onnx"
             weights = Path(run) / "model.safetensors"
-            if not path.exists() or path.stat().st_mtime < weights.stat().st_mtime:
+            if frame_features.stale(path, weights):
                 export_onnx(run, path, dynamic_batch=True)
-            return cls(OnnxModel(path), config, backend)
+            head, encoder = frame_features.onnx_frame_encoder(run, config)
+            return cls(OnnxModel(path), config, backend, head=head, encoder=encoder)
         model, config = load_model(run)
         return cls(model, config, backend)
 
@@ -146,9 +168,15 @@ class Classifier:
     def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         """Per-frame probabilities `(n, K)` of a single-frame model.
 
-        The ONNX graph only gives clip logits, so there each frame is a clip of one real
-        frame: the single-frame model's clip output is then that frame's own prediction.
+        With shared features (the default) the encoder and the classifier run on the frames
+        directly. Otherwise with ONNX, where the graph only gives clip logits, each frame is a
+        clip of one real frame: its clip output is then that frame's own prediction.
         """
+        if self.reuse_features:
+            with torch.inference_mode(), _flush_denormal():
+                features = frame_features.encode_frames(self.encoder, self.config, samples)
+                logits = self.head.frame_logits_from_features(features[None])[0]
+                return torch.softmax(logits, dim=-1).float().numpy()
         if self.backend == "onnx":
             return self.windows_probs([[s] for s in samples])
         batch = self._batch(samples)
@@ -156,6 +184,24 @@ class Classifier:
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
             logits = self.model.frame_logits(tensors)[0, : len(samples)]
             return torch.softmax(logits, dim=-1).float().numpy()
+
+    def shared_window_probs(
+        self,
+        ring: frame_features.FeatureRing,
+        flows: frame_features.FlowCache | None,
+        indices: list[int],
+        samples: list[np.ndarray],
+    ) -> np.ndarray:
+        """`window_probs` of the window of sample `indices`, from features (and optical flow)
+        kept in `ring` (and `flows`) for the frames it shares with the windows before it."""
+        flow = None
+        if flows is not None:
+            flow = flows.window(indices, samples, self.frames)
+        with torch.inference_mode(), _flush_denormal():
+            logits = frame_features.window_logits(
+                self.head, ring, indices, samples, self.frames, flow
+            )
+            return torch.softmax(logits, dim=1)[0].float().numpy()
 
     # ------------------------------------------------------------------ streaming
 
@@ -189,16 +235,26 @@ class Classifier:
     def _windows(self, info, frames, avg, state, window: int, stride: int):
         """The body of `_events`: windows over the sampled frames as they arrive."""
         yield "info", info, None
-        buf: deque[tuple[float, np.ndarray]] = deque(maxlen=window)
-        since, emitted = 0, False
+        buf: deque[tuple[int, float, np.ndarray]] = deque(maxlen=window)  # (index, t, frame)
+        since, emitted, count = 0, False, 0
+        ring = flows = None
+        if self.reuse_features and not self.per_frame:
+            ring = frame_features.FeatureRing(self.encoder, self.config, keep=window)
+            if self.needs_flow:
+                flows = frame_features.FlowCache(self.flow_method)
 
-        def score(items: list[tuple[float, np.ndarray]]):
-            samples = [s for _, s in items]
+        def score(items: list[tuple[int, float, np.ndarray]]):
+            samples = [s for *_, s in items]
             if self.per_frame:
                 probs = self.frame_probs(samples)
                 dt = 1.0 / self.sample_fps
-                return [(t, t + dt, p) for (t, _), p in zip(items, probs, strict=True)]
-            return [(items[0][0], items[-1][0] + 1.0 / self.sample_fps, self.window_probs(samples))]
+                return [(t, t + dt, p) for (_, t, _), p in zip(items, probs, strict=True)]
+            if ring is not None:
+                indices = [i for i, *_ in items]
+                probs = self.shared_window_probs(ring, flows, indices, samples)
+            else:
+                probs = self.window_probs(samples)
+            return [(items[0][1], items[-1][1] + 1.0 / self.sample_fps, probs)]
 
         def units(items):
             for t0, t1, p in score(items):
@@ -224,8 +280,8 @@ class Classifier:
         chunk = window if self.per_frame else None
         for f in frames:
             if f.sample is not None:
-                buf.append((f.t, f.sample))
-                since += 1
+                buf.append((count, f.t, f.sample))
+                since, count = since + 1, count + 1
                 full = len(buf) == window
                 if full and (since >= (chunk or stride) or not emitted):
                     yield from units(list(buf) if not chunk else list(buf)[-since:])

@@ -1,0 +1,262 @@
+"""Frame features computed once per sampled frame, so overlapping windows share them.
+
+Windows of T frames sliding by a stride see most frames several times (twice at the default
+stride of T/2). For the frame-based methods the expensive part, the 2D encoder, depends on the
+frame alone (BatchNorm is in eval mode), so each frame is encoded once, kept while a window can
+still read it, and only the head (`forward_features`) runs per window. `window_logits` gives
+what `model(batch)` gives for the same window; tests/test_predict_features.py checks it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidclass.data.dataset import normalize_clip
+from vidclass.errors import UserError
+from vidclass.models.blocks import FrameModel
+from vidclass.models.cnn_lstm import CNNLSTM
+
+# Frames per encoder call. Larger batches were measured slower per frame on 2 cores (the
+# activations no longer fit the cache): EfficientNet-Lite0 at 224 px, one thread, torch
+# channels_last 31 ms/frame at 1 and 16, 50 at 32; onnxruntime 12.5 at 1, 14.3 at 16.
+ENCODE_BATCH = 1
+
+Encoder = Callable[[np.ndarray], torch.Tensor]  # (N, 3, H, W) float32 -> (N, D)
+
+
+def reuse_reason(model: object, config: dict) -> str | None:
+    """Why windows of this run cannot share frame features (``None``: they can)."""
+    if not isinstance(model, FrameModel):
+        return "not a frame-based model"
+    if config.get("normalize") == "clip":
+        return "normalized per clip, so a frame's input depends on its window"
+    if type(model).encode_frames is FrameModel.encode_frames:
+        return None
+    if type(model).encode_frames is CNNLSTM.encode_frames:
+        return None
+    return f"{type(model).__name__} transforms its frame features in a way not replayed here"
+
+
+def transform_features(model: FrameModel, raw: torch.Tensor) -> torch.Tensor:
+    """What ``model.encode_frames`` returns, from the encoder's rows ``(B, T, D)`` of it
+    (padding rows zero): cnn_lstm's deltas are computed per window, so a window's first frame
+    has zero change whatever came before it, exactly as when the window is encoded whole."""
+    if isinstance(model, CNNLSTM) and model.deltas:
+        previous = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+        return torch.cat([raw, raw - previous], dim=2)
+    return raw
+
+
+def torch_encoder(model: FrameModel) -> Encoder:
+    """The model's 2D encoder in ``channels_last`` (measured 31 vs 50 ms/frame at batch 16 for
+    EfficientNet-Lite0, one thread); a copy taken now, so the caller's model keeps its layout
+    (weights changed later are not seen: a Classifier is made for a trained run)."""
+    import copy
+
+    encoder = copy.deepcopy(model.encoder).eval().to(memory_format=torch.channels_last)
+
+    def encode(frames: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(frames).contiguous(memory_format=torch.channels_last)
+        return encoder(x).contiguous()
+
+    return encode
+
+
+def export_encoder(model: FrameModel, out: str | os.PathLike, size: int) -> Path:
+    """Write ``model.encoder`` as an ONNX graph ``frames (N, 3, size, size) -> features (N, D)``,
+    checked against PyTorch before it replaces ``out``."""
+    import copy
+    import warnings
+
+    from vidclass.atomic import replacing
+    from vidclass.predict.onnx import TOLERANCE, _first_line, _quiet_native_output
+    from vidclass.predict.onnx import _swap_adaptive_pools as swap_pools
+
+    out = Path(out)
+    encoder = copy.deepcopy(model.encoder).eval()
+    swap_pools(encoder)
+    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with replacing(out) as tmp:
+        try:
+            with torch.no_grad(), warnings.catch_warnings(), _quiet_native_output():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    encoder,
+                    (example,),
+                    str(tmp),
+                    input_names=["frames"],
+                    output_names=["features"],
+                    opset_version=17,
+                    dynamic_axes={"frames": {0: "n"}, "features": {0: "n"}},
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+        except Exception as exc:
+            raise UserError(
+                f"cannot export the frame encoder to ONNX ({_first_line(exc)}); "
+                "use the PyTorch backend (vidclass predict --backend torch)"
+            ) from None
+        with torch.no_grad():
+            expected = model.encoder.eval()(example).numpy()
+        got = onnx_encoder(tmp, threads=1)(example.numpy()).numpy()
+        diff = float(np.abs(got - expected).max())
+        if not diff <= TOLERANCE:
+            raise UserError(
+                f"cannot export the frame encoder to ONNX: onnxruntime differs from PyTorch by "
+                f"{diff:.2e} (> {TOLERANCE:g}); use --backend torch"
+            )
+    return out
+
+
+def stale(path: Path, weights: Path) -> bool:
+    """Whether an exported file is missing or older than the run's weights."""
+    return not path.exists() or path.stat().st_mtime < weights.stat().st_mtime
+
+
+def onnx_frame_encoder(
+    run: str | os.PathLike, config: dict
+) -> tuple[FrameModel | None, Encoder | None]:
+    """(torch head, onnxruntime frame encoder) of a run of a frame model, else (None, None);
+    exports ``RUN/encoder.onnx`` when it is missing or older than the weights.
+
+    The encoder is nearly the whole cost and ran 2.5x faster in onnxruntime than in torch
+    (12.5 vs 31 ms/frame, EfficientNet-Lite0, one thread); the head over kept features is
+    small and stays in torch.
+    """
+    from vidclass.models.run import load_model
+
+    model, _ = load_model(run)
+    if reuse_reason(model, config) is not None:
+        return None, None
+    path = Path(run) / "encoder.onnx"
+    if stale(path, Path(run) / "model.safetensors"):
+        export_encoder(model, path, int(config["size"]))
+    # One thread fewer than torch has, so the decoder keeps a core (two threads were
+    # measured slower than one on 2 cores: 22-91 vs 12.5-16 ms/frame at batch 1).
+    threads = max(1, torch.get_num_threads() - 1)
+    return model, onnx_encoder(path, threads)
+
+
+def onnx_encoder(path: str | os.PathLike, threads: int) -> Encoder:
+    """An exported frame encoder in onnxruntime with ``threads`` intra-op threads (one fewer
+    than the machine has when predicting, so the decoder keeps a core as with torch)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def encode(frames: np.ndarray) -> torch.Tensor:
+        (features,) = session.run(None, {"frames": np.ascontiguousarray(frames, np.float32)})
+        return torch.from_numpy(features)
+
+    return encode
+
+
+def encode_frames(encode: Encoder, config: dict, frames: list[np.ndarray]) -> torch.Tensor:
+    """``(n, D)`` features of uint8 ``(H, W, 3)`` frames, normalized as the run was trained
+    (per pixel: `reuse_reason` keeps per-clip normalization off this path)."""
+    clip = normalize_clip(np.stack(frames), config["normalize"], config["mean"], config["std"])
+    clip = clip.transpose(0, 3, 1, 2)
+    parts = [
+        encode(np.ascontiguousarray(clip[start : start + ENCODE_BATCH]))
+        for start in range(0, len(clip), ENCODE_BATCH)
+    ]
+    return torch.cat(parts)
+
+
+class FeatureRing:
+    """Encoder features of the last ``keep`` sampled frames, by sample index: a frame is
+    encoded the first time a window reads it and forgotten once no window can, so memory is
+    bounded by ``keep`` rows whatever the length of the video."""
+
+    def __init__(self, encode: Encoder, config: dict, keep: int) -> None:
+        self.encode, self.config, self.keep = encode, config, keep
+        self.rows: dict[int, torch.Tensor] = {}
+        self.encoded = 0  # frames run through the encoder so far
+
+    def get(self, indices: list[int], frames: list[np.ndarray]) -> torch.Tensor:
+        """``(n, D)`` features of sample ``indices`` (uint8 ``(H, W, 3)`` ``frames``)."""
+        new = {i: f for i, f in zip(indices, frames, strict=True) if i not in self.rows}
+        if new:
+            rows = encode_frames(self.encode, self.config, list(new.values()))
+            self.rows.update(zip(new, rows, strict=True))
+            self.encoded += len(new)
+        out = torch.stack([self.rows[i] for i in indices])
+        oldest = max(indices) - self.keep + 1
+        for key in [k for k in self.rows if k < oldest]:
+            del self.rows[key]
+        return out
+
+
+def window_logits(
+    model: FrameModel,
+    ring: FeatureRing,
+    indices: list[int],
+    frames: list[np.ndarray],
+    length: int,
+    flow: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits ``(1, K)`` of one window (sample ``indices`` and their uint8 ``frames``, padded
+    to ``length`` frames), as ``model.forward`` computes them: the frames the head reads
+    (``frame_indices``) or all real ones, zero rows elsewhere."""
+    n = len(frames)
+    mask = torch.zeros(1, length, dtype=torch.bool)
+    mask[0, :n] = True
+    chosen = model.frame_indices(mask)
+    if chosen is None:
+        raw = ring.get(indices, frames)
+        features = raw.new_zeros(1, length, raw.shape[1])
+        features[0, :n] = raw
+        features = transform_features(model, features)
+    else:
+        picks = chosen[0].tolist()
+        encoded = transform_features(
+            model, ring.get([indices[j] for j in picks], [frames[j] for j in picks])[None]
+        )
+        features = encoded.new_zeros(1, length, encoded.shape[-1])
+        features.scatter_(1, chosen[:, :, None].expand_as(encoded), encoded)
+    return model.forward_features(features, mask, flow)
+
+
+class FlowCache:
+    """Optical flow between two sampled frames, computed once: overlapping windows of the
+    two-stream model share most of their frame pairs (about 7 of 8 at the defaults)."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.pairs: dict[tuple[int, int], np.ndarray] = {}
+
+    def clip(self, idx: list[int], frames: list[np.ndarray]) -> np.ndarray:
+        """`(2, n-1, H, W)` flow of a window of sample indices `idx` and their frames."""
+        from vidclass.data.flow import compute_flow
+
+        fields = []
+        for j in range(len(idx) - 1):
+            key = (idx[j], idx[j + 1])
+            if key not in self.pairs:
+                pair = np.stack([frames[j], frames[j + 1]])
+                self.pairs[key] = compute_flow(pair, method=self.method)[:, 0]
+            fields.append(self.pairs[key])
+        return np.stack(fields, axis=1)
+
+    def window(self, idx: list[int], frames: list[np.ndarray], length: int) -> torch.Tensor:
+        """``(1, 2, length-1, H, W)`` float32 flow of one window padded with zero fields, as
+        `Classifier._batch` builds it; pairs before the window are forgotten."""
+        h, w = frames[0].shape[:2]
+        flow = torch.zeros(1, 2, length - 1, h, w)
+        if len(frames) > 1:
+            fields = self.clip(idx, frames)[:, : length - 1]
+            flow[0, :, : fields.shape[1]] = torch.from_numpy(fields.astype(np.float32))
+        self.forget_before(idx[0])
+        return flow
+
+    def forget_before(self, i: int) -> None:
+        for key in [k for k in self.pairs if k[0] < i]:
+            del self.pairs[key]
