@@ -187,6 +187,12 @@ def main() -> None:
     parser.add_argument(
         "--whole-windows", action="store_true", help="also time every window encoded whole"
     )
+    parser.add_argument(
+        "--pretrained-size", type=int, default=224, help="input side of the pretrained runs"
+    )
+    parser.add_argument(
+        "--methods", help="comma-separated pretrained methods to time [default: all of them]"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -217,10 +223,12 @@ def pretrained(args: argparse.Namespace, tmp: Path, video: Path, seconds: float)
 
     best: dict[str, float] = {}
     paths = ("shared", "whole") if args.whole_windows else ("shared",)
-    for method in PRETRAINED_METHODS:
+    size = args.pretrained_size
+    methods = args.methods.split(",") if args.methods else PRETRAINED_METHODS
+    for method in methods:
         run = tmp / f"lite0_{method}"
         try:
-            make_run(run, "efficientnet_lite0", 224, method)
+            make_run(run, "efficientnet_lite0", size, method)
         except UserError as exc:
             print(f"{method:12s} EfficientNet-Lite0: skipped ({exc})")
             continue
@@ -239,7 +247,7 @@ def pretrained(args: argparse.Namespace, tmp: Path, video: Path, seconds: float)
                 where = f", encoder {enc:.1f} s" if enc is not None else ""
                 label = "whole windows" if path == "whole" else "frames shared"
                 print(
-                    f"{method:12s} EfficientNet-Lite0 224 px, {backend:5s} ({label}): "
+                    f"{method:12s} EfficientNet-Lite0 {size} px, {backend:5s} ({label}): "
                     f"real-time factor {factor:5.1f}x ({p['wall']:.1f} s{where})",
                     flush=True,
                 )
