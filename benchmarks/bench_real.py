@@ -4,10 +4,10 @@ Each fold holds 3 of the 9 actors out for testing (never seen in training); of t
 one is the val actor that chooses the epoch and five train. Every method runs in three
 variants: (a) from scratch (``backbone small``), (b) ImageNet EfficientNet-Lite0 with the
 pretrained 2D parts frozen, (c) the same fine-tuned (ImageNet layers at ``lr × 0.1``). Printed:
-top-1 on the held-out actors, mean and spread over the folds, training time and inference
-clips/s (evaluation of the test clips, data loading included) per method and variant. The
-ratio column is each pretrained variant's mean top-1 over its from-scratch version's, measured
-in the same run.
+top-1 on the held-out actors, mean and spread (population sd) over the folds, training time
+and evaluation clips/s (`vidclass evaluate` on the test clips: model load, data and model;
+`bench_models.py --pretrained` times the models alone) per method and variant. × is a
+pretrained variant's mean top-1 over its from-scratch version's on the same folds.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_real.py            # all: hours on 2 cores
     .venv/bin/python benchmarks/bench_real.py --folds 0 --methods slow_fusion --variants frozen
@@ -99,25 +99,35 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     return record
 
 
+SHORT = {"scratch": "s", "frozen": "fr", "finetune": "ft"}
+
+
 def summarize(records: list[dict], methods: list[str], variants: list[str]) -> None:
-    print("\n| method | " + " | ".join(variants) + " | train s (per fold) | infer clips/s |")
+    """Mean ± spread over folds; × = mean over the folds both ran of variant / scratch."""
+    print("\n| method | " + " | ".join(variants) + " | train s (per fold) | evaluate clips/s |")
     print("|---|" + "---:|" * (len(variants) + 2))
     for m in methods:
         cells, times, speeds = [], [], []
-        scratch = [r["top1"] for r in records if r["method"] == m and r["variant"] == "scratch"]
+        scratch = {
+            r["fold"]: r["top1"] for r in records if r["method"] == m and r["variant"] == "scratch"
+        }
         for v in variants:
-            acc = [r["top1"] for r in records if r["method"] == m and r["variant"] == v]
-            if not acc:
+            rs = [r for r in records if r["method"] == m and r["variant"] == v]
+            if not rs:
                 cells.append("–")
                 continue
+            acc = [r["top1"] for r in rs]
             sd = statistics.pstdev(acc) if len(acc) > 1 else 0.0
             cell = f"{100 * statistics.mean(acc):.1f} ± {100 * sd:.1f} (n={len(acc)})"
-            if v != "scratch" and scratch and statistics.mean(scratch) > 0:
-                cell += f" ×{statistics.mean(acc) / statistics.mean(scratch):.2f}"
+            both = [r["fold"] for r in rs if r["fold"] in scratch]
+            base = statistics.mean(scratch[f] for f in both) if both else 0.0
+            if v != "scratch" and base > 0:
+                mine = statistics.mean(r["top1"] for r in rs if r["fold"] in scratch)
+                cell += f" ×{mine / base:.2f}"
             cells.append(cell)
-            rs = [r for r in records if r["method"] == m and r["variant"] == v]
-            times.append(f"{v[0]} {statistics.mean(r['train_s'] for r in rs):.0f}")
-            speeds.append(f"{v[0]} {statistics.mean(r['infer_clips_per_s'] for r in rs):.1f}")
+            short = SHORT.get(v, v)
+            times.append(f"{short} {statistics.mean(r['train_s'] for r in rs):.0f}")
+            speeds.append(f"{short} {statistics.mean(r['infer_clips_per_s'] for r in rs):.1f}")
         print(f"| {m} | " + " | ".join(cells) + f" | {', '.join(times)} | {', '.join(speeds)} |")
 
 
@@ -152,7 +162,9 @@ def main() -> None:
                 out = args.out / tag / f"fold{fold}" / "runs" / f"{method}-{variant}"
                 if args.summary_only:
                     if (out / "result.json").exists():
-                        records.append(json.loads((out / "result.json").read_text()))
+                        records.append(
+                            {**json.loads((out / "result.json").read_text()), "fold": fold}
+                        )
                     continue
                 r = run_one(data, out, method, variant, args)
                 records.append({**r, "fold": fold})
