@@ -259,22 +259,13 @@ def pretrained(args: argparse.Namespace, tmp: Path, video: Path, seconds: float)
 
 def memory(args: argparse.Namespace, tmp: Path, short: Path, long: Path) -> None:
     """Peak RSS of `predict` and `localize` on the long video over that on the short one."""
-    m_short = measure("predict", tmp / "small", short)
-    m_long = measure("predict", tmp / "small", long)
-    print(
-        f"peak memory, single_frame small: {args.short_minutes:g}-min video "
-        f"{m_short['peak_mb']:.0f} MB, {args.long_minutes:g}-min video "
-        f"{m_long['peak_mb']:.0f} MB; ratio {m_long['peak_mb'] / m_short['peak_mb']:.3f} "
-        "(target <= 1.15)"
-    )
-    l_short = measure("localize", tmp / "small", short)
-    l_long = measure("localize", tmp / "small", long)
-    print(
-        f"peak memory of localize, single_frame small: {args.short_minutes:g}-min video "
-        f"{l_short['peak_mb']:.0f} MB, {args.long_minutes:g}-min video "
-        f"{l_long['peak_mb']:.0f} MB; ratio {l_long['peak_mb'] / l_short['peak_mb']:.3f} "
-        "(target <= 1.15)"
-    )
+    for command in ("predict", "localize"):
+        small, big = (measure(command, tmp / "small", v)["peak_mb"] for v in (short, long))
+        print(
+            f"peak memory of {command}, single_frame small: {args.short_minutes:g}-min video "
+            f"{small:.0f} MB, {args.long_minutes:g}-min video {big:.0f} MB; "
+            f"ratio {big / small:.3f} (target <= 1.15)"
+        )
 
 
 if __name__ == "__main__":
