@@ -243,3 +243,14 @@ def test_every_pretrained_method_exports_to_onnx(name, tmp_path):
     assert np.ptp(expected, axis=0).max() > 1e-3  # clips get different logits
     got = OnnxModel(path)({k: v.numpy() for k, v in batch.items()})
     assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_every_training_option_but_workers_is_part_of_a_runs_identity():
+    """A new option (pretrained_lr_scale here) left out of RESUME_KEYS would let --resume and
+    compare mix two recipes in one model without a word."""
+    from dataclasses import fields
+
+    from vidclass.train.config import RESUME_KEYS, TrainConfig
+
+    assert set(RESUME_KEYS) == {f.name for f in fields(TrainConfig)} - {"workers"}
+    assert "pretrained_lr_scale" in RESUME_KEYS
