@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -127,12 +128,12 @@ def test_resume_after_sigkill_equals_uninterrupted(tiny_data, tmp_path):
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
 
 
-def test_ddp_two_processes_match_one(tiny_data, tmp_path):
+def _ddp_args(data: Path) -> list[str]:
     # Dropout draws from each process's own random stream, so it is switched off here; every
     # other source of difference (sampling, gradient averaging, BatchNorm statistics) is not.
-    common = [
+    return [
         "train",
-        str(tiny_data),
+        str(data),
         "--model",
         "early_fusion",
         "--epochs",
@@ -146,36 +147,58 @@ def test_ddp_two_processes_match_one(tiny_data, tmp_path):
         "--no-augment",
         "-q",
     ]
-    single = tmp_path / "single"
-    assert runner.invoke(app, [*common, "--out", str(single)]).exit_code == 0
+
+
+@pytest.fixture(scope="module")
+def one_process_run(tiny_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ddp") / "single"
+    assert runner.invoke(app, [*_ddp_args(tiny_data), "--out", str(out)]).exit_code == 0
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("layout", ["one_node_two_processes", "two_nodes_one_process_each"])
+def test_ddp_matches_one_process(one_process_run, tiny_data, tmp_path, layout):
+    """2 processes train the same model as 1, on one node (`--standalone`) and on two "nodes"
+    (two torchrun launchers meeting at a c10d rendezvous: the multi-node recipe of
+    docs/scale.md, with both nodes writing to one shared output folder)."""
     ddp = tmp_path / "ddp"
+    if layout == "one_node_two_processes":
+        launchers = [["--standalone", "--nproc_per_node", "2"]]
+    else:
+        rdzv = ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{_free_port()}"]
+        node = ["--nnodes", "2", "--nproc_per_node", "1", *rdzv, "--rdzv_id", "vidclass-test"]
+        launchers = [node, node]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "vidclass",
-            *common,
-            "--out",
-            str(ddp),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    a, b = read_metrics(single), read_metrics(ddp)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "vidclass"]
+            + [*_ddp_args(tiny_data), "--out", str(ddp)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for launcher in launchers
+    ]
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    a, b = read_metrics(one_process_run), read_metrics(ddp)
     assert len(a) == len(b) == 3
     for ra, rb in zip(a, b, strict=True):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
             assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-4), key
-    wa = load_file(str(single / "state.safetensors"))
+    wa = load_file(str(one_process_run / "state.safetensors"))
     wb = load_file(str(ddp / "state.safetensors"))
     for k in wa:
         if k.startswith("model."):
