@@ -246,7 +246,7 @@ def test_rerun_reuses_everything(make_video, tmp_path):
 _KILL_MID_WRITE = """
 import os, signal, sys
 import importlib
-prep = importlib.import_module("vidclass.data.prepare")
+prep = importlib.import_module("vidclass.data.extract")
 from vidclass.cli import main
 
 real = prep.write_bytes

@@ -2,9 +2,10 @@
 
 `classifier` (`Classifier`: load a run folder, predict, stream), `smoothing` (the rolling
 average over time and the flicker rate), `annotate` (the label drawn on the frames),
-`onnx` (export a run to ONNX and run it with onnxruntime), `inputs` (the files a command
-reads and the names it writes), `threads` (decoder threads per core) and `options` (the
-typed knobs of predict, localize and detect, kept away from torch).
+`onnx` (export a run to ONNX and run it with onnxruntime) with `onnx_parts` (the
+export-friendly model parts it swaps in), `inputs` (the files a command reads and the names
+it writes), `threads` (decoder threads per core) and `options` (the typed knobs of predict,
+localize and detect, kept away from torch).
 
 May import `vidclass.models` (the run-folder format and the methods), `vidclass.video`,
 `vidclass.data` (clip sampling and normalization), `vidclass.evaluation` and the shared

@@ -75,7 +75,7 @@ def export_encoder(model: FrameModel, out: str | os.PathLike, size: int) -> Path
 
     from vidclass.atomic import replacing
     from vidclass.predict.onnx import TOLERANCE, _first_line, _quiet_native_output
-    from vidclass.predict.onnx import _swap_adaptive_pools as swap_pools
+    from vidclass.predict.onnx_parts import swap_adaptive_pools as swap_pools
 
     out = Path(out)
     encoder = copy.deepcopy(model.encoder).eval()

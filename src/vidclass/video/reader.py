@@ -126,11 +126,33 @@ def iter_frames(
     timestamps of real AVI files); live sources use the frames' own timestamps.
     """
     container, info = open_source(source)
-    q: queue.Queue = queue.Queue(maxsize=max_queue)
-    stop = threading.Event()
-    last = {"t": None}  # the time of the last decoded frame, written by the decoder thread
+    decoder = _Decoder(container, info, max_queue)
+    thread = threading.Thread(
+        target=decoder.produce,
+        args=(sample_fps, keep_frames, sample),
+        name="vidclass-decode",
+        daemon=True,
+    )
+    thread.start()
+    return info, decoder.consume(thread, size)
 
-    def produce() -> None:
+
+class _Decoder:
+    """The two ends of `iter_frames`' queue: the decoder thread puts frames (or the error that
+    stopped it) in, the caller's iterator takes them out and resizes the sampled ones."""
+
+    def __init__(
+        self, container: av.container.InputContainer, info: SourceInfo, max_queue: int
+    ) -> None:
+        self.container, self.info = container, info
+        self.q: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.stop = threading.Event()
+        self.last_t: float | None = None  # the time of the last decoded frame (decoder thread)
+
+    def produce(self, sample_fps: float, keep_frames: bool, sample: bool) -> None:
+        """The decoder thread: times every frame; hands over the sampled ones (as PyAV frames)
+        and, with `keep_frames`, every picture."""
+        container, info, q = self.container, self.info, self.q
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -139,7 +161,7 @@ def iter_frames(
             first_pts: float | None = None
             skipped: StreamFrame | None = None
             for i, frame in enumerate(container.decode(stream)):
-                if stop.is_set():
+                if self.stop.is_set():
                     return
                 if info.live or info.fps <= 0:
                     ft = frame.time or 0.0
@@ -147,7 +169,7 @@ def iter_frames(
                     t = ft - first_pts
                 else:
                     t = i / info.fps
-                last["t"] = t
+                self.last_t = t
                 picked = None
                 if sample and t + 1e-9 >= next_t:
                     # Converted by the consumer: the decoder thread only decodes, so decoding
@@ -171,10 +193,9 @@ def iter_frames(
         finally:
             q.put(_END)
 
-    thread = threading.Thread(target=produce, name="vidclass-decode", daemon=True)
-    thread.start()
-
-    def consume() -> Iterator[StreamFrame]:
+    def consume(self, thread: threading.Thread, size: int) -> Iterator[StreamFrame]:
+        """The caller's side; closing it (or its end) stops the thread and the container."""
+        info, q = self.info, self.q
         got_any = False
         try:
             while True:
@@ -193,18 +214,16 @@ def iter_frames(
                 yield item
             if not got_any:
                 raise VideoError(info.path, "no frame could be decoded (corrupt or empty video)")
-            _note_decoded(info, last["t"])
+            _note_decoded(info, self.last_t)
         finally:
-            stop.set()
+            self.stop.set()
             while thread.is_alive():  # unblock a producer waiting on a full queue
                 try:
                     q.get(timeout=0.05)
                 except queue.Empty:
                     pass
             thread.join()
-            container.close()
-
-    return info, consume()
+            self.container.close()
 
 
 def _note_decoded(info: SourceInfo, last_t: float | None) -> None:
