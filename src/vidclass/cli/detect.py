@@ -11,6 +11,7 @@ from rich.table import Table
 
 from vidclass.cli.common import console, finish, print_missing
 from vidclass.cli.sources import run_each, video_inputs
+from vidclass.detect.config import DETECTOR_TRAIN
 from vidclass.predict.options import DetectOptions
 
 
@@ -147,10 +148,21 @@ def evaluate_detection_cmd(
 
 def train_detector_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the trained detector."),
-    scenes: int = typer.Option(48, "--scenes", min=1, help="Rendered multi-actor scenes."),
-    seconds: float = typer.Option(20.0, "--seconds", min=1.0, help="Length of each scene."),
-    steps: int = typer.Option(3000, "--steps", min=1, help="Training steps (batch 16)."),
-    seed: int = typer.Option(1000, "--seed", help="Scene seed: keep it apart from test scenes."),
+    scenes: int = typer.Option(
+        DETECTOR_TRAIN.scenes, "--scenes", min=1, help="Rendered multi-actor scenes."
+    ),
+    seconds: float = typer.Option(
+        DETECTOR_TRAIN.seconds, "--seconds", min=1.0, help="Length of each scene."
+    ),
+    steps: int = typer.Option(
+        DETECTOR_TRAIN.steps,
+        "--steps",
+        min=1,
+        help=f"Training steps (batch {DETECTOR_TRAIN.batch_size}).",
+    ),
+    seed: int = typer.Option(
+        DETECTOR_TRAIN.seed, "--seed", help="Scene seed: keep it apart from test scenes."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train the small CenterNet person detector on rendered multi-actor scenes (CPU minutes).
@@ -162,7 +174,7 @@ def train_detector_cmd(
     from vidclass.detect.centernet import train_detector
 
     summary = train_detector(out, scenes=scenes, seconds=seconds, steps=steps, seed=seed,
-                             batch_size=16, quiet=quiet)  # fmt: skip
+                             quiet=quiet)  # fmt: skip
     console.print(
         f"[green]wrote {out}[/green] (final loss {summary['final_loss']:.3f}, "
         f"{summary['render_s'] + summary['train_s']:.0f} s)"
