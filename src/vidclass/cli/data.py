@@ -22,15 +22,6 @@ SYNTH_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
     "--seconds": (("long", "windows", "multi", "tubes"), 60.0),
     "--fps": (("clips", "long", "windows", "multi"), 15),  # tubes: 8 fps, detection's rate
 }
-# The keyword of the generator that each option of SYNTH_OPTIONS sets.
-SYNTH_KEYWORDS = {
-    "--per-class": "per_class",
-    "--workers": "workers",
-    "--background/--no-background": "background",
-    "--count": "count",
-    "--seconds": "seconds",
-    "--fps": "fps",
-}
 
 
 def _synth_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +147,11 @@ def synth(
         "--seconds": seconds,
         "--fps": fps,
     }
-    options = {SYNTH_KEYWORDS[k]: v for k, v in _synth_options(kind, given).items()}
+    # each option sets the generator's keyword of its name: --per-class → per_class
+    options = {
+        k.split("/")[0].lstrip("-").replace("-", "_"): v
+        for k, v in _synth_options(kind, given).items()
+    }
     summary, what = _generate(kind, out, size, {"seed": seed, "quiet": quiet, **options})
     console.print(
         f"[green]wrote {summary['num_videos']} {what} to {out}[/green] ({summary['seconds']:.1f} s)"
