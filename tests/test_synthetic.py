@@ -310,7 +310,8 @@ def test_point8_synth_refuses_options_of_other_kinds(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from vidclass.cli import SYNTH_KINDS, SYNTH_OPTIONS, app
+    from vidclass.cli import app
+    from vidclass.cli.data import SYNTH_KINDS, SYNTH_OPTIONS
 
     command = typer.main.get_command(app).get_command(None, "synth")  # type: ignore[attr-defined]
     for_all = {"--out", "--kind", "--seed", "--size", "--quiet"}

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vidclass.detect.config import DETECTOR_TRAIN
 from vidclass.detect.detectors import nms
 from vidclass.errors import UserError
 
@@ -142,15 +143,17 @@ def render_training_frames(
 
 def train_detector(
     out: str | Path,
-    scenes: int = 40,
-    seconds: float = 30.0,
-    steps: int = 1500,
-    batch_size: int = 32,
-    seed: int = 1000,
-    input_height: int = 120,
+    scenes: int = DETECTOR_TRAIN.scenes,
+    seconds: float = DETECTOR_TRAIN.seconds,
+    steps: int = DETECTOR_TRAIN.steps,
+    batch_size: int = DETECTOR_TRAIN.batch_size,
+    seed: int = DETECTOR_TRAIN.seed,
+    input_height: int = DETECTOR_TRAIN.input_height,
     quiet: bool = False,
 ) -> dict:
-    """Render scenes, train the CenterNet detector, write it to `out`. Returns a summary."""
+    """Render scenes, train the CenterNet detector, write it to `out`. Returns a summary.
+
+    The defaults (`vidclass.detect.config`) are the CLI's and the benchmark's."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     images, boxes = render_training_frames(scenes, seconds, seed, input_height)

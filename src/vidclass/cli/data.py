@@ -1,0 +1,242 @@
+"""`synth` (render the embedded datasets) and `prepare` (users' videos → a prepared dataset)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vidclass.cli.common import console, finish, parse_size
+from vidclass.errors import UserError
+from vidclass.synth.clips import PER_CLASS
+
+SYNTH_KINDS = ("clips", "long", "windows", "multi", "tubes")
+# The synth options that only some kinds use (--out, --seed, --size and --quiet apply to all):
+# option → (the kinds it applies to, its default). Given for another kind, it is an error.
+SYNTH_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "--per-class": (("clips",), PER_CLASS),
+    "--workers": (("clips",), 2),
+    "--background/--no-background": (("clips",), True),
+    "--count": (("long", "windows", "multi", "tubes"), 1),
+    "--seconds": (("long", "windows", "multi", "tubes"), 60.0),
+    "--fps": (("clips", "long", "windows", "multi"), 15),  # tubes: 8 fps, detection's rate
+}
+
+
+def _synth_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The options of `synth` for `kind`, defaults filled in; a UserError for one that the
+    user gave (not None) but `kind` does not use, so it is never silently ignored."""
+    if kind not in SYNTH_KINDS:
+        raise UserError(f"--kind {kind!r}: choose one of {', '.join(SYNTH_KINDS)}")
+    out = {}
+    for option, value in given.items():
+        kinds, default = SYNTH_OPTIONS[option]
+        if kind in kinds:
+            out[option] = default if value is None else value
+        elif value is not None:
+            raise UserError(
+                f"{option} does not apply to --kind {kind}; it applies to --kind "
+                f"{', '.join(kinds)}: drop it"
+            )
+    return out
+
+
+def _generate(kind: str, out: Path, size: str | None, options: dict[str, Any]) -> tuple[dict, str]:
+    """Render `kind` into `out` with the generator's keyword `options`; its summary and
+    what it wrote, in words."""
+    if kind in ("long", "windows"):
+        from vidclass.synth.long import generate_long, generate_windows
+
+        make = generate_windows if kind == "windows" else generate_long
+        summary = make(out, size=parse_size(size or "160x120"), **options)
+        if kind == "windows":
+            return summary, f"training windows cut from {options['count']} long videos"
+        return summary, "long videos with ground truth (.json)"
+    if kind in ("multi", "tubes"):
+        from vidclass.synth.multi import DEFAULT_SIZE, generate_multi, generate_tubes
+
+        make = generate_tubes if kind == "tubes" else generate_multi
+        summary = make(out, size=parse_size(size) if size else DEFAULT_SIZE, **options)
+        if kind == "tubes":
+            return summary, f"person-tube clips of {len(summary['classes'])} classes"
+        return summary, "multi-actor scenes with per-frame boxes (.json)"
+    from vidclass.synth.clips import generate
+
+    summary = generate(out, size=parse_size(size or "160x120"), **options)
+    return summary, f"videos of {len(summary['classes'])} classes"
+
+
+def synth(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the videos into."),
+    kind: str = typer.Option(
+        "clips",
+        "--kind",
+        help="clips: one action per video, in class folders; long: several actions in sequence with ground truth; windows: training clips cut from long videos for localization; multi: 2-4 actors per scene with per-frame boxes; tubes: per-person training clips cut from multi scenes.",
+    ),
+    per_class: int | None = typer.Option(
+        None,
+        "--per-class",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--per-class"][1]),
+        help="Videos per class (kind clips; one per scene group).",
+    ),
+    count: int | None = typer.Option(
+        None,
+        "--count",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--count"][1]),
+        help="Number of long videos or scenes (kinds long, windows, multi, tubes).",
+    ),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        min=1.0,
+        show_default=str(SYNTH_OPTIONS["--seconds"][1]),
+        help="Length of each long video or scene (kinds long, windows, multi, tubes).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
+    size: str = typer.Option(
+        None,
+        "--size",
+        help="Frame size WIDTHxHEIGHT (even numbers) [default: 160x120; 320x240 for multi].",
+    ),
+    fps: int | None = typer.Option(
+        None,
+        "--fps",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--fps"][1]),
+        help="Frames per second of the rendered videos (all kinds but tubes: 8 fps).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        show_default=str(SYNTH_OPTIONS["--workers"][1]),
+        help="Processes rendering in parallel (kind clips).",
+    ),
+    background: bool | None = typer.Option(
+        None,
+        "--background/--no-background",
+        show_default="background",
+        help="Add the 'background' class (no action), which localization needs (kind clips).",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Render the embedded default dataset: real H.264 MP4s of time-reversed action pairs.
+
+    Examples:
+
+        vidclass synth --out data/synth
+
+        vidclass synth --out data/small --per-class 4 --size 96x96 --seed 1
+
+        vidclass synth --kind long --out data/long --count 3 --seconds 90
+
+        vidclass synth --kind windows --out data/windows --count 36   (clips for localization)
+
+        vidclass synth --kind multi --out data/multi --count 20 --seconds 30   (also --count, --seconds)
+
+    An option that the chosen --kind does not use is an error (exit code 1), not ignored.
+    """
+    given = {
+        "--per-class": per_class,
+        "--workers": workers,
+        "--background/--no-background": background,
+        "--count": count,
+        "--seconds": seconds,
+        "--fps": fps,
+    }
+    # each option sets the generator's keyword of its name: --per-class → per_class
+    options = {
+        k.split("/")[0].lstrip("-").replace("-", "_"): v
+        for k, v in _synth_options(kind, given).items()
+    }
+    summary, what = _generate(kind, out, size, {"seed": seed, "quiet": quiet, **options})
+    console.print(
+        f"[green]wrote {summary['num_videos']} {what} to {out}[/green] ({summary['seconds']:.1f} s)"
+    )
+
+
+def prepare(
+    src: Path = typer.Argument(
+        ..., help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group]."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."
+    ),
+    frames: str = typer.Option(
+        "16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."
+    ),
+    interval: int | None = typer.Option(None, "--interval", min=1, help="Take every K-th frame."),
+    sample_fps: float | None = typer.Option(
+        None, "--fps", help="Take F frames per second (instead of --interval)."
+    ),
+    size: int = typer.Option(
+        112, "--size", min=8, help="Square output size (short side resize, centre crop)."
+    ),
+    pad: str = typer.Option(
+        "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."
+    ),
+    test_fraction: float = typer.Option(
+        0.2, "--test-fraction", min=0.0, max=0.9, help="Share of each class held out for testing."
+    ),
+    val_fraction: float = typer.Option(
+        0.1,
+        "--val-fraction",
+        min=0.0,
+        max=0.9,
+        help="Share of each class's clips carved out of train to choose the best epoch.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the randomized split."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes decoding in parallel."),
+    export_frames: bool = typer.Option(
+        False, "--export-frames", help="Also write frames/<video_id>/000001.jpg and frames.csv."
+    ),
+    ucf101_splits: Path | None = typer.Option(
+        None, "--ucf101-splits", help="Folder with classInd.txt, trainlist0N.txt, testlist0N.txt."
+    ),
+    fold: int = typer.Option(1, "--fold", min=1, max=3, help="Which official UCF101 split (1-3)."),
+    group_regex: str | None = typer.Option(
+        None,
+        "--group-regex",
+        help="Regex on the file name whose first group (or whole match) is the group id.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Probe, sample, pad, resize and cache every video; write manifest.csv with a leak-free split.
+
+    Broken videos become `failed` rows with a reason; the run goes on and exits 2.
+    Running it again resumes and skips finished videos.
+
+    Examples:
+
+        vidclass prepare data/synth --out data/prepared
+
+        vidclass prepare UCF101/ --out data/ucf --ucf101-splits ucfTrainTestlist --fold 1 --fps 5
+
+        vidclass prepare videos.csv --out data/mine --frames auto --interval 4 --export-frames
+    """
+    from vidclass.data.prepare import prepare as run_prepare
+    from vidclass.report.tables import print_prepare_summary
+
+    result = run_prepare(
+        src,
+        out,
+        frames=frames,
+        interval=interval,
+        sample_fps=sample_fps,
+        size=size,
+        pad=pad,
+        test_fraction=test_fraction,
+        val_fraction=val_fraction,
+        seed=seed,
+        workers=workers,
+        export_frames=export_frames,
+        ucf101_splits=ucf101_splits,
+        fold=fold,
+        group_regex=group_regex,
+        quiet=quiet,
+    )
+    print_prepare_summary(result, console)
+    finish(len(result.failed))  # 2 when some videos failed: the manifest names them

@@ -1,0 +1,94 @@
+"""`serve` (the web page and HTTP API) and `demo` (the main job end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vidclass.cli.common import console
+from vidclass.synth.clips import PER_CLASS
+
+
+def serve(
+    run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network."
+    ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    max_upload_mb: float = typer.Option(
+        200, "--max-upload-mb", min=1, help="Larger uploads are refused with 413."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Videos processed at once (threads; 1-2 on a small CPU)."
+    ),
+    max_queue: int = typer.Option(
+        4, "--max-queue", min=0, help="Videos waiting beyond those; more get 503 + Retry-After."
+    ),
+    detector: str | None = typer.Option(
+        None,
+        "--detector",
+        help="Default person detector of /v1/detect: motion, hog, or a folder from "
+        "`vidclass train-detector` (offered to clients as 'trained') [default: motion].",
+    ),
+) -> None:
+    """Serve a model: a web page to try it and an HTTP API (OpenAPI docs at /docs).
+
+    Examples:
+
+        vidclass serve runs/slow_fusion    # then open http://127.0.0.1:8000/
+
+        curl -F video=@clip.mp4 http://127.0.0.1:8000/v1/predict
+    """
+    from vidclass.serve import run_server
+
+    run_server(
+        run,
+        host=host,
+        port=port,
+        max_upload_mb=max_upload_mb,
+        workers=workers,
+        max_queue=max_queue,
+        detector=detector,
+        log=console.print,
+    )
+
+
+def demo(
+    out: Path = typer.Option(
+        Path("demo-out"), "--out", "-o", help="Where the demo writes everything."
+    ),
+    per_class: int = typer.Option(
+        PER_CLASS, "--per-class", min=2, help="Synthetic videos per class."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(
+        None, "--epochs", min=1, help="Epochs per method [default: the quick budget]."
+    ),
+    models: str = typer.Option("all", "--models", help="'all' or a comma-separated list."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run the main job end to end on the embedded default dataset.
+
+    Renders the synthetic videos, prepares them, trains and evaluates every method under a
+    quick budget and writes an HTML report. Running it again resumes finished stages.
+
+    Examples:
+
+        vidclass demo --out demo-out
+
+        vidclass demo --out demo-small --per-class 10 --models single_frame,slow_fusion --epochs 3
+    """
+    from vidclass.demo import DEMO_EPOCHS, run_demo
+    from vidclass.train.compare import parse_models
+
+    code = run_demo(
+        out,
+        per_class=per_class,
+        seed=seed,
+        epochs=epochs or DEMO_EPOCHS,
+        models=parse_models(models),
+        quiet=quiet,
+        console=console,
+    )
+    raise typer.Exit(code)

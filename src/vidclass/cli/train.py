@@ -1,0 +1,253 @@
+"""`models` (the methods), `train`, `evaluate` and `compare` (train and evaluate several)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vidclass.cli.common import console, finish
+from vidclass.train.config import DEFAULTS as TRAIN
+
+if TYPE_CHECKING:
+    from vidclass.train.loop import TrainResult
+
+
+def models() -> None:
+    """List the methods: size and GFLOPs per clip from scratch and from ImageNet, and what each is.
+
+    Every method can start from ImageNet (--backbone efficientnet_lite0); the pretrained
+    columns say how and what it costs per 16-frame clip at 112 and 224 px.
+
+    Example:
+
+        vidclass models
+    """
+    from vidclass.models import describe
+
+    table = Table(title="vidclass methods (GFLOPs per 16-frame clip)")
+    columns = ("name", "scratch params", "112 px", "how it starts from ImageNet", "params",
+               "112 px", "224 px")  # fmt: skip
+    for col in columns:
+        table.add_column(col, no_wrap=col in ("name", "112 px", "224 px"))
+    rows = describe()
+    for row in rows:
+        table.add_row(
+            row["name"],
+            f"{row['params'] / 1e6:.2f} M",
+            f"{row['gflops']:.2f}",
+            row["pretrained"],
+            f"{row['pretrained_params'] / 1e6:.2f} M",
+            f"{row['pretrained_gflops'][112]:.2f}",
+            f"{row['pretrained_gflops'][224]:.2f}",
+        )
+    console.print(table)
+    for row in rows:
+        console.print(f"[bold]{row['name']}[/bold]: {escape(row['description'])}")
+
+
+def _model_options(
+    backbone: str | None, pretrained: bool | None, freeze: bool, option: list[str]
+) -> dict:
+    """--backbone/--pretrained/--freeze-backbone and repeated --option key=value → options."""
+    import json
+
+    options: dict = {}
+    if backbone:
+        options["backbone"] = backbone
+        if pretrained is None and backbone != "small":
+            pretrained = True
+    if pretrained is not None:
+        options["pretrained"] = pretrained
+    if freeze:
+        options["freeze_backbone"] = True
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--option {item!r}: expected key=value, e.g. hidden=256")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+def train(
+    data: Path = typer.Argument(..., help="A prepared dataset folder (from `vidclass prepare`)."),
+    model: str = typer.Option(..., "--model", "-m", help="Method name; see `vidclass models`."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<model>]."),
+    backbone: str | None = typer.Option(
+        None,
+        "--backbone",
+        help="small (from scratch) | efficientnet_lite0 (ImageNet weights; every method).",
+    ),
+    pretrained: bool | None = typer.Option(
+        None,
+        "--pretrained/--no-pretrained",
+        help="ImageNet weights (default on for efficientnet_lite0).",
+    ),
+    freeze_backbone: bool = typer.Option(
+        False,
+        "--freeze-backbone",
+        help="Keep the pretrained 2D weights; train only the temporal parts and the head "
+        "(frame methods: features are computed once and cached).",
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="Extra model option key=value (repeatable), e.g. --option hidden=256."
+    ),
+    epochs: int = typer.Option(TRAIN.epochs, "--epochs", min=1),
+    batch_size: int = typer.Option(
+        TRAIN.batch_size,
+        "--batch-size",
+        min=1,
+        help="Global batch size (split over torchrun processes).",
+    ),
+    lr: float = typer.Option(
+        TRAIN.lr, "--lr", help="Peak learning rate (AdamW, warm-up then cosine)."
+    ),
+    pretrained_lr_scale: float = typer.Option(
+        TRAIN.pretrained_lr_scale,
+        "--pretrained-lr-scale",
+        help="Fine-tuning: ImageNet layers train at lr x this, new layers at lr.",
+    ),
+    normalize: str = typer.Option(
+        TRAIN.normalize,
+        "--normalize",
+        help="auto | imagenet | clip | none (auto: imagenet for pretrained backbones, else per clip).",
+    ),
+    augment: bool | None = typer.Option(
+        TRAIN.augment,
+        "--augment/--no-augment",
+        help="Random crops and temporal jitter [default: on, off with a frozen backbone].",
+        show_default=False,
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last saved epoch."
+    ),
+    seed: int = typer.Option(TRAIN.seed, "--seed"),
+    workers: int = typer.Option(
+        TRAIN.workers, "--workers", min=0, help="DataLoader worker processes."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train one method on a prepared dataset; keep the best epoch and the state to resume.
+
+    Writes RUN/model.safetensors, config.json, metrics.csv, curves.png and state.safetensors.
+
+    Examples:
+
+        vidclass train data/prepared --model slow_fusion --epochs 15
+
+        vidclass train data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone
+
+        vidclass train data/prepared --model slowfast --out runs/sf --resume
+
+        torchrun --standalone --nproc_per_node 2 -m vidclass train data/prepared --model early_fusion
+    """
+    from vidclass.train.config import TrainConfig
+    from vidclass.train.loop import train as run_train
+
+    cfg = TrainConfig(
+        model=model,
+        options=_model_options(backbone, pretrained, freeze_backbone, option),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        pretrained_lr_scale=pretrained_lr_scale,
+        seed=seed,
+        workers=workers,
+        normalize=normalize,
+        augment=augment,
+    )
+    result = run_train(data, out or Path("runs") / model, cfg, resume=resume, quiet=quiet)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process reports
+        _print_trained(result)
+
+
+def _print_trained(result: TrainResult) -> None:
+    """The best epoch chosen on val (or why the last one was kept), and where the run is."""
+    if result.best_val_acc is None:
+        console.print(
+            f"[yellow]kept the last epoch ({result.best_epoch}): "
+            f"{escape(result.selection['reason'])}[/yellow]; run in {result.run}"
+        )
+    else:
+        best = result.history[result.best_epoch - 1]
+        console.print(
+            f"[green]best epoch {result.best_epoch} on val: accuracy "
+            f"{result.best_val_acc:.1%}, loss {best['val_loss']:.3f}[/green]; "
+            f"run in {result.run}"
+        )
+
+
+def evaluate(
+    run: Path = typer.Argument(..., help="A run folder (from `vidclass train`)."),
+    data: Path = typer.Argument(..., help="A prepared dataset folder with the same classes."),
+    split: str = typer.Option("test", "--split", help="Which split of the manifest."),
+    views: int = typer.Option(
+        1, "--views", min=1, help="Views averaged per video (temporal windows or crops)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics JSON here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Top-1/top-5, per-class precision/recall/F1, pair accuracy and a confusion matrix.
+
+    Examples:
+
+        vidclass evaluate runs/slow_fusion data/prepared
+
+        vidclass evaluate runs/cnn_lstm data/ucf --split test --views 3 --json eval.json
+    """
+    import json
+
+    from vidclass.report.tables import print_evaluation
+    from vidclass.train.evaluate import evaluate as run_evaluate
+
+    metrics = run_evaluate(run, data, split=split, views=views, quiet=quiet)
+    if json_out:
+        json_out.write_text(json.dumps(metrics, indent=2))
+    print_evaluation(metrics, console)
+
+
+def compare(
+    data: Path = typer.Argument(..., help="A prepared dataset folder."),
+    models: str = typer.Option("all", "--models", help="'all' or a comma-separated list."),
+    out: Path = typer.Option(Path("compare-out"), "--out", "-o"),
+    epochs: int = typer.Option(TRAIN.epochs, "--epochs", min=1),
+    batch_size: int = typer.Option(TRAIN.batch_size, "--batch-size", min=1),
+    lr: float = typer.Option(TRAIN.lr, "--lr"),
+    augment: bool | None = typer.Option(
+        TRAIN.augment,
+        "--augment/--no-augment",
+        help="Random crops and temporal jitter [default: on, off with a frozen backbone].",
+        show_default=False,
+    ),
+    seed: int = typer.Option(TRAIN.seed, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train and evaluate methods under one budget; write comparison.md/.json, a chart and report.html.
+
+    Each method's epoch is chosen on the val split; the figures are on the test split. An
+    interrupted comparison resumes where it stopped when run again; a finished run is reused
+    only when it was trained with the same budget and data (else it is trained again).
+
+    Examples:
+
+        vidclass compare data/prepared --models all --out compare-out
+
+        vidclass compare data/prepared --models single_frame,slow_fusion,cnn_lstm --epochs 5
+    """
+    from vidclass.train.compare import compare as run_compare
+    from vidclass.train.compare import parse_models
+    from vidclass.train.config import TrainConfig
+
+    base = TrainConfig(
+        model="", epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment
+    )
+    result = run_compare(data, parse_models(models), out, base, quiet=quiet, log=console.print)
+    console.print(f"report: {out / 'report.html'}")
+    finish(sum(1 for m in result["methods"] if m.get("error")))  # 2: the report names them
