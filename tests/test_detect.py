@@ -266,6 +266,50 @@ def test_detect_returns_tracks_segments_and_an_annotated_copy(tiny_run, scene, t
         assert sum(1 for _ in c.decode(video=0)) == result["num_frames"] == 60
 
 
+class _ScriptedBoxes:
+    """The scene's true boxes, frame by frame, with the second actor seen only on frames
+    20-29: a track shorter than a window, so its clip is padded (its own mask) while the
+    other tracks' clips are whole."""
+
+    def __init__(self, truth: dict) -> None:
+        self.frames, self.i = truth["frames"], 0
+
+    def __call__(self, frame):
+        objs = self.frames[min(self.i, len(self.frames) - 1)]["objects"]
+        if not 20 <= self.i < 30:
+            objs = [o for o in objs if o["track_id"] != objs[-1]["track_id"]]
+        self.i += 1
+        boxes = np.array([o["box"] for o in objs], np.float32).reshape(-1, 4)
+        return boxes, np.ones(len(boxes), np.float32)
+
+
+def test_detect_scores_tubes_in_batches_as_it_would_one_by_one(tiny_run, scene):
+    from vidclass import Classifier
+    from vidclass.detect.detect import detect
+
+    clf = Classifier.load(tiny_run)
+    truth = json.loads(scene.with_suffix(".json").read_text())
+    one, many = (
+        detect(clf, scene, detector=_ScriptedBoxes(truth), min_track_s=0.3, batch_size=b)
+        for b in (1, 16)
+    )
+    assert one["tracks"] and len(one["tracks"]) == len(many["tracks"])
+    full = (clf.frames - 0.5) / clf.sample_fps
+    spans = [u["t_end"] - u["t_start"] for tr in one["tracks"] for u in tr["timeline"]]
+    assert min(spans) < full < max(spans)  # padded and whole clips were batched together
+    for a, b in zip(one["tracks"], many["tracks"], strict=True):
+        assert a["boxes"] == b["boxes"] and len(a["timeline"]) == len(b["timeline"])
+        for ua, ub in zip(a["timeline"], b["timeline"], strict=True):
+            assert (ua["t_start"], ua["t_end"]) == (ub["t_start"], ub["t_end"])
+            assert np.allclose(ua["probs"], ub["probs"], atol=2e-5)
+        assert [s["label"] for s in a["segments"]] == [s["label"] for s in b["segments"]]
+        for sa, sb in zip(a["segments"], b["segments"], strict=True):
+            assert sa["t_start"] == pytest.approx(sb["t_start"], abs=1e-3)
+            assert sa["t_end"] == pytest.approx(sb["t_end"], abs=1e-3)
+            assert sa["score"] == pytest.approx(sb["score"], abs=1e-4)
+        assert np.allclose(a["action_scores"], b["action_scores"], atol=1e-4)
+
+
 def test_detect_and_evaluate_from_the_command_line(tiny_run, scene, tmp_path):
     from typer.testing import CliRunner
 

@@ -4,8 +4,12 @@ One decoding pass, bounded memory: each frame goes through the person detector a
 tracker; at the model's frame rate the frame also joins a ring buffer of the last T sampled
 frames, and every live track collects its box. Whenever a track has T samples and `stride`
 new ones, its tube (the window's frames cropped around the track's path, `video/tubes.py`) is
-classified by the clip model. A track's window probabilities are smoothed (centred rolling
+queued for the clip model, which classifies the queued tubes of all tracks in batches (as
+`localize` does its windows). A track's window probabilities are smoothed (centred rolling
 average) and grouped into action segments. The annotated copy is drawn in a second pass.
+
+In code: tube builder (`_build_tubes`, the decoding pass) -> batched scorer (`_Scorer`) ->
+track assembly (`_assemble_tracks`).
 
 Output (the design's detection contract, plus what produced it):
 `{"video", "fps", "width", "height", "duration_s", "truncated", "decoded_duration_s",
@@ -72,7 +76,7 @@ def load_detector(detector: str | Detector) -> Detector:
     if detector in ("motion", "hog"):
         return build_detector(detector)
     if Path(detector).is_dir():
-        from vidclass.detect.centernet import CenterNetDetector
+        from vidclass.detect.centernet.model import CenterNetDetector
 
         return CenterNetDetector(detector)
     raise UserError(
@@ -105,6 +109,7 @@ def detect(
     annotate: str | os.PathLike | None = None,
     tracker: Tracker | None = None,
     options: LocalizeOptions | None = None,
+    batch_size: int = LocalizeOptions.batch_size,
 ) -> dict:
     """Detect, track and label every person of `video` with the trained clip model `clf`.
 
@@ -113,41 +118,113 @@ def detect(
     centred rolling average over that many windows; `context`, `min_crop`: the tube crop's
     side over the person's path, and its least share of the frame's short side (`video/tubes.py`);
     `min_track_s`: shorter tracks are dropped (detector flicker); `options`: how window
-    probabilities become segments (`localize`). See the module docstring for the result.
+    probabilities become segments (`localize`); `batch_size`: tube clips classified per model
+    call (the results do not depend on it). See the module docstring for the result.
     """
     start = time.perf_counter()
     window = clf.frames
     stride = max(1, window // 8) if stride is None else stride
     if stride < 1 or smooth < 1:
         raise UserError(f"--stride {stride}, --smooth {smooth}: both must be at least 1")
+    if batch_size < 1:
+        raise UserError(f"batch_size {batch_size}: must be at least 1")
     det = load_detector(detector)
     if isinstance(det, MotionDetector) and not det.primed:
         _prime_motion(det, video)
-    tracker = tracker or Tracker()
-    options = options or DETECT_OPTIONS
-    step = 1.0 / clf.sample_fps
-    buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=window + 1)  # (sample no., image)
-    tubes: dict[int, _Tube] = {}
-    boxes: dict[int, list[tuple[float, np.ndarray, bool]]] = {}
-    info, frames = iter_frames(video, clf.size, clf.sample_fps, keep_frames=True, sample=False)
+    scorer = _Scorer(clf, batch_size, context, min_crop)
+    scan = _build_tubes(clf, video, det, tracker or Tracker(), scorer, stride)
+    fps = scan.info.fps or (scan.n_frames / max(scan.last_t, 1e-6))
+    decoded = scan.info.decoded_duration_s or (scan.last_t + 1.0 / max(fps, 1e-6))
+    duration = scan.info.duration_s or decoded
+    tracks = _assemble_tracks(scan, fps, min_track_s, smooth, clf, options or DETECT_OPTIONS)
+    result = {
+        "video": str(video),
+        "fps": fps,
+        "width": scan.info.width,
+        "height": scan.info.height,
+        "duration_s": round(float(duration), 3),
+        "num_frames": scan.n_frames,
+        **scan.info.result_fields(),
+        "detector": detector if isinstance(detector, str) else type(detector).__name__,
+        "model": clf.config.get("model"),
+        "classes": clf.classes,
+        "sample_fps": clf.sample_fps,
+        "window": window,
+        "stride": stride,
+        "smooth": smooth,
+        "tracks": tracks,
+        "seconds": round(time.perf_counter() - start, 3),
+        "annotated": str(annotate) if annotate else None,
+    }
+    if annotate is not None:
+        annotate_video(video, result, annotate)
+    return result
 
-    def score(tube: _Tube) -> None:
+
+class _Scorer:
+    """Tube clips queued as they are cut and classified `batch_size` at a time, like
+    `localize`'s windows. A queued window's entry is on its tube's timeline at once (times
+    filled in); its probabilities arrive at the next flush. Each clip carries its own padding
+    mask through `Classifier.windows_probs`, so short tails batch with full windows."""
+
+    def __init__(self, clf, batch_size: int, context: float, min_crop: float) -> None:
+        self.clf, self.batch_size = clf, batch_size
+        self.context, self.min_crop = context, min_crop
+        self.step = 1.0 / clf.sample_fps
+        self.pending: list[tuple[dict, list[np.ndarray]]] = []
+
+    def add(self, tube: _Tube, buffer: deque[tuple[int, np.ndarray]]) -> None:
+        """Cut the tube's clip from the frames still in `buffer` and queue it."""
+        window = self.clf.frames
         images = dict(buffer)
         items = [s for s in tube.samples if s[0] in images][-window:]
         if len(items) < max(2, window // 2):
             return
         clip = tube_clip([images[n] for n, _, _ in items], np.stack([b for *_, b in items]),
-                         clf.size, context, min_crop)  # fmt: skip
-        probs = clf.window_probs(clip)
-        tube.timeline.append(
-            {
-                "t_start": round(items[0][1], 4),
-                "t_end": round(items[-1][1] + step, 4),
-                "probs": [round(float(p), 5) for p in probs],
-            }
-        )
+                         self.clf.size, self.context, self.min_crop)  # fmt: skip
+        entry = {
+            "t_start": round(items[0][1], 4),
+            "t_end": round(items[-1][1] + self.step, 4),
+            "probs": None,
+        }
+        tube.timeline.append(entry)
         tube.since, tube.scored = 0, True
+        self.pending.append((entry, clip))
+        if len(self.pending) >= self.batch_size:
+            self.flush()
 
+    def flush(self) -> None:
+        """Classify the queued clips in one model call."""
+        if not self.pending:
+            return
+        probs = self.clf.windows_probs([clip for _, clip in self.pending])
+        for (entry, _), p in zip(self.pending, probs, strict=True):
+            entry["probs"] = [round(float(v), 5) for v in p]
+        self.pending.clear()
+
+
+@dataclass
+class _Scan:
+    """What the decoding pass found: every track's boxes (t, box, detected) and tube."""
+
+    info: object
+    boxes: dict[int, list[tuple[float, np.ndarray, bool]]]
+    tubes: dict[int, _Tube]
+    n_frames: int
+    last_t: float
+
+
+def _build_tubes(
+    clf, video, det: Detector, tracker: Tracker, scorer: _Scorer, stride: int
+) -> _Scan:
+    """The one decoding pass: detect and track on every frame; at the model's rate, extend
+    every live track's tube and queue a window each `stride` samples (and a track's tail
+    when it ends), all classified by `scorer` before this returns."""
+    window, step = clf.frames, 1.0 / clf.sample_fps
+    buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=window + 1)  # (sample no., image)
+    tubes: dict[int, _Tube] = {}
+    boxes: dict[int, list[tuple[float, np.ndarray, bool]]] = {}
+    info, frames = iter_frames(video, clf.size, clf.sample_fps, keep_frames=True, sample=False)
     next_t, sample_no, last_t, n_frames = 0.0, -1, 0.0, 0
     with decoder_core():  # one core stays with the decoder thread
         for f in frames:
@@ -165,30 +242,35 @@ def detect(
             for tid, tube in tubes.items():  # tracks that just ended: score their tail
                 if tid not in live and tube.last_sample == sample_no - 1:
                     if tube.since or not tube.scored:
-                        score(tube)
+                        scorer.add(tube, buffer)
             for tb in tracked:
                 tube = tubes.setdefault(tb.track_id, _Tube(deque(maxlen=window)))
                 tube.samples.append((sample_no, f.t, tb.box.copy()))
                 tube.since += 1
                 tube.last_sample = sample_no
                 if len(tube.samples) == window and (tube.since >= stride or not tube.scored):
-                    score(tube)
+                    scorer.add(tube, buffer)
         for tube in tubes.values():
             if tube.last_sample == sample_no and (tube.since or not tube.scored):
-                score(tube)
+                scorer.add(tube, buffer)
+        scorer.flush()
+    return _Scan(info, boxes, tubes, n_frames, last_t)
 
-    fps = info.fps or (n_frames / max(last_t, 1e-6))
-    decoded = info.decoded_duration_s or (last_t + 1.0 / max(fps, 1e-6))
-    duration = info.duration_s or decoded
+
+def _assemble_tracks(
+    scan: _Scan, fps: float, min_track_s: float, smooth: int, clf, options: LocalizeOptions
+) -> list[dict]:
+    """Each kept track's boxes, timeline, segments and per-box action scores; tracks shorter
+    than `min_track_s` (after dropping the coasting tail) are left out."""
     tracks = []
-    for tid in sorted(boxes):
-        rows = boxes[tid]
+    for tid in sorted(scan.boxes):
+        rows = scan.boxes[tid]
         while rows and not rows[-1][2]:  # the coasting tail after the person was lost
             rows.pop()
         if not rows or rows[-1][0] - rows[0][0] < min_track_s:
             continue
         span = (rows[0][0], rows[-1][0] + 1.0 / fps)
-        timeline = tubes[tid].timeline if tid in tubes else []
+        timeline = scan.tubes[tid].timeline if tid in scan.tubes else []
         track = {
             "track_id": len(tracks) + 1,
             "boxes": [[round(t, 4), *(round(float(v), 1) for v in b)] for t, b, _ in rows],
@@ -205,28 +287,7 @@ def detect(
             )
             track["action_scores"] = [[round(float(v), 4) for v in row] for row in scores]
         tracks.append(track)
-    result = {
-        "video": str(video),
-        "fps": fps,
-        "width": info.width,
-        "height": info.height,
-        "duration_s": round(float(duration), 3),
-        "num_frames": n_frames,
-        **info.result_fields(),
-        "detector": detector if isinstance(detector, str) else type(detector).__name__,
-        "model": clf.config.get("model"),
-        "classes": clf.classes,
-        "sample_fps": clf.sample_fps,
-        "window": window,
-        "stride": stride,
-        "smooth": smooth,
-        "tracks": tracks,
-        "seconds": round(time.perf_counter() - start, 3),
-        "annotated": str(annotate) if annotate else None,
-    }
-    if annotate is not None:
-        annotate_video(video, result, annotate)
-    return result
+    return tracks
 
 
 def _curves(timeline: list[dict], smooth: int) -> tuple[np.ndarray, np.ndarray]:

@@ -78,17 +78,7 @@ def localize(
     container, header = open_source(video)  # the frame rate bounds the sampling rate
     container.close()
     plans = [plan_sampling(m, options, header.fps, video) for m in models]
-    grid, info, fused = np.zeros(0), None, []
-    for n, (model, plan) in enumerate(zip(models, plans, strict=True)):
-        step = None if progress is None else (lambda f, n=n: progress((n + f) / len(models)))
-        m_info, m_grid, scales = score_windows(model, video, options, plan, step)
-        curves = fuse_curves(m_grid, scales, round(options.smooth_s * plan.rate))
-        if n == 0:
-            grid, info = m_grid, m_info
-            fused.append(curves)
-        else:  # onto the first model's time grid
-            fused.append(np.stack([np.interp(grid, m_grid, c) for c in curves.T], 1))
-    curves = np.mean(fused, axis=0)
+    info, grid, curves = _ensemble_curves(models, plans, video, options, progress)
     # What decoded, not what the header claims: a cut-off video ends where its frames end.
     duration = float(
         info.decoded_duration_s or (grid[-1] + 1.0 / plans[0].rate if len(grid) else 0.0)
@@ -128,6 +118,28 @@ def localize(
             title=os.path.basename(str(video)),
         )
     return result
+
+
+def _ensemble_curves(
+    models: list,
+    plans: list[Sampling],
+    video: str | os.PathLike,
+    options: LocalizeOptions,
+    progress: Callable[[float], None] | None,
+) -> tuple[object, np.ndarray, np.ndarray]:
+    """(the first model's source info, its time grid (N,), the models' class curves (N, K)
+    averaged on that grid): each model decodes the video at its own rate."""
+    grid, info, fused = np.zeros(0), None, []
+    for n, (model, plan) in enumerate(zip(models, plans, strict=True)):
+        step = None if progress is None else (lambda f, n=n: progress((n + f) / len(models)))
+        m_info, m_grid, scales = score_windows(model, video, options, plan, step)
+        curves = fuse_curves(m_grid, scales, round(options.smooth_s * plan.rate))
+        if n == 0:
+            grid, info = m_grid, m_info
+            fused.append(curves)
+        else:  # onto the first model's time grid
+            fused.append(np.stack([np.interp(grid, m_grid, c) for c in curves.T], 1))
+    return info, grid, np.mean(fused, axis=0)
 
 
 def _options_report(options: LocalizeOptions, plans: list[Sampling], models: list) -> dict:
