@@ -204,3 +204,32 @@ def test_the_lower_stages_load_without_torch():
         env={**os.environ, "PYTHONPATH": str(ROOT.parent)},
     )
     assert json.loads(out.stdout) == []
+
+
+MAX_FILE_LINES = 500
+MAX_BODY_LINES = 80
+
+
+def test_no_module_is_longer_than_a_newcomer_can_read():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted(ROOT.rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
+    }
+    assert not long, f"split these modules (over {MAX_FILE_LINES} lines): {long}"
+
+
+def test_no_function_body_does_five_jobs():
+    """A function's body, from its first statement to its end, stays under MAX_BODY_LINES.
+
+    The body, not the whole definition: a typer command's signature is its list of options,
+    one declaration each, and splitting it would only hide them. A nested function counts
+    within its parent too."""
+    long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.end_lineno - node.body[0].lineno + 1
+                if body > MAX_BODY_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({body})")
+    assert not long, f"split these functions (over {MAX_BODY_LINES} lines):\n" + "\n".join(long)
