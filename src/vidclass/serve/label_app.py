@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from vidclass.errors import UserError, VideoError
 from vidclass.serve.label_session import (
@@ -152,6 +153,16 @@ def create_label_app(
     @app.exception_handler(SessionError)
     async def session_error(_: Request, exc: SessionError) -> JSONResponse:
         return _error(exc.status, exc.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:  # e.g. a path where a clip id belongs
+            return _error(
+                404,
+                f"no such route {request.url.path[:80]!r}: clips are named by the ids of "
+                "GET /v1/state, never by a path",
+            )
+        return _error(exc.status_code, str(exc.detail))
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -24,8 +24,12 @@ from pathlib import Path
 
 import av
 import cv2
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from vidclass.errors import VideoError
+from vidclass.serve.upload import UploadError, receive_upload
 from vidclass.video.reader import open_source
 from vidclass.video.writer import VideoWriter
 
@@ -189,17 +193,11 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def preview_router(folder: str | os.PathLike, max_bytes: int, max_at_once: int = 1):
+def preview_router(folder: str | os.PathLike, max_bytes: int, max_at_once: int = 1) -> APIRouter:
     """`POST /v1/preview` for the serve page: the uploaded video in (multipart field `video`
     or a raw body), its H.264 preview out (`video/mp4`). Uploads and previews live in
     `folder` (the server's private temp dir, removed at shutdown); at most 8 previews are
     kept, and at most `max_at_once` are made at a time (others get 503 + Retry-After)."""
-    from fastapi import APIRouter, Request
-    from fastapi.responses import FileResponse, JSONResponse
-    from starlette.concurrency import run_in_threadpool
-
-    from vidclass.serve.upload import UploadError, receive_upload
-
     folder = Path(folder)
     cache = PreviewCache(folder / "previews", max_entries=8)
     slots = threading.BoundedSemaphore(max_at_once)
