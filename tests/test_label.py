@@ -437,35 +437,45 @@ def test_review_shows_confident_disagreements_first_and_logs_changes(clips, tmp_
 # ---------------------------------------------------------------------- end to end
 
 
-def test_labels_csv_prepares_and_trains_and_the_run_suggests(clips, tmp_path):
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> dict:
     """Label synthetic clips through the API → `vidclass prepare labels.csv` → `vidclass
-    train` 1 epoch; the run then scores the clips as the page's model."""
-    folder, truth = clips
-    out = tmp_path / "labels.csv"
-    with client(create_label_app(folder, CLASSES, out, cache_dir=tmp_path / "cache")) as c:
+    train` 1 epoch (what the end-to-end test checks; the run serves the other tests)."""
+    root = tmp_path_factory.mktemp("labelled")
+    folder, out = root / "clips", root / "labels.csv"
+    truth = make_clips(folder)
+    with client(create_label_app(folder, CLASSES, out, cache_dir=root / "cache")) as c:
         for item in c.get("/v1/state").json()["order"]:
             res = c.post(f"/v1/clips/{item['id']}/label", json={"label": truth[item["name"]]})
             assert res.status_code == 200
     runner = CliRunner()
-    prepared, run = tmp_path / "prepared", tmp_path / "run"
-    res = runner.invoke(
+    prepared, run = root / "prepared", root / "run"
+    prep = runner.invoke(
         cli_app,
         ["prepare", str(out), "--out", str(prepared), "--frames", "8", "--size", "32",
          "--workers", "1", "--test-fraction", "0.25", "-q"],
     )  # fmt: skip
-    assert res.exit_code == 0, res.output
-    manifest = read_manifest(prepared)
-    assert {Path(r["path"]).name: r["label"] for r in manifest} == truth
-    assert {r["status"] for r in manifest} == {"ok"}  # the AVI, MKV and GIF too
-    assert {r["split"] for r in manifest} >= {"train", "test"}
-    res = runner.invoke(
+    train = runner.invoke(
         cli_app,
         ["train", str(prepared), "--model", "early_fusion", "--epochs", "1", "--batch-size",
          "4", "--out", str(run), "-q"],
     )  # fmt: skip
-    assert res.exit_code == 0, res.output
+    return {"root": root, "folder": folder, "truth": truth, "csv": out, "prepared": prepared,
+            "run": run, "prepare": prep, "train": train}  # fmt: skip
+
+
+def test_labels_csv_prepares_and_trains_and_the_run_suggests(labelled, tmp_path):
+    assert labelled["prepare"].exit_code == 0, labelled["prepare"].output
+    manifest = read_manifest(labelled["prepared"])
+    assert {Path(r["path"]).name: r["label"] for r in manifest} == labelled["truth"]
+    assert {r["status"] for r in manifest} == {"ok"}  # the AVI, MKV and GIF too
+    assert {r["split"] for r in manifest} >= {"train", "test"}
+    assert labelled["train"].exit_code == 0, labelled["train"].output
+    run = labelled["run"]
     assert (run / "model.safetensors").is_file()
-    app = create_label_app(folder, None, tmp_path / "again.csv", model=run, cache_dir=tmp_path)
+    app = create_label_app(
+        labelled["folder"], None, tmp_path / "again.csv", model=run, cache_dir=tmp_path
+    )
     app.state.session.wait_scored()
     with client(app) as c:
         st = c.get("/v1/state").json()
@@ -474,6 +484,9 @@ def test_labels_csv_prepares_and_trains_and_the_run_suggests(clips, tmp_path):
         assert clip["suggestion"]["label"] in CLASSES and len(clip["suggestion"]["top"]) == 3
         scores = [app.state.session.scores[o["id"]].score for o in st["order"]]
         assert scores == sorted(scores)
+        assert c.post("/v1/rescore").status_code == 200  # the run is loaded again
+        app.state.session.wait_scored()
+        assert c.get("/v1/state").json()["scoring"]["scored"] == 12
 
 
 # ---------------------------------------------------------------------- the page
@@ -561,3 +574,52 @@ def test_browser_labels_by_keyboard_survives_sigkill_and_plays_an_avi(clips, tmp
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_serve_page_plays_an_avi_upload_through_the_preview(labelled, tmp_path):
+    """`vidclass serve`'s page: an AVI it cannot play is played as the server's preview."""
+    from test_serve import chromium_or_skip, free_port
+
+    chromium = chromium_or_skip()
+    import threading
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from vidclass.serve import create_app
+
+    avi = labelled["folder"] / "clip_04.avi"
+    port = free_port()
+    app = create_app(labelled["run"], temp_dir=tmp_path)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 20
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.wait_for_function(
+                    "document.getElementById('model-info').textContent.includes('early_fusion')"
+                )
+                page.set_input_files("#file", str(avi))
+                page.click("#run")
+                page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+                page.wait_for_selector("#preview-note:not([hidden])", timeout=30_000)
+                duration = page.wait_for_function(
+                    "(() => { const v = document.getElementById('video');"
+                    " return v.readyState >= 1 && v.duration > 0 ? v.duration : 0; })()",
+                    timeout=30_000,
+                ).json_value()
+                assert duration > 0
+                assert page.locator("#playback-note").is_hidden()
+            finally:
+                browser.close()
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=20)

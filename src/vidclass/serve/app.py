@@ -37,6 +37,7 @@ from vidclass.serve.options import (
     request_models,
     validate_options,
 )
+from vidclass.serve.preview import preview_router
 from vidclass.serve.upload import FILE_FIELD, Upload, UploadError, receive_upload
 from vidclass.video.probe import VIDEO_EXTENSIONS, open_container, probe
 
@@ -138,6 +139,8 @@ def create_app(
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # POST /v1/preview: an H.264 preview of an upload the page's <video> cannot play (AVI...)
+    app.include_router(preview_router(uploads, max_bytes))
 
     @app.get("/healthz", summary="Liveness and the pool's load")
     async def healthz() -> dict:

@@ -193,13 +193,19 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def preview_router(folder: str | os.PathLike, max_bytes: int, max_at_once: int = 1) -> APIRouter:
+def preview_router(
+    folder: str | os.PathLike,
+    max_bytes: int,
+    max_at_once: int = 1,
+    params: PreviewParams = PreviewParams(max_seconds=120.0),
+) -> APIRouter:
     """`POST /v1/preview` for the serve page: the uploaded video in (multipart field `video`
     or a raw body), its H.264 preview out (`video/mp4`). Uploads and previews live in
     `folder` (the server's private temp dir, removed at shutdown); at most 8 previews are
-    kept, and at most `max_at_once` are made at a time (others get 503 + Retry-After)."""
+    kept, and at most `max_at_once` are made at a time (others get 503 + Retry-After). A
+    result's timeline is longer than a label clip, so the preview covers 120 s."""
     folder = Path(folder)
-    cache = PreviewCache(folder / "previews", max_entries=8)
+    cache = PreviewCache(folder / "previews", params, max_entries=8)
     slots = threading.BoundedSemaphore(max_at_once)
     router = APIRouter()
 
@@ -210,7 +216,7 @@ def preview_router(folder: str | os.PathLike, max_bytes: int, max_at_once: int =
         responses={200: {"content": {"video/mp4": {}}}},
     )
     async def preview(request: Request):
-        """The upload as a short, small H.264 MP4 (at most 320 px wide, 30 s, 15 fps).
+        """The upload as a small H.264 MP4 (at most 320 px wide, 120 s, 15 fps).
         415/422 when it is not a decodable video, 413 over the size limit."""
         if not slots.acquire(blocking=False):
             return JSONResponse(
