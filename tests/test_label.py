@@ -623,3 +623,65 @@ def test_serve_page_plays_an_avi_upload_through_the_preview(labelled, tmp_path):
     finally:
         srv.should_exit = True
         thread.join(timeout=20)
+
+
+def test_browser_enter_accepts_the_suggestion_and_keys_move(clips, tmp_path):
+    """With a model: the suggestion and its top-3 are shown, Enter accepts it, S skips, the
+    arrows move, and the least confident clip comes first."""
+    from test_serve import chromium_or_skip, free_port
+
+    chromium = chromium_or_skip()
+    import threading
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    folder, truth = clips
+    names = sorted(truth)
+    probs = {n: [0.6, 0.3, 0.1] for n in names}
+    probs[names[3]] = [0.1, 0.4, 0.5]  # the least confident
+    out = tmp_path / "labels.csv"
+    app = create_label_app(
+        folder, CLASSES, out, model=FakeModel(CLASSES, probs), cache_dir=tmp_path / "cache"
+    )
+    app.state.session.wait_scored()
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 20
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
+        time.sleep(0.05)
+    text = "document.getElementById('{}').textContent"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.wait_for_function(f"{text.format('clip-name')} === '{names[3]}'")
+                assert page.text_content("#suggestion") == "still 50 %"
+                assert page.locator("#top3 tbody tr").count() == 3
+                assert page.text_content("#position") == "clip 1 of 12"
+                page.keyboard.press("Enter")
+                page.wait_for_function(f"{text.format('progress')} === '1 of 12 labelled'")
+                page.wait_for_function(f"{text.format('clip-name')} === '{names[0]}'")
+                page.keyboard.press("s")
+                page.wait_for_function(f"{text.format('clip-name')} === '{names[1]}'")
+                page.keyboard.press("ArrowLeft")
+                page.wait_for_function(f"{text.format('clip-name')} === '{names[0]}'")
+                page.keyboard.press("ArrowLeft")
+                page.wait_for_function(f"{text.format('clip-name')} === '{names[3]}'")
+                assert page.text_content("#current-label") == "still"
+                page.click("#classes button[data-label=right]")  # a class by mouse: relabel
+                page.wait_for_function(f"{text.format('clip-name')} === '{names[1]}'")
+                assert errors == []
+            finally:
+                browser.close()
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=20)
+    assert [(Path(r["path"]).name, r["label"]) for r in rows_of(out)] == [(names[3], "right")]

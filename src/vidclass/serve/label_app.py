@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,6 +80,11 @@ def build_session(
     """The session of `vidclass label` (see `create_label_app`)."""
     if (folder is None) == (review is None):
         raise UserError("give a FOLDER of clips to label, or --review DATA_OR_CSV (not both)")
+    if group_regex is not None:
+        try:
+            re.compile(group_regex)
+        except re.error as exc:
+            raise UserError(f"--group-regex {group_regex!r} is not a valid regex: {exc}") from None
     reload: Callable[[], Any] | None = None
     if isinstance(model, (str, os.PathLike)):
         run = model
