@@ -576,6 +576,20 @@ def test_browser_labels_by_keyboard_survives_sigkill_and_plays_an_avi(clips, tmp
         proc.wait(10)
 
 
+def test_review_reads_a_prepared_folder_and_class_folders(labelled, tmp_path):
+    from vidclass.serve.label_session import review_rows
+
+    rows, root = review_rows(labelled["prepared"])
+    assert {Path(r.key).name: r.label for r in rows} == labelled["truth"]
+    assert {r.split for r in rows} >= {"train", "test"}  # prepare's split is kept
+    assert root == labelled["folder"].resolve()
+    for name, label in labelled["truth"].items():
+        (tmp_path / label).mkdir(exist_ok=True)
+        (tmp_path / label / name).symlink_to(labelled["folder"] / name)
+    rows, root = review_rows(tmp_path)
+    assert sorted((Path(r.path).name, r.label) for r in rows) == sorted(labelled["truth"].items())
+
+
 def test_serve_page_plays_an_avi_upload_through_the_preview(labelled, tmp_path):
     """`vidclass serve`'s page: an AVI it cannot play is played as the server's preview."""
     from test_serve import chromium_or_skip, free_port

@@ -203,7 +203,7 @@ def create_label_app(
         c = session.get(clip_id)
         if c.id not in playable:
             playable[c.id] = browser_plays(c.key)
-        if playable[c.id]:
+        if playable[c.id] and Path(c.key).is_file():
             return FileResponse(c.key)
         return preview_response(clip_id)
 
