@@ -36,7 +36,7 @@ from vidclass.serve.label_session import (
     make_clip,
     review_rows,
 )
-from vidclass.serve.label_store import ChangeLog, LabelStore, changes_path
+from vidclass.serve.label_store import ChangeLog, LabelStore, changes_path, extra_columns
 from vidclass.serve.preview import PreviewCache, browser_plays
 
 log = logging.getLogger("vidclass.label")
@@ -99,6 +99,11 @@ def build_session(
         if out_csv is None:  # a reviewed CSV is corrected in place
             out_csv = review if Path(review).is_file() else "labels.csv"
         out = Path(out_csv)
+        if out.exists() and (extra := extra_columns(out)):
+            raise UserError(
+                f"{out}: has columns {', '.join(extra)} beyond path,label,split,group, which "
+                "writing labels into it would drop; give --out another.csv"
+            )
         store = LabelStore(out, group_regex)
         store.seed(rows)
         clips = [make_clip(r.key, root) for r in rows]
@@ -131,8 +136,6 @@ def create_label_app(
     (default `~/.cache/vidclass/previews`).
     """
     session = build_session(folder, classes, out_csv, model, review, group_regex)
-    previews = PreviewCache(cache_dir or default_cache_dir())
-    playable: dict[str, bool] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -147,6 +150,52 @@ def create_label_app(
         lifespan=lifespan,
     )
     app.state.session = session
+
+    _add_guards(app)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "label.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/state", summary="The queue, progress and scoring")
+    def state() -> dict:
+        return session.state()
+
+    @app.get("/v1/clips/{clip_id}", summary="One clip: its label and the model's suggestion")
+    def clip(clip_id: str) -> dict:
+        return session.clip(clip_id)
+
+    _add_video_routes(app, session, PreviewCache(cache_dir or default_cache_dir()))
+
+    @app.post("/v1/clips/{clip_id}/label", summary='Label a clip: {"label": CLASS}')
+    async def label(clip_id: str, request: Request) -> dict:
+        session.get(clip_id)  # 404 before the body is read
+        body = await read_body(request)
+        return await run_in_threadpool(session.label, clip_id, body["label"])
+
+    @app.post("/v1/clips/{clip_id}/skip", summary="Skip a clip for now")
+    def skip(clip_id: str) -> dict:
+        return session.skip(clip_id)
+
+    @app.post("/v1/undo", summary="Undo the newest label of this session")
+    def undo() -> dict:
+        return session.undo()
+
+    @app.post("/v1/rescore", summary="Score every clip again (the run reloaded)")
+    def rescore() -> dict:
+        return session.rescore()
+
+    return app
+
+
+def _add_guards(app: FastAPI) -> None:
+    """Refusals with a message: a query parameter, a session error, a route that is not one."""
 
     @app.middleware("http")
     async def no_query(request: Request, call_next):
@@ -170,23 +219,10 @@ def create_label_app(
             )
         return _error(exc.status_code, str(exc.detail))
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "label.html", media_type="text/html")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/v1/state", summary="The queue, progress and scoring")
-    def state() -> dict:
-        return session.state()
-
-    @app.get("/v1/clips/{clip_id}", summary="One clip: its label and the model's suggestion")
-    def clip(clip_id: str) -> dict:
-        return session.clip(clip_id)
+def _add_video_routes(app: FastAPI, session: LabelSession, previews: PreviewCache) -> None:
+    """`/v1/clips/{id}/video`: the file if browsers play it, else its preview; `/preview`."""
+    playable: dict[str, bool] = {}
 
     def preview_response(clip_id: str) -> FileResponse:
         c = session.get(clip_id)
@@ -210,26 +246,6 @@ def create_label_app(
     @app.get("/v1/clips/{clip_id}/preview", summary="A small H.264 preview of the clip")
     def preview(clip_id: str) -> FileResponse:
         return preview_response(clip_id)
-
-    @app.post("/v1/clips/{clip_id}/label", summary='Label a clip: {"label": CLASS}')
-    async def label(clip_id: str, request: Request) -> dict:
-        session.get(clip_id)  # 404 before the body is read
-        body = await read_body(request)
-        return await run_in_threadpool(session.label, clip_id, body["label"])
-
-    @app.post("/v1/clips/{clip_id}/skip", summary="Skip a clip for now")
-    def skip(clip_id: str) -> dict:
-        return session.skip(clip_id)
-
-    @app.post("/v1/undo", summary="Undo the newest label of this session")
-    def undo() -> dict:
-        return session.undo()
-
-    @app.post("/v1/rescore", summary="Score every clip again (the run reloaded)")
-    def rescore() -> dict:
-        return session.rescore()
-
-    return app
 
 
 async def read_body(request: Request) -> dict:

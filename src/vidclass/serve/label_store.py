@@ -178,6 +178,16 @@ def read_rows(csv_path: str | os.PathLike) -> list[Row]:
     return rows
 
 
+def extra_columns(csv_path: str | os.PathLike) -> list[str]:
+    """The columns of a labels CSV's header beyond path,label,split,group (which a rewrite
+    of it would drop)."""
+    with Path(csv_path).open(newline="", encoding="utf-8") as fh:
+        first = next(csv.reader(fh), [])
+    if not first or first[0].strip().lower() != "path":
+        return []
+    return [c for c in first if c.strip().lower() not in COLUMNS]
+
+
 class ChangeLog:
     """What review mode changed, one appended and fsynced CSV row per decision
     (`labels.changes.csv` beside the labels CSV): `confirm`, `correct`, or `undo` of the
