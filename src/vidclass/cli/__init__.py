@@ -4,7 +4,7 @@
 localize and detect), and one module per group of commands: `data` (synth, prepare), `train`
 (models, train, evaluate, compare), `predict` (predict, export), `localize` (localize,
 evaluate-localization), `detect` (detect, evaluate-detection, train-detector) and `serve`
-(serve, demo). Commands import the heavy stages inside their bodies, so `vidclass --help`
+(serve, label, demo). Commands import the heavy stages inside their bodies, so `vidclass --help`
 starts without torch; option defaults come from the library's light config objects.
 
 The top of the package with `serve`: may import every stage; nothing imports it but
@@ -46,6 +46,7 @@ COMMANDS = (
     ("evaluate-detection", detect.evaluate_detection_cmd),
     ("train-detector", detect.train_detector_cmd),
     ("serve", serve.serve),
+    ("label", serve.label),
     ("demo", serve.demo),
 )
 for _name, _command in COMMANDS:

@@ -1,4 +1,5 @@
-"""`serve` (the web page and HTTP API) and `demo` (the main job end to end)."""
+"""`serve` (the web page and HTTP API), `label` (the labelling page) and `demo` (the main job
+end to end)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,63 @@ def serve(
         detector=detector,
         log=console.print,
     )
+
+
+def label(
+    folder: Path | None = typer.Argument(
+        None, help="The folder of clips to label (any depth; .mp4, .avi, .mkv, .gif, ...)."
+    ),
+    classes: str | None = typer.Option(
+        None, "--classes", help="The classes, comma-separated [default: the model's]."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="The labels CSV (path,label,split,group), resumed if it exists "
+        "[default: labels.csv; with --review of a CSV: that CSV].",
+    ),
+    model: Path | None = typer.Option(
+        None, "--model", help="A run folder: suggests labels, least confident clips first."
+    ),
+    review: Path | None = typer.Option(
+        None,
+        "--review",
+        help="Review a labelled set (CSV, prepared folder or class folders) instead: the "
+        "clips where --model disagrees, most confident first.",
+    ),
+    group_regex: str | None = typer.Option(
+        None, "--group-regex", help="Regex on the file name whose first group is the group id."
+    ),
+    cache: Path | None = typer.Option(
+        None, "--cache", help="Where previews are kept [default: ~/.cache/vidclass/previews]."
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network."
+    ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+) -> None:
+    """Label clips in the browser into the CSV that `vidclass prepare` reads.
+
+    One key per class (1-9, then letters), Enter accepts the model's suggestion, S skips,
+    U undoes, arrows move. Every label is saved at once; a restart resumes.
+
+    Examples:
+
+        vidclass label clips/ --classes walk,run,jump    # then open http://127.0.0.1:8000/
+
+        vidclass label clips/ --model runs/first --out labels.csv
+
+        vidclass label --review labels.csv --model runs/slow_fusion
+    """
+    from vidclass.serve import _require_serve_extra
+
+    _require_serve_extra()
+    from vidclass.serve.label_app import parse_classes, run
+
+    run(folder, parse_classes(classes), out, model=model, review=review,
+        group_regex=group_regex, cache_dir=cache, host=host, port=port,
+        log=console.print)  # fmt: skip
 
 
 def demo(

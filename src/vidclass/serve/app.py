@@ -2,7 +2,8 @@
 
 Routes: `GET /` (the page), `GET /healthz`, `GET /v1/model`, `POST /v1/predict` (and
 `/v1/localize`, `/v1/detect` when the model has them), `POST /v1/jobs` + `GET /v1/jobs/{id}`
-for long videos, OpenAPI docs at `/docs`.
+for long videos, `POST /v1/preview` (an H.264 copy of an upload the browser cannot play),
+OpenAPI docs at `/docs`.
 
 Every inference runs on one bounded `JobPool` (a direct request waits for its job), so the
 server holds at most `workers + max_queue` videos; beyond that it answers 503 with
@@ -25,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vidclass.serve.jobs import JobPool
 from vidclass.serve.options import TASKS, ServedDetectors, form_fields, request_models
+from vidclass.serve.preview import preview_router
 from vidclass.serve.service import JobError, Service, check_video, load_classifier
 from vidclass.serve.upload import FILE_FIELD
 
@@ -112,6 +114,8 @@ def _info_routes(app: FastAPI, service: Service) -> None:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # POST /v1/preview: an H.264 preview of an upload the page's <video> cannot play (AVI...)
+    app.include_router(preview_router(service.upload_dir, service.max_bytes))
 
     @app.get("/healthz", summary="Liveness and the pool's load")
     async def healthz() -> dict:

@@ -154,7 +154,26 @@ function showVideo(file) {
   const video = $("video");
   video.src = state.url;
   $("playback-note").hidden = true;
-  video.onerror = () => { $("playback-note").hidden = false; };
+  $("preview-note").hidden = true;
+  video.dataset.preview = "0";
+  // A format the browser cannot play (AVI, MKV...): ask the server for an H.264 preview.
+  video.onerror = () => {
+    if (video.dataset.preview !== "0") { $("playback-note").hidden = false; return; }
+    video.dataset.preview = "1";
+    playPreview(file).catch(() => { $("playback-note").hidden = false; });
+  };
+}
+
+async function playPreview(file) {
+  const form = new FormData();
+  form.append("video", file, file.name);
+  const res = await fetch("/v1/preview", { method: "POST", body: form });
+  if (!res.ok) throw new Error(`preview: ${res.status}`);
+  const blob = await res.blob();
+  if (state.url) URL.revokeObjectURL(state.url);
+  state.url = URL.createObjectURL(blob);
+  $("video").src = state.url;
+  $("preview-note").hidden = false;
 }
 
 function render(result, task) {
@@ -337,8 +356,10 @@ function updateOverlay() {
   canvas.width = video.clientWidth; canvas.height = video.clientHeight;
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const vw = video.videoWidth || result.width || canvas.width;
-  const vh = video.videoHeight || result.height || canvas.height;
+  // a preview is smaller than the video the boxes were found in
+  const preview = video.dataset.preview === "1" && result.width && result.height;
+  const vw = (preview ? result.width : video.videoWidth) || result.width || canvas.width;
+  const vh = (preview ? result.height : video.videoHeight) || result.height || canvas.height;
   const boxes = boxesAt(result, t);
   canvas.dataset.boxes = String(boxes.length);
   ctx.lineWidth = 2; ctx.font = "13px sans-serif";
