@@ -348,6 +348,35 @@ def test_point9_a_file_that_just_ends_early_is_flagged(cut_video):
     assert list(frames) and not info.truncated and info.decoded_duration_s == pytest.approx(6.0)
 
 
+def test_an_error_before_the_first_frame_keeps_its_reason(cut_video, monkeypatch):
+    """A decoder that fails at once reports FFmpeg's reason, not a generic 'no frame'."""
+    from vidclass.errors import VideoError
+    from vidclass.video import reader
+
+    real_open = reader.open_source
+
+    class FailingContainer:
+        def __init__(self, container) -> None:
+            self.real = container
+
+        @property
+        def streams(self):  # fails before the decode loop starts
+            raise av.error.FFmpegError(1094995529, "Invalid data found when processing input")
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    def open_failing(source):
+        container, info = real_open(source)
+        return FailingContainer(container), info
+
+    monkeypatch.setattr(reader, "open_source", open_failing)
+    whole, _ = cut_video("avi", 0.7)
+    _, frames = reader.iter_frames(whole, 32, 5.0)
+    with pytest.raises(VideoError, match="decoding failed.*Invalid data"):
+        list(frames)
+
+
 def test_point11_non_positive_window_and_stride_are_refused(runs):
     video = next(runs["videos"].rglob("*.mp4"))
     clf = Classifier.load(runs["early_fusion"])

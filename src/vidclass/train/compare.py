@@ -21,8 +21,11 @@ from vidclass.data.dataset import load_prepared_config
 from vidclass.data.prepare import read_manifest
 from vidclass.errors import UserError
 from vidclass.models import DESCRIPTIONS, MODELS, build, count_flops, example_batch
+from vidclass.train.config import TrainConfig
 from vidclass.train.evaluate import evaluate
-from vidclass.train.loop import LAST_EPOCH, RunMismatch, TrainConfig, train
+from vidclass.train.loop import train
+from vidclass.train.resume import RunMismatch
+from vidclass.train.selection import LAST_EPOCH
 
 REPORT_SPLIT = "test"
 
@@ -61,63 +64,19 @@ def compare(
     """Train + evaluate each method (resuming finished or interrupted runs); write the report."""
     data, out = Path(data), Path(out)
     prepared = load_prepared_config(data)
-    rows = [r for r in read_manifest(data) if r["status"] == "ok"]
+    dataset = _dataset_summary(data, prepared, base.val_split)
     options = options or {}
     methods = []
     for name in models:
-        run = out / "runs" / name
         cfg = TrainConfig(**{**base.__dict__, "model": name, "options": options.get(name, {})})
         log(f"[{len(methods) + 1}/{len(models)}] {name}")
-        entry: dict = {"name": name, "description": DESCRIPTIONS.get(name, ""), "run_dir": str(run)}
-        try:
-            result, replaced = _train_or_retrain(data, run, cfg, quiet, log)
-            metrics = evaluate(run, data, split=REPORT_SPLIT, quiet=True)
-            params, gflops = model_cost(
-                name, cfg.options, len(prepared["classes"]), prepared["frames"], prepared["size"]
-            )
-            entry.update(
-                {
-                    "params": params,
-                    "gflops": gflops,
-                    "train_time_s": result.train_time_s,
-                    "clips_per_s": metrics["clips_per_s"],
-                    "top1": metrics["top1"],
-                    "top5": metrics["top5"],
-                    "pair_accuracy": metrics["pair_accuracy"],
-                    "best_epoch": result.best_epoch,
-                    "selection": result.selection,
-                    "run": _run_status(result, cfg.epochs, replaced),
-                    "replaced_because": replaced,
-                    "curves_png": str((run / "curves.png").relative_to(out)),
-                    "confusion_png": str((run / f"confusion-{REPORT_SPLIT}.png").relative_to(out)),
-                    "error": None,
-                }
-            )
-            log(
-                f"    top-1 {metrics['top1']:.1%} on {REPORT_SPLIT}, pair accuracy "
-                f"{_pct(metrics['pair_accuracy'])}, epoch {result.best_epoch} "
-                f"({_chosen(result.selection)}), {result.train_time_s:.0f} s, {entry['run']}"
-            )
-        except (UserError, RuntimeError, ValueError) as exc:
-            entry["error"] = f"{type(exc).__name__}: {exc}"
-            log(f"    failed: {entry['error']}")
-        methods.append(entry)
+        methods.append(_compare_one(data, out, cfg, prepared, quiet, log))
 
     comparison = {
         "title": f"vidclass: {len(models)} methods on {data.name}",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "dataset": {
-            "root": str(data.resolve()),
-            "classes": prepared["classes"],
-            "pairs": prepared.get("pairs", []),
-            "train_videos": sum(r["split"] == "train" for r in rows),
-            "val_videos": sum(r["split"] == base.val_split for r in rows),
-            "test_videos": sum(r["split"] == REPORT_SPLIT for r in rows),
-            "report_split": REPORT_SPLIT,
-            "frames": prepared["frames"],
-            "size": prepared["size"],
-        },
+        "dataset": dataset,
         "budget": {
             "epochs": base.epochs,
             "batch_size": base.batch_size,
@@ -131,6 +90,62 @@ def compare(
     }
     write_outputs(out, comparison)
     return comparison
+
+
+def _compare_one(data: Path, out: Path, cfg: TrainConfig, prepared: dict, quiet: bool, log) -> dict:
+    """Train (or resume, or reuse) and evaluate one method → its entry of the report; a
+    method that fails is reported with its error and the comparison goes on."""
+    name, run = cfg.model, out / "runs" / cfg.model
+    entry: dict = {"name": name, "description": DESCRIPTIONS.get(name, ""), "run_dir": str(run)}
+    try:
+        result, replaced = _train_or_retrain(data, run, cfg, quiet, log)
+        metrics = evaluate(run, data, split=REPORT_SPLIT, quiet=True)
+        params, gflops = model_cost(
+            name, cfg.options, len(prepared["classes"]), prepared["frames"], prepared["size"]
+        )
+        entry.update(
+            {
+                "params": params,
+                "gflops": gflops,
+                "train_time_s": result.train_time_s,
+                "clips_per_s": metrics["clips_per_s"],
+                "top1": metrics["top1"],
+                "top5": metrics["top5"],
+                "pair_accuracy": metrics["pair_accuracy"],
+                "best_epoch": result.best_epoch,
+                "selection": result.selection,
+                "run": _run_status(result, cfg.epochs, replaced),
+                "replaced_because": replaced,
+                "curves_png": str((run / "curves.png").relative_to(out)),
+                "confusion_png": str((run / f"confusion-{REPORT_SPLIT}.png").relative_to(out)),
+                "error": None,
+            }
+        )
+        log(
+            f"    top-1 {metrics['top1']:.1%} on {REPORT_SPLIT}, pair accuracy "
+            f"{_pct(metrics['pair_accuracy'])}, epoch {result.best_epoch} "
+            f"({_chosen(result.selection)}), {result.train_time_s:.0f} s, {entry['run']}"
+        )
+    except (UserError, RuntimeError, ValueError) as exc:
+        entry["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"    failed: {entry['error']}")
+    return entry
+
+
+def _dataset_summary(data: Path, prepared: dict, val_split: str) -> dict:
+    """The report's description of the prepared data: classes, videos per split, input."""
+    rows = [r for r in read_manifest(data) if r["status"] == "ok"]
+    return {
+        "root": str(data.resolve()),
+        "classes": prepared["classes"],
+        "pairs": prepared.get("pairs", []),
+        "train_videos": sum(r["split"] == "train" for r in rows),
+        "val_videos": sum(r["split"] == val_split for r in rows),
+        "test_videos": sum(r["split"] == REPORT_SPLIT for r in rows),
+        "report_split": REPORT_SPLIT,
+        "frames": prepared["frames"],
+        "size": prepared["size"],
+    }
 
 
 def _train_or_retrain(

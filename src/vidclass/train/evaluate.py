@@ -21,7 +21,7 @@ from vidclass.errors import UserError
 from vidclass.evaluation.classification import average_views, classification_metrics
 from vidclass.models.run import load_model
 from vidclass.progress import track
-from vidclass.train.loop import predict_loader
+from vidclass.train.epoch import predict_loader
 
 
 class _Views(Dataset):

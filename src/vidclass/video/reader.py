@@ -153,13 +153,15 @@ class _Decoder:
         """The decoder thread: times every frame; hands over the sampled ones (as PyAV frames)
         and, with `keep_frames`, every picture."""
         container, info, q = self.container, self.info, self.q
+        # Set before the try: an error raised before the first frame must still reach the
+        # consumer, not fail again in the handler and end the stream as if the video had.
+        skipped: StreamFrame | None = None
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             step = 1.0 / sample_fps
             next_t = 0.0
             first_pts: float | None = None
-            skipped: StreamFrame | None = None
             for i, frame in enumerate(container.decode(stream)):
                 if self.stop.is_set():
                     return
