@@ -39,6 +39,8 @@ def open_derived(parent: Path, prefix: str, spec: dict) -> Path:
         if _read_spec(folder) == spec:
             return folder
         if folder.exists():
+            if _read_spec(folder) == spec:
+                continue  # another process's folder appeared since the first look
             # Stale (another format, an edited spec, or left without its spec by an older
             # version): one process wins the rename aside; the others find it gone.
             aside = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.old")
@@ -46,6 +48,13 @@ def open_derived(parent: Path, prefix: str, spec: dict) -> Path:
                 os.rename(folder, aside)
             except OSError:
                 continue
+            if _read_spec(aside) == spec:
+                # A good folder took the stale one's place in between: put it back.
+                try:
+                    os.rename(aside, folder)
+                    continue
+                except OSError:
+                    pass
             shutil.rmtree(aside, ignore_errors=True)
         fresh = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.new")
         fresh.mkdir(parents=True)
