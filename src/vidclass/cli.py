@@ -238,10 +238,12 @@ def synth(
 @app.command()
 def prepare(
     src: Path = typer.Argument(
-        ..., help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group]."
+        ...,
+        help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group] "
+        "(with --merge: the prepared folder).",
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."
     ),
     frames: str = typer.Option(
         "16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."
@@ -280,6 +282,15 @@ def prepare(
         "--group-regex",
         help="Regex on the file name whose first group (or whole match) is the group id.",
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="I/N: prepare only the I-th (from 0) of N shards into --out and write "
+        "manifest.shard-I-of-N.csv (docs/scale.md).",
+    ),
+    merge: bool = typer.Option(
+        False, "--merge", help="SRC is a folder of finished shards: write their manifest and split."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Probe, sample, pad, resize and cache every video; write manifest.csv with a leak-free split.
@@ -294,10 +305,25 @@ def prepare(
         vidclass prepare UCF101/ --out data/ucf --ucf101-splits ucfTrainTestlist --fold 1 --fps 5
 
         vidclass prepare videos.csv --out data/mine --frames auto --interval 4 --export-frames
+
+        vidclass prepare data/synth --out data/prepared --shard 0/4   # ... to 3/4, anywhere
+
+        vidclass prepare data/prepared --merge   # once all 4 shards are done (exit 1 if not)
     """
+    from vidclass.data.prepare import merge_shards
     from vidclass.data.prepare import prepare as run_prepare
     from vidclass.report.tables import print_prepare_summary
 
+    if merge:
+        if shard is not None or out is not None:
+            raise UserError("--merge takes only the prepared folder: vidclass prepare DATA --merge")
+        result = merge_shards(src)
+        print_prepare_summary(result, console)
+        if result.failed:
+            raise typer.Exit(EXIT_PARTIAL)
+        return
+    if out is None:
+        raise UserError("--out is needed: the folder to prepare into")
     result = run_prepare(
         src,
         out,
@@ -315,7 +341,19 @@ def prepare(
         fold=fold,
         group_regex=group_regex,
         quiet=quiet,
+        shard=shard,
     )
+    if result.shard is not None:
+        # Exit 0 with failed videos too: the merge lists them (and exits 2), and a job
+        # scheduler's `afterok` dependency then still starts it.
+        index, count = result.shard
+        failed = f", [red]{len(result.failed)} failed[/red]" if result.failed else ""
+        console.print(
+            f"shard {index}/{count}: {len(result.rows)} videos ({result.reused} reused{failed}) "
+            f"in {result.seconds:.1f} s; when all {count} are done: "
+            f"vidclass prepare {out} --merge"
+        )
+        return
     print_prepare_summary(result, console)
     if result.failed:
         raise typer.Exit(EXIT_PARTIAL)
@@ -483,6 +521,52 @@ def train(
                 f"{result.best_val_acc:.1%}, loss {best['val_loss']:.3f}[/green]; "
                 f"run in {result.run}"
             )
+
+
+@app.command()
+def features(
+    data: Path = typer.Argument(..., help="A prepared dataset folder (from `vidclass prepare`)."),
+    model: str = typer.Option(..., "--model", "-m", help="Method name; see `vidclass models`."),
+    backbone: str | None = typer.Option(None, "--backbone", help="As for `vidclass train`."),
+    pretrained: bool | None = typer.Option(
+        None, "--pretrained/--no-pretrained", help="As for `vidclass train`."
+    ),
+    freeze_backbone: bool = typer.Option(
+        False, "--freeze-backbone", help="Needed: only a frozen backbone's features are cached."
+    ),
+    option: list[str] = typer.Option([], "--option", help="As for `vidclass train`."),
+    normalize: str = typer.Option("auto", "--normalize", help="As for `vidclass train`."),
+    seed: int = typer.Option(TRAIN.seed, "--seed", help="As for `vidclass train`."),
+    shard: str | None = typer.Option(
+        None, "--shard", help="I/N: only the I-th (from 0) of N shards of the videos."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fill the frozen-feature cache (DATA/features/) that `train` with the same options reads.
+
+    Give the model options `train` will get; with --shard I/N, N processes or machines fill
+    it together (docs/scale.md), and `train` then finds every clip encoded.
+
+    Examples:
+
+        vidclass features data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone
+
+        vidclass features data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone --shard 3/8
+    """
+    from vidclass.train.config import TrainConfig
+    from vidclass.train.features import fill_features
+
+    cfg = TrainConfig(
+        model=model,
+        options=_model_options(backbone, pretrained, freeze_backbone, option),
+        seed=seed,
+        normalize=normalize,
+    )
+    result = fill_features(data, cfg, shard=shard, quiet=quiet)
+    console.print(
+        f"features: {result.encoded} encoded, {result.videos - result.encoded} already there, "
+        f"in {result.folder}"
+    )
 
 
 @app.command()
