@@ -270,6 +270,12 @@ def merge_shards(out: str | os.PathLike) -> PrepareResult:
     metas, rows, owner = {}, [], {}
     for i in range(count):
         metas[i], shard_rows = read_shard_manifest(found[(i, count)])
+        if (metas[i].get("shard"), metas[i].get("count")) != (i, count):
+            raise UserError(
+                f"{found[(i, count)]}: holds shard {metas[i].get('shard')}/"
+                f"{metas[i].get('count')}, not the {i}/{count} its name says; run "
+                f"shard {i}/{count} again"
+            )
         rows.extend(shard_rows)
         owner.update({r["video_id"]: i for r in shard_rows})
     check_agree(metas)
@@ -320,6 +326,7 @@ def merge_shards(out: str | os.PathLike) -> PrepareResult:
         seconds=time.perf_counter() - start,
         split_mode=params["split_mode"],
         warnings=warnings,
+        reused=len(merged),  # every video comes from the shards' cache
         skipped=metas[0]["skipped"],
         merged_shards=count,
     )
