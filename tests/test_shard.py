@@ -99,6 +99,27 @@ def test_three_concurrent_shards_and_merge_equal_one_prepare(make_video, tmp_pat
     assert not list(merged.rglob(".*.tmp"))
 
 
+def test_shards_of_a_csv_with_its_own_split_merge_equal_one_prepare(make_video, tmp_path):
+    """The given-split path (val carved out of the CSV's train side) merges the same too."""
+    lines = ["path,label,split,group"]
+    for k in range(12):
+        c = ("a", "b")[k % 2]
+        make_video(f"clips/{c}{k}.mp4", n=10 + k % 3, seed=k)
+        lines.append(f"clips/{c}{k}.mp4,{c},{'test' if k >= 8 else 'train'},s{k // 2}")
+    csv_src = tmp_path / "list.csv"
+    csv_src.write_text("\n".join(lines) + "\n")
+    prepare(csv_src, tmp_path / "one", quiet=True, workers=1, **OPTIONS)
+    for i in range(3):
+        prepare(csv_src, tmp_path / "sh", shard=(i, 3), quiet=True, workers=1, **OPTIONS)
+    merged = merge_shards(tmp_path / "sh")
+    assert merged.split_mode == "csv" and {r["split"] for r in merged.rows} == {
+        "train",
+        "val",
+        "test",
+    }
+    assert_same_dataset(tmp_path / "one", tmp_path / "sh")
+
+
 def test_a_missing_shard_makes_merge_fail_naming_it(make_video, tmp_path):
     src = make_source(make_video, 12)
     out = tmp_path / "o"
