@@ -2,7 +2,7 @@
 
 `common` (consoles, exit codes, option parsers), `sources` (the per-video loop of predict,
 localize and detect), and one module per group of commands: `data` (synth, prepare), `train`
-(models, train, evaluate, compare), `predict` (predict, export), `localize` (localize,
+(models, train, features, evaluate, compare), `predict` (predict, export), `localize` (localize,
 evaluate-localization), `detect` (detect, evaluate-detection, train-detector) and `serve`
 (serve, label, demo). Commands import the heavy stages inside their bodies, so `vidclass --help`
 starts without torch; option defaults come from the library's light config objects.
@@ -36,6 +36,7 @@ COMMANDS = (
     ("prepare", data.prepare),
     ("models", train.models),
     ("train", train.train),
+    ("features", train.features),
     ("evaluate", train.evaluate),
     ("compare", train.compare),
     ("predict", predict.predict),

@@ -160,10 +160,12 @@ def synth(
 
 def prepare(
     src: Path = typer.Argument(
-        ..., help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group]."
+        ...,
+        help="Folder of class/video.ext, a UCF101 folder, or a CSV path,label[,split][,group] "
+        "(with --merge: the prepared folder).",
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."
     ),
     frames: str = typer.Option(
         "16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."
@@ -202,6 +204,15 @@ def prepare(
         "--group-regex",
         help="Regex on the file name whose first group (or whole match) is the group id.",
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="I/N: prepare only the I-th (from 0) of N shards into --out and write "
+        "manifest.shard-I-of-N.csv (docs/scale.md).",
+    ),
+    merge: bool = typer.Option(
+        False, "--merge", help="SRC is a folder of finished shards: write their manifest and split."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Probe, sample, pad, resize and cache every video; write manifest.csv with a leak-free split.
@@ -216,10 +227,24 @@ def prepare(
         vidclass prepare UCF101/ --out data/ucf --ucf101-splits ucfTrainTestlist --fold 1 --fps 5
 
         vidclass prepare videos.csv --out data/mine --frames auto --interval 4 --export-frames
+
+        vidclass prepare data/synth --out data/prepared --shard 0/4   # ... to 3/4, anywhere
+
+        vidclass prepare data/prepared --merge   # once all 4 shards are done (exit 1 if not)
     """
+    from vidclass.data.prepare import merge_shards
     from vidclass.data.prepare import prepare as run_prepare
     from vidclass.report.tables import print_prepare_summary
 
+    if merge:
+        if shard is not None or out is not None:
+            raise UserError("--merge takes only the prepared folder: vidclass prepare DATA --merge")
+        result = merge_shards(src)
+        print_prepare_summary(result, console)
+        finish(len(result.failed))  # 2 when some videos failed: the manifest names them
+        return
+    if out is None:
+        raise UserError("--out is needed: the folder to prepare into")
     result = run_prepare(
         src,
         out,
@@ -237,6 +262,21 @@ def prepare(
         fold=fold,
         group_regex=group_regex,
         quiet=quiet,
+        shard=shard,
     )
+    if result.shard is not None:
+        _print_shard(result, out)
+        return
     print_prepare_summary(result, console)
     finish(len(result.failed))  # 2 when some videos failed: the manifest names them
+
+
+def _print_shard(result, out: Path) -> None:
+    """One line per shard, exit 0 even with failed videos: the merge lists them (and exits 2),
+    so a job scheduler's `afterok` dependency still starts it."""
+    index, count = result.shard
+    failed = f", [red]{len(result.failed)} failed[/red]" if result.failed else ""
+    console.print(
+        f"shard {index}/{count}: {len(result.rows)} videos ({result.reused} reused{failed}) "
+        f"in {result.seconds:.1f} s; when all {count} are done: vidclass prepare {out} --merge"
+    )

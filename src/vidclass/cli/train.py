@@ -1,4 +1,5 @@
-"""`models` (the methods), `train`, `evaluate` and `compare` (train and evaluate several)."""
+"""`models` (the methods), `train`, `features` (fill the frozen-feature cache), `evaluate` and
+`compare` (train and evaluate several)."""
 
 from __future__ import annotations
 
@@ -182,6 +183,51 @@ def _print_trained(result: TrainResult) -> None:
             f"{result.best_val_acc:.1%}, loss {best['val_loss']:.3f}[/green]; "
             f"run in {result.run}"
         )
+
+
+def features(
+    data: Path = typer.Argument(..., help="A prepared dataset folder (from `vidclass prepare`)."),
+    model: str = typer.Option(..., "--model", "-m", help="Method name; see `vidclass models`."),
+    backbone: str | None = typer.Option(None, "--backbone", help="As for `vidclass train`."),
+    pretrained: bool | None = typer.Option(
+        None, "--pretrained/--no-pretrained", help="As for `vidclass train`."
+    ),
+    freeze_backbone: bool = typer.Option(
+        False, "--freeze-backbone", help="Needed: only a frozen backbone's features are cached."
+    ),
+    option: list[str] = typer.Option([], "--option", help="As for `vidclass train`."),
+    normalize: str = typer.Option("auto", "--normalize", help="As for `vidclass train`."),
+    seed: int = typer.Option(TRAIN.seed, "--seed", help="As for `vidclass train`."),
+    shard: str | None = typer.Option(
+        None, "--shard", help="I/N: only the I-th (from 0) of N shards of the videos."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fill the frozen-feature cache (DATA/features/) that `train` with the same options reads.
+
+    Give the model options `train` will get; with --shard I/N, N processes or machines fill
+    it together (docs/scale.md), and `train` then finds every clip encoded.
+
+    Examples:
+
+        vidclass features data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone
+
+        vidclass features data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone --shard 3/8
+    """
+    from vidclass.train.config import TrainConfig
+    from vidclass.train.features import fill_features
+
+    cfg = TrainConfig(
+        model=model,
+        options=_model_options(backbone, pretrained, freeze_backbone, option),
+        seed=seed,
+        normalize=normalize,
+    )
+    result = fill_features(data, cfg, shard=shard, quiet=quiet)
+    console.print(
+        f"features: {result.encoded} encoded, {result.videos - result.encoded} already there, "
+        f"in {result.folder}"
+    )
 
 
 def evaluate(

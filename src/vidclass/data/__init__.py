@@ -8,7 +8,7 @@ so the decode workers of `prepare` start light.
 
 from __future__ import annotations
 
-from vidclass.data.prepare import PrepareResult, prepare, read_manifest
+from vidclass.data.prepare import PrepareResult, merge_shards, prepare, read_manifest
 from vidclass.data.sampling import pad_clip, sample_indices
 from vidclass.data.splits import read_ucf101_splits, stratified_group_split
 from vidclass.video.decode import IMAGENET_MEAN, IMAGENET_STD, read_frames
@@ -21,6 +21,7 @@ __all__ = [
     "PrepareResult",
     "VideoDataset",
     "VideoInfo",
+    "merge_shards",
     "pad_clip",
     "prepare",
     "probe",

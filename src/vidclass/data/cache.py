@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from vidclass.atomic import write_bytes
@@ -63,14 +64,37 @@ def reusable(
     return npy.exists() and (frames_dir is None or frames_dir.is_dir())
 
 
-def remove_stale_temporaries(out: Path) -> None:
-    """Temporary files of a killed earlier run (never valid output: renamed only when whole)."""
+def remove_stale_temporaries(
+    out: Path, video_ids: Iterable[str] | None = None, files: Iterable[str] = ()
+) -> None:
+    """Temporary files of a killed earlier run (never valid output: renamed only when whole).
+
+    With `video_ids`, only those whose target belongs to one of these videos (their cache
+    files, their exported frames) or is one of `files` in `out`: a shard sweeps up its own
+    leftovers and never a temporary that another shard, running now, is still writing.
+    Without, every temporary (one run owns the whole folder)."""
+    owned: dict[Path, set[str]] | None = None
+    if video_ids is not None:
+        ids = set(video_ids)
+        owned = {
+            out: set(files),
+            out / "cache": {f"{v}.npy" for v in ids} | {f"{v}.json" for v in ids},
+            out / "frames": ids,
+        }
     for folder in (out, out / "cache", out / "frames"):
-        if folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
-                if tmp.is_dir():
-                    for f in tmp.iterdir():
-                        f.unlink()
-                    tmp.rmdir()
-                else:
-                    tmp.unlink(missing_ok=True)
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp"):
+            if owned is not None and temporary_target(tmp.name) not in owned[folder]:
+                continue
+            if tmp.is_dir():
+                for f in tmp.iterdir():
+                    f.unlink()
+                tmp.rmdir()
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def temporary_target(name: str) -> str:
+    """The file a temporary `.<name>.<pid>.tmp` (`atomic.temporary_path`) was to become."""
+    return name[1 : -len(".tmp")].rsplit(".", 1)[0]

@@ -54,11 +54,13 @@ def write_dataset(
     val_fraction: float,
     seed: int,
     frames_csv: bool,
+    pairs: list[list[str]] | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Rows and split of every video, written out; returns (rows, warnings about the split).
 
     `sampling` is the options every video was sampled with (frames, interval, sample_fps,
-    size), `records` each video's sidecar record by id."""
+    size), `records` each video's sidecar record by id; `pairs` the time-reversed class
+    pairs (read from the source's classes.json when not given)."""
     rows = manifest_rows(videos, classes, records)
     warnings = assign_splits(rows, videos, split_mode, test_fraction, val_fraction, seed)
     write_manifest(out / "manifest.csv", rows)
@@ -75,7 +77,7 @@ def write_dataset(
         "pad": pad,
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
-        "pairs": read_pairs(src, classes),
+        "pairs": read_pairs(src, classes) if pairs is None else pairs,
         "split": {
             "mode": split_mode,
             "test_fraction": test_fraction if split_mode == "stratified-group" else None,

@@ -14,6 +14,10 @@ file; running again redoes only what is missing.
 The job runs in three steps, each in its own module: list and label the videos
 (`sources.discover`), do each video's work (`extract.extract_all`, cached per video by
 `cache`), then write the manifest and the split (`manifest.write_dataset`).
+
+A large source can be prepared in shards (`prepare(..., shard=(I, N))`, one process or
+machine each, into one shared folder), then merged (`merge_shards`) into exactly the files
+one run would have written; `vidclass.data.shard` says how the videos are shared out.
 """
 
 from __future__ import annotations
@@ -36,8 +40,28 @@ from vidclass.data.extract import (
     extract_task,
     probe_task,
 )
-from vidclass.data.manifest import MANIFEST_COLUMNS, read_manifest, write_dataset
+from vidclass.data.manifest import (
+    MANIFEST_COLUMNS,
+    manifest_rows,
+    read_manifest,
+    read_pairs,
+    write_dataset,
+)
 from vidclass.data.sampling import PAD_MODES
+from vidclass.data.shard import (
+    SHARD_FORMAT,
+    check_agree,
+    check_complete,
+    find_shard_manifests,
+    listing_digest,
+    parse_shard,
+    read_shard_manifest,
+    row_to_video,
+    shard_key,
+    shard_manifest_name,
+    shard_of,
+    write_shard_manifest,
+)
 from vidclass.data.sources import SPLITS, SourceVideo, discover
 from vidclass.errors import UserError
 
@@ -50,6 +74,7 @@ __all__ = [
     "SourceVideo",
     "discover",
     "extract_task",
+    "merge_shards",
     "prepare",
     "probe_task",
     "read_manifest",
@@ -70,6 +95,8 @@ class PrepareResult:
     split_mode: str = ""
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # files found but not taken as videos
+    shard: tuple[int, int] | None = None  # (I, N): only that shard was prepared, not merged
+    merged_shards: int = 0  # N: the manifest was merged from N shards
 
     @property
     def failed(self) -> list[dict]:
@@ -97,6 +124,7 @@ def prepare(
     fold: int = 1,
     group_regex: str | None = None,
     quiet: bool = False,
+    shard: tuple[int, int] | str | None = None,
 ) -> PrepareResult:
     """Probe, sample, pad-plan, resize and cache every video; write the manifest and split.
 
@@ -104,17 +132,26 @@ def prepare(
     (or the split the source gives), and `val_fraction` of each class's clips is carved out
     of the training side to choose the best epoch, so the test split never chooses anything.
     Failed videos are kept as `failed` rows with a reason; check `result.failed`.
+
+    With `shard=(I, N)` (or `"I/N"`) only the I-th of N shards of the videos is done (see
+    `vidclass.data.shard`), and `manifest.shard-I-of-N.csv` is written instead of the
+    manifest and split: `merge_shards(out)` makes those once every shard has finished.
     """
     start = time.perf_counter()
     src, out = Path(src), Path(out)
-    fixed_frames = _check_options(frames, interval, sample_fps, pad)
+    if shard is not None:
+        shard = parse_shard(shard if isinstance(shard, str) else f"{shard[0]}/{shard[1]}")
+    fixed_frames = _check_options(frames, interval, sample_fps, pad, sharded=shard is not None)
 
     classes, videos, split_mode, skipped = discover(
         src, Path(ucf101_splits) if ucf101_splits else None, fold, group_regex
     )
-    cache = out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    listing, marker, cache = videos, None, out / "cache"
+    if shard is None:
+        cache.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+    else:
+        videos, marker = _start_shard(out, src, videos, shard)
     export_dir = out / "frames" if export_frames else None
     if export_dir:
         export_dir.mkdir(exist_ok=True)
@@ -129,35 +166,174 @@ def prepare(
     records, reused = extract_all(
         videos, cache, params, export_dir, sidecars, signatures, workers, quiet
     )
-    rows, warnings = write_dataset(
+    result = PrepareResult(
+        out=out,
+        classes=classes,
+        rows=[],
+        frames=fixed_frames,
+        reused=reused,
+        seconds=0.0,
+        split_mode=split_mode,
+        skipped=[str(p) for p in skipped],
+        shard=shard,
+    )
+    options = dict(pad=pad, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
+    if marker is not None:
+        keyed = dict(ucf101_splits=ucf101_splits, fold=fold, group_regex=group_regex)
+        shard_options = {**options, **keyed, "export_frames": export_frames}
+        result.rows = _write_shard(
+            marker, src, listing, videos, records, result, params, shard_options
+        )
+    else:
+        result.rows, result.warnings = write_dataset(
+            out,
+            src,
+            classes,
+            videos,
+            records,
+            split_mode=split_mode,
+            sampling=params,
+            frames_csv=export_dir is not None,
+            **options,
+        )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _start_shard(
+    out: Path, src: Path, videos: list[SourceVideo], shard: tuple[int, int]
+) -> tuple[list[SourceVideo], Path]:
+    """(the shard's videos, its manifest's path): its old manifest removed first (a shard
+    redone with other options is not complete until it finishes again) and its own
+    temporaries swept up, never those of another shard."""
+    index, count = shard
+    mine = [v for v in videos if shard_of(shard_key(v, src), count) == index]
+    marker = out / shard_manifest_name(index, count)
+    marker.unlink(missing_ok=True)
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, [v.video_id for v in mine], [marker.name])
+    return mine, marker
+
+
+def _write_shard(
+    marker: Path,
+    src: Path,
+    listing: list[SourceVideo],
+    videos: list[SourceVideo],
+    records: dict[str, dict],
+    result: PrepareResult,
+    sampling: dict,
+    options: dict,
+) -> list[dict]:
+    """The shard's manifest, its completion marker: its videos' rows (the split column holds
+    only the source's own split) and, in its first line, everything the merge needs and
+    checks: N, the whole list's digest, the classes and every option."""
+    keys = [shard_key(v, src) for v in listing]
+    position = {v.video_id: i for i, v in enumerate(listing)}
+    rows = manifest_rows(videos, result.classes, records)
+    for row, v in zip(rows, videos, strict=True):
+        row["split"] = v.split or ""
+        row["position"] = position[v.video_id]
+    splits = options.pop("ucf101_splits")
+    params = {
+        "source": str(src.resolve()),
+        "videos": len(listing),
+        "listing": listing_digest(keys),
+        "classes": result.classes,
+        "split_mode": result.split_mode,
+        "sampling": sampling,
+        "ucf101_splits": str(Path(splits).resolve()) if splits else None,
+        "pairs": read_pairs(src, result.classes),
+        **options,
+    }
+    index, count = result.shard
+    meta = {
+        "format": SHARD_FORMAT,
+        "shard": index,
+        "count": count,
+        "params": params,
+        "skipped": result.skipped,
+    }
+    write_shard_manifest(marker, meta, MANIFEST_COLUMNS, rows)
+    return rows
+
+
+def merge_shards(out: str | os.PathLike) -> PrepareResult:
+    """Once every shard of `out` has finished: the manifest, split and prepared.json of all
+    their videos, the same files one unsharded `prepare` with the same options writes.
+
+    A UserError names the shards that are missing, or the options on which they differ."""
+    start = time.perf_counter()
+    out = Path(out)
+    found = find_shard_manifests(out)
+    count = check_complete(out, found)
+    metas, rows, owner = {}, [], {}
+    for i in range(count):
+        metas[i], shard_rows = read_shard_manifest(found[(i, count)])
+        if (metas[i].get("shard"), metas[i].get("count")) != (i, count):
+            raise UserError(
+                f"{found[(i, count)]}: holds shard {metas[i].get('shard')}/"
+                f"{metas[i].get('count')}, not the {i}/{count} its name says; run "
+                f"shard {i}/{count} again"
+            )
+        rows.extend(shard_rows)
+        owner.update({r["video_id"]: i for r in shard_rows})
+    check_agree(metas)
+    params = metas[0]["params"]
+    positions = sorted(int(r["position"]) for r in rows)
+    if positions != list(range(params["videos"])):
+        raise UserError(
+            f"{out}: the {count} shard manifests hold {len(rows)} rows for the source's "
+            f"{params['videos']} videos; run every shard again with the same command line"
+        )
+    rows.sort(key=lambda r: int(r["position"]))
+    pairs = [row_to_video(r) for r in rows]
+    videos = [v for v, _ in pairs]
+    records = {v.video_id: rec for v, rec in pairs}
+    lost = [
+        v.video_id
+        for v, rec in pairs
+        if not rec["error"] and not (out / "cache" / f"{v.video_id}.npy").exists()
+    ]
+    if lost:
+        shards = sorted({owner[v] for v in lost})
+        raise UserError(
+            f"{out}: {len(lost)} cached videos are gone (e.g. cache/{lost[0]}.npy); run shard "
+            f"{', '.join(f'{i}/{count}' for i in shards)} again"
+        )
+    remove_stale_temporaries(out, [], ["manifest.csv", "prepared.json", "frames.csv"])
+    sampling = params["sampling"]
+    merged, warnings = write_dataset(
         out,
-        src,
-        classes,
+        Path(params["source"]),
+        params["classes"],
         videos,
         records,
-        split_mode=split_mode,
-        sampling=params,
-        pad=pad,
-        test_fraction=test_fraction,
-        val_fraction=val_fraction,
-        seed=seed,
-        frames_csv=export_dir is not None,
+        split_mode=params["split_mode"],
+        sampling=sampling,
+        pad=params["pad"],
+        test_fraction=params["test_fraction"],
+        val_fraction=params["val_fraction"],
+        seed=params["seed"],
+        frames_csv=params["export_frames"],
+        pairs=params["pairs"],
     )
     return PrepareResult(
         out=out,
-        classes=classes,
-        rows=rows,
-        frames=fixed_frames,
-        reused=reused,
+        classes=params["classes"],
+        rows=merged,
+        frames=sampling["frames"],
         seconds=time.perf_counter() - start,
-        split_mode=split_mode,
+        split_mode=params["split_mode"],
         warnings=warnings,
-        skipped=[str(p) for p in skipped],
+        reused=len(merged),  # every video comes from the shards' cache
+        skipped=metas[0]["skipped"],
+        merged_shards=count,
     )
 
 
 def _check_options(
-    frames: int | str, interval: int | None, sample_fps: float | None, pad: str
+    frames: int | str, interval: int | None, sample_fps: float | None, pad: str, sharded: bool
 ) -> int | None:
     """The sampling options checked before any video is read: the frame count, or None for
     `--frames auto` (measured from the videos)."""
@@ -171,6 +347,11 @@ def _check_options(
         if interval is None and sample_fps is None:
             raise UserError(
                 "--frames auto needs --interval K or --fps F (else every frame is kept)"
+            )
+        if sharded:
+            raise UserError(
+                "--frames auto measures every video, which one shard does not see; "
+                "give a fixed --frames N with --shard"
             )
         return None
     try:

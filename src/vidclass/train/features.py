@@ -6,23 +6,34 @@ next to the prepared data: `DATA/features/<backbone>-<digest>/<video_id>.<signat
 float32 `(T, D)`. The digest covers everything that determines them (see `feature_spec`) and
 the spec is kept and checked in the folder's `spec.json`; the signature is the prepared
 video's, so a video that `prepare` redid is encoded again.
+
+`train` fills the cache before its first epoch; `fill_features` (`vidclass features`) fills
+it ahead, whole or one shard of the videos at a time, so a large set's encoding spreads over
+machines.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from vidclass.atomic import save_array
-from vidclass.data.dataset import VideoDataset
+from vidclass.data.dataset import VideoDataset, load_prepared_config
 from vidclass.data.derived import open_derived
+from vidclass.data.shard import parse_shard, shard_of
+from vidclass.errors import UserError
+from vidclass.models import build
 from vidclass.models.blocks import FrameModel
 from vidclass.progress import track
+from vidclass.train.config import TrainConfig, resolve_normalize
+from vidclass.train.distributed import Dist
 
 
 def uses_feature_cache(model: nn.Module) -> bool:
@@ -120,25 +131,93 @@ def cache_features(
     model: FrameModel,
     datasets: list[VideoDataset],
     folder: Path,
-    batch_size: int = 16,
     quiet: bool = False,
-) -> None:
-    """Encode every clip of `datasets` not cached yet (atomic writes: safe to interrupt)."""
+    keep: Callable[[str], bool] | None = None,
+) -> int:
+    """Encode every clip of `datasets` not cached yet (or, with `keep`, those of the video ids
+    it keeps); return how many were encoded. Atomic writes: safe to interrupt, and safe for
+    several processes filling one folder with different videos.
+
+    Each video is encoded alone, in one forward pass of its own frames: its features are then a
+    function of that video only, the same bytes whichever other videos share the run (a
+    batch's make-up can change a convolution's rounding), so a fill split into shards gives
+    what one fill gives."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
+    encoded = 0
     for ds in datasets:
-        todo = [i for i in range(len(ds)) if not feature_path(folder, ds, i).exists()]
+        todo = [
+            i
+            for i in range(len(ds))
+            if (keep is None or keep(ds.rows[i]["video_id"]))
+            and not feature_path(folder, ds, i).exists()
+        ]
         if not todo:
             continue
         plain = VideoDataset(
             ds.root, split=None, frames=ds.frames, pad=ds.pad, normalize=ds.normalize
         )
         index = {r["video_id"]: i for i, r in enumerate(plain.rows)}
-        paths = {ds.rows[i]["video_id"]: feature_path(folder, ds, i) for i in todo}
-        subset = torch.utils.data.Subset(plain, [index[ds.rows[i]["video_id"]] for i in todo])
-        loader = DataLoader(subset, batch_size=batch_size)
-        for batch in track(loader, description="features", quiet=quiet):
-            feats = model.encode_frames(batch["video"], batch["mask"]).float().numpy()
-            for vid, f in zip(batch["video_id"], feats, strict=True):
-                save_array(paths[vid], f)
+        for i in track(todo, description="features", quiet=quiet):
+            item = plain[index[ds.rows[i]["video_id"]]]
+            video, mask = item["video"][None].to(device), item["mask"][None].to(device)
+            feats = model.encode_frames(video, mask)[0].float().cpu().numpy()
+            save_array(feature_path(folder, ds, i), feats)
+            encoded += 1
     model.train(was_training)
+    return encoded
+
+
+@dataclass
+class FeatureFill:
+    """What `fill_features` did."""
+
+    folder: Path
+    encoded: int  # computed now
+    videos: int  # this shard's videos (all of them without a shard)
+
+
+def fill_features(
+    data: str | Path,
+    config: TrainConfig,
+    shard: tuple[int, int] | str | None = None,
+    quiet: bool = False,
+) -> FeatureFill:
+    """Fill the frozen-feature cache that `train(data, out, config)` would fill and then read,
+    ahead of training: all of it, or with `shard=(I, N)` (or `"I/N"`) the I-th of N shards of
+    the videos (by a stable hash of the video id), so that N processes or machines share the
+    work; training then finds every clip encoded. The model is built as `train` builds it
+    (same seed, same options), so its features are the ones training would compute."""
+    from vidclass.train.loop import seed_everything  # loop imports this module
+
+    data = Path(data)
+    index, count = (0, 1) if shard is None else parse_shard(_shard_text(shard))
+    classes = load_prepared_config(data)["classes"]
+    normalize = resolve_normalize(config)
+    seed_everything(config.seed)
+    model = build(config.model, len(classes), **config.options)
+    if not uses_feature_cache(model):
+        raise UserError(
+            f"--model {config.model} with these options encodes its clips each epoch, so "
+            "there are no features to cache: a frame model with --freeze-backbone has them"
+        )
+    model.to(Dist().device)
+    train_ds = VideoDataset(data, split="train", normalize=normalize)
+    datasets = [train_ds]
+    try:
+        datasets.append(VideoDataset(data, split=config.val_split, normalize=normalize))
+    except UserError:
+        pass  # no validation split: training encodes none either
+    folder = feature_folder(model, train_ds)
+
+    def keep(video_id: str) -> bool:
+        return shard_of(video_id, count) == index
+
+    encoded = cache_features(model, datasets, folder, quiet=quiet, keep=keep)
+    mine = {r["video_id"] for d in datasets for r in d.rows if keep(r["video_id"])}
+    return FeatureFill(folder=folder, encoded=encoded, videos=len(mine))
+
+
+def _shard_text(shard: tuple[int, int] | str) -> str:
+    return shard if isinstance(shard, str) else f"{shard[0]}/{shard[1]}"
