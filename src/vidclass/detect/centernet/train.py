@@ -2,7 +2,7 @@
 
 Why: background subtraction cannot see a person who stands still from the first frame,
 leaves ghosts where people stood, and merges people who touch; the synthetic scenes give
-exact boxes for free, so a ~150k-parameter net learns what a person looks like in a few CPU
+exact boxes for free, so a ~60k-parameter net learns what a person looks like in a few CPU
 minutes. It is for the synthetic world (or any domain with boxes to train on); real
 pedestrians are `--detector hog`.
 
