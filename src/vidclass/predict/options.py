@@ -102,7 +102,9 @@ class LocalizeOptions:
     nms_iou: float | None = None  # None: 0.4 for hard NMS, 0 (every overlap) for soft
     soft_sigma: float | None = 0.5  # soft NMS (Gaussian decay); None: hard NMS
     min_score: float = 0.05
-    batch_size: int = 16
+    # windows (and detect's tube clips) per model call: 4 is the fastest per clip on a CPU
+    # (docs/benchmarks.md, detection speed); larger batches leave the cache and slow down
+    batch_size: int = 4
 
     def __post_init__(self) -> None:
         if self.spans is not None:
