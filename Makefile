@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_prepare.py
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_shard.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_batch.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
