@@ -92,6 +92,8 @@ def test_three_concurrent_shards_and_merge_equal_one_prepare(make_video, tmp_pat
     assert sum(sizes) == 24 and all(sizes), sizes
     result = runner.invoke(app, ["prepare", str(merged), "--merge"])
     assert result.exit_code == 0, result.output
+    # the summary says where the videos came from, not "reused from an earlier run"
+    assert "24 ok, 0 failed, merged from 3 shards" in " ".join(result.output.split())
     assert_same_dataset(one, merged)
     for name in ("frames.csv",):
         assert (one / name).read_text() == (merged / name).read_text()

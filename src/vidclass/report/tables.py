@@ -29,9 +29,13 @@ def print_prepare_summary(result, console: Console) -> None:
     totals = [str(sum(1 for r in rows if r["status"] == "ok" and r["split"] == s)) for s in splits]
     table.add_row("[bold]total", *totals, str(len(result.failed)), end_section=True)
     console.print(table)
+    done = (
+        f"merged from {result.merged_shards} shards"
+        if result.merged_shards
+        else f"{result.reused} reused from an earlier run"
+    )
     console.print(
-        f"{len(result.ok)} ok, {len(result.failed)} failed, {result.reused} reused from an "
-        f"earlier run, {result.seconds:.1f} s"
+        f"{len(result.ok)} ok, {len(result.failed)} failed, {done}, {result.seconds:.1f} s"
     )
     for w in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
