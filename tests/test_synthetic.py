@@ -326,7 +326,7 @@ def test_point8_synth_refuses_options_of_other_kinds(tmp_path: Path) -> None:
     }
     out = tmp_path / "never"
     refused = []
-    for option, (kinds, _) in SYNTH_OPTIONS.items():
+    for option, kinds in SYNTH_OPTIONS.items():
         for kind in sorted(set(SYNTH_KINDS) - set(kinds)):
             res = CliRunner().invoke(
                 app, ["synth", "--kind", kind, "--out", str(out), "-q", *args[option]]
@@ -345,3 +345,38 @@ def test_point8_synth_refuses_options_of_other_kinds(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 1 and "--fps does not apply to --kind tubes" in proc.stderr
+
+
+def test_synth_defaults_are_the_generators_own(tmp_path: Path, monkeypatch) -> None:
+    """An option left out is not passed, so each kind renders its generator's default recipe
+    (the CLI once made 1 window video where generate_windows makes 40, and 60 s scenes where
+    generate_multi makes 30 s); --help shows those defaults, kind by kind."""
+    import functools
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from vidclass.cli import app
+    from vidclass.cli import data as cli_data
+
+    for kind, real in list(cli_data.GENERATORS.items()):
+        calls = []
+
+        @functools.wraps(real)
+        def fake(out, calls=calls, **kwargs):
+            calls.append(kwargs)
+            return {"num_videos": 0, "seconds": 0.0, "classes": []}
+
+        monkeypatch.setitem(cli_data.GENERATORS, kind, fake)
+        res = CliRunner().invoke(app, ["synth", "--kind", kind, "--out", str(tmp_path), "-q"])
+        assert res.exit_code == 0, res.output
+        assert set(calls[0]) == {"size", "seed", "quiet"}, (kind, calls[0])
+        for option, kinds in cli_data.SYNTH_OPTIONS.items():
+            if kind in kinds:
+                name = cli_data.keyword(option)
+                assert cli_data.synth_default(kind, option) == (
+                    inspect.signature(real).parameters[name].default
+                )
+    output = CliRunner().invoke(app, ["synth", "--help"]).output
+    help_text = " ".join(output.replace("│", " ").split())  # rich's box, wrapped lines joined
+    assert "windows 40" in help_text and "multi 30.0" in help_text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,32 +11,64 @@ import typer
 
 from vidclass.cli.common import console, finish, parse_size
 from vidclass.errors import UserError
-from vidclass.synth.clips import PER_CLASS
+from vidclass.synth.clips import generate
+from vidclass.synth.long import generate_long, generate_windows
+from vidclass.synth.multi import DEFAULT_SIZE as MULTI_SIZE
+from vidclass.synth.multi import generate_multi, generate_tubes
 
 SYNTH_KINDS = ("clips", "long", "windows", "multi", "tubes")
 # The synth options that only some kinds use (--out, --seed, --size and --quiet apply to all):
-# option → (the kinds it applies to, its default). Given for another kind, it is an error.
-SYNTH_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
-    "--per-class": (("clips",), PER_CLASS),
-    "--workers": (("clips",), 2),
-    "--background/--no-background": (("clips",), True),
-    "--count": (("long", "windows", "multi", "tubes"), 1),
-    "--seconds": (("long", "windows", "multi", "tubes"), 60.0),
-    "--fps": (("clips", "long", "windows", "multi"), 15),  # tubes: 8 fps, detection's rate
+# option → the kinds it applies to. Given for another kind, it is an error. Each sets the
+# generator's keyword of its name (--per-class → per_class); one not given is not passed, so
+# the generator's own default applies and the CLI never repeats (or contradicts) it.
+SYNTH_OPTIONS: dict[str, tuple[str, ...]] = {
+    "--per-class": ("clips",),
+    "--workers": ("clips",),
+    "--background/--no-background": ("clips",),
+    "--count": ("long", "windows", "multi", "tubes"),
+    "--seconds": ("long", "windows", "multi", "tubes"),
+    "--fps": ("clips", "long", "windows", "multi"),  # tubes: 8 fps, detection's rate
+}
+GENERATORS: dict[str, Callable[..., dict]] = {
+    "clips": generate,
+    "long": generate_long,
+    "windows": generate_windows,
+    "multi": generate_multi,
+    "tubes": generate_tubes,
 }
 
 
+def keyword(option: str) -> str:
+    """The generator keyword an option sets: --per-class → per_class."""
+    return option.split("/")[0].lstrip("-").replace("-", "_")
+
+
+def synth_default(kind: str, option: str) -> Any:
+    """The default of `option` for `kind`: the generator's own."""
+    return inspect.signature(GENERATORS[kind]).parameters[keyword(option)].default
+
+
+def _shown_default(option: str) -> str:
+    """`--help`'s default of an option: one value, or the value of each kind that uses it."""
+    values = {kind: synth_default(kind, option) for kind in SYNTH_OPTIONS[option]}
+    if len(set(values.values())) == 1:
+        return str(next(iter(values.values())))
+    return ", ".join(f"{kind} {value}" for kind, value in values.items())
+
+
 def _synth_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The options of `synth` for `kind`, defaults filled in; a UserError for one that the
-    user gave (not None) but `kind` does not use, so it is never silently ignored."""
+    """The generator keywords of the options the user gave (not None); a UserError for one
+    that `kind` does not use, so it is never silently ignored."""
     if kind not in SYNTH_KINDS:
         raise UserError(f"--kind {kind!r}: choose one of {', '.join(SYNTH_KINDS)}")
     out = {}
     for option, value in given.items():
-        kinds, default = SYNTH_OPTIONS[option]
+        kinds = SYNTH_OPTIONS[option]
+        if value is None:
+            continue
         if kind in kinds:
-            out[option] = default if value is None else value
-        elif value is not None:
+            out[keyword(option)] = value
+        else:
             raise UserError(
                 f"{option} does not apply to --kind {kind}; it applies to --kind "
                 f"{', '.join(kinds)}: drop it"
@@ -45,25 +79,17 @@ def _synth_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
 def _generate(kind: str, out: Path, size: str | None, options: dict[str, Any]) -> tuple[dict, str]:
     """Render `kind` into `out` with the generator's keyword `options`; its summary and
     what it wrote, in words."""
-    if kind in ("long", "windows"):
-        from vidclass.synth.long import generate_long, generate_windows
-
-        make = generate_windows if kind == "windows" else generate_long
-        summary = make(out, size=parse_size(size or "160x120"), **options)
-        if kind == "windows":
-            return summary, f"training windows cut from {options['count']} long videos"
+    default_size = MULTI_SIZE if kind in ("multi", "tubes") else (160, 120)
+    summary = GENERATORS[kind](out, size=parse_size(size) if size else default_size, **options)
+    if kind == "windows":
+        count = options.get("count", synth_default(kind, "--count"))
+        return summary, f"training windows cut from {count} long videos"
+    if kind == "long":
         return summary, "long videos with ground truth (.json)"
-    if kind in ("multi", "tubes"):
-        from vidclass.synth.multi import DEFAULT_SIZE, generate_multi, generate_tubes
-
-        make = generate_tubes if kind == "tubes" else generate_multi
-        summary = make(out, size=parse_size(size) if size else DEFAULT_SIZE, **options)
-        if kind == "tubes":
-            return summary, f"person-tube clips of {len(summary['classes'])} classes"
+    if kind == "tubes":
+        return summary, f"person-tube clips of {len(summary['classes'])} classes"
+    if kind == "multi":
         return summary, "multi-actor scenes with per-frame boxes (.json)"
-    from vidclass.synth.clips import generate
-
-    summary = generate(out, size=parse_size(size or "160x120"), **options)
     return summary, f"videos of {len(summary['classes'])} classes"
 
 
@@ -78,41 +104,41 @@ def synth(
         None,
         "--per-class",
         min=1,
-        show_default=str(SYNTH_OPTIONS["--per-class"][1]),
+        show_default=_shown_default("--per-class"),
         help="Videos per class (kind clips; one per scene group).",
     ),
     count: int | None = typer.Option(
         None,
         "--count",
         min=1,
-        show_default=str(SYNTH_OPTIONS["--count"][1]),
+        show_default=_shown_default("--count"),
         help="Number of long videos or scenes (kinds long, windows, multi, tubes).",
     ),
     seconds: float | None = typer.Option(
         None,
         "--seconds",
         min=1.0,
-        show_default=str(SYNTH_OPTIONS["--seconds"][1]),
+        show_default=_shown_default("--seconds"),
         help="Length of each long video or scene (kinds long, windows, multi, tubes).",
     ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same videos."),
     size: str = typer.Option(
         None,
         "--size",
-        help="Frame size WIDTHxHEIGHT (even numbers) [default: 160x120; 320x240 for multi].",
+        help="Frame size WIDTHxHEIGHT (even numbers) [default: 160x120; 320x240 for multi and tubes].",
     ),
     fps: int | None = typer.Option(
         None,
         "--fps",
         min=1,
-        show_default=str(SYNTH_OPTIONS["--fps"][1]),
+        show_default=_shown_default("--fps"),
         help="Frames per second of the rendered videos (all kinds but tubes: 8 fps).",
     ),
     workers: int | None = typer.Option(
         None,
         "--workers",
         min=1,
-        show_default=str(SYNTH_OPTIONS["--workers"][1]),
+        show_default=_shown_default("--workers"),
         help="Processes rendering in parallel (kind clips).",
     ),
     background: bool | None = typer.Option(
@@ -147,11 +173,7 @@ def synth(
         "--seconds": seconds,
         "--fps": fps,
     }
-    # each option sets the generator's keyword of its name: --per-class → per_class
-    options = {
-        k.split("/")[0].lstrip("-").replace("-", "_"): v
-        for k, v in _synth_options(kind, given).items()
-    }
+    options = _synth_options(kind, given)
     summary, what = _generate(kind, out, size, {"seed": seed, "quiet": quiet, **options})
     console.print(
         f"[green]wrote {summary['num_videos']} {what} to {out}[/green] ({summary['seconds']:.1f} s)"
