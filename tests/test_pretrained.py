@@ -254,3 +254,14 @@ def test_every_training_option_but_workers_is_part_of_a_runs_identity():
 
     assert set(RESUME_KEYS) == {f.name for f in fields(TrainConfig)} - {"workers"}
     assert "pretrained_lr_scale" in RESUME_KEYS
+
+
+def test_a_pretrained_run_on_small_frames_is_told_what_224_px_would_give():
+    from vidclass.train.loop import PRETRAINED_MIN_SIZE, resolution_hint
+
+    lite0 = {"backbone": "efficientnet_lite0", "pretrained": True}
+    hint = resolution_hint({"options": lite0, "size": 112})
+    assert hint and "112 px" in hint and "--size 224" in hint
+    assert resolution_hint({"options": lite0, "size": PRETRAINED_MIN_SIZE}) is None
+    assert resolution_hint({"options": {**lite0, "pretrained": False}, "size": 112}) is None
+    assert resolution_hint({"options": {"backbone": "small"}, "size": 64}) is None

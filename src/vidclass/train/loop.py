@@ -152,6 +152,8 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
         if not quiet and start_epoch <= cfg.epochs:
             print(describe_selection(run.selection))
+            if hint := resolution_hint(run.run_config):
+                print(hint)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
         row = _run_epoch(run, epoch, ctx, quiet)
@@ -194,6 +196,24 @@ def _check_request(out: Path, cfg: TrainConfig, resume: bool, ctx: Dist) -> None
             "val_split='test' would choose the best epoch on the test split and then report "
             "on it (a biased score); choose on 'val' (`vidclass prepare --val-fraction`)"
         )
+
+
+# ImageNet weights saw 224 px images; below this the pretrained methods lose accuracy that a
+# larger `prepare --size` gives back (docs/benchmarks.md, "Real people").
+PRETRAINED_MIN_SIZE = 160
+
+
+def resolution_hint(run_config: dict) -> str | None:
+    """A line for a run that starts from ImageNet on frames much smaller than ImageNet's."""
+    options, size = run_config["options"], run_config["size"]
+    if not options.get("pretrained") or size >= PRETRAINED_MIN_SIZE:
+        return None
+    return (
+        f"note: {options.get('backbone')} starts from ImageNet weights learnt at 224 px; these "
+        f"frames are {size} px. On real footage 224 px measured +5 to +11 points for frozen "
+        "frame models (Weizmann): prepare again with --size 224 if accuracy matters more than "
+        "speed"
+    )
 
 
 def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
