@@ -511,48 +511,32 @@ def test_review_reads_a_prepared_folder_and_class_folders(labelled, tmp_path):
 
 def test_serve_page_plays_an_avi_upload_through_the_preview(labelled, tmp_path):
     """`vidclass serve`'s page: an AVI it cannot play is played as the server's preview."""
-    from test_serve import chromium_or_skip, free_port
+    from test_serve import chromium_or_skip, serving
 
     chromium = chromium_or_skip()
-    import threading
-
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from vidclass.serve import create_app
 
     avi = labelled["folder"] / "clip_04.avi"
-    port = free_port()
-    app = create_app(labelled["run"], temp_dir=tmp_path)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            try:
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/")
-                page.wait_for_function(
-                    "document.getElementById('model-info').textContent.includes('early_fusion')"
-                )
-                page.set_input_files("#file", str(avi))
-                page.click("#run")
-                page.wait_for_selector("#result:not([hidden])", timeout=60_000)
-                page.wait_for_selector("#preview-note:not([hidden])", timeout=30_000)
-                duration = page.wait_for_function(
-                    "(() => { const v = document.getElementById('video');"
-                    " return v.readyState >= 1 && v.duration > 0 ? v.duration : 0; })()",
-                    timeout=30_000,
-                ).json_value()
-                assert duration > 0
-                assert page.locator("#playback-note").is_hidden()
-            finally:
-                browser.close()
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=20)
+    with serving(create_app(labelled["run"], temp_dir=tmp_path)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/")
+            page.wait_for_function(
+                "document.getElementById('model-info').textContent.includes('early_fusion')"
+            )
+            page.set_input_files("#file", str(avi))
+            page.click("#run")
+            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+            page.wait_for_selector("#preview-note:not([hidden])", timeout=30_000)
+            duration = page.wait_for_function(
+                "(() => { const v = document.getElementById('video');"
+                " return v.readyState >= 1 && v.duration > 0 ? v.duration : 0; })()",
+                timeout=30_000,
+            ).json_value()
+            assert duration > 0
+            assert page.locator("#playback-note").is_hidden()
+        finally:
+            browser.close()

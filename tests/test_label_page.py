@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ pytest.importorskip(
 )
 
 from test_label import CLASSES, FakeModel, make_clips, rows_of  # noqa: E402
-from test_serve import chromium_or_skip, free_port  # noqa: E402
+from test_serve import chromium_or_skip, free_port, serving  # noqa: E402
 from vidclass.serve.label_app import create_label_app  # noqa: E402
 
 
@@ -114,7 +113,6 @@ def test_browser_enter_accepts_the_suggestion_and_keys_move(clips, tmp_path):
     """With a model: the suggestion and its top-3 are shown, Enter accepts it, S skips, the
     arrows move, and the least confident clip comes first."""
     chromium = chromium_or_skip()
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     folder, truth = clips
@@ -126,43 +124,31 @@ def test_browser_enter_accepts_the_suggestion_and_keys_move(clips, tmp_path):
         folder, CLASSES, out, model=FakeModel(CLASSES, probs), cache_dir=tmp_path / "cache"
     )
     app.state.session.wait_scored()
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
-        time.sleep(0.05)
     text = "document.getElementById('{}').textContent"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"http://127.0.0.1:{port}/")
-                page.wait_for_function(f"{text.format('clip-name')} === '{names[3]}'")
-                assert page.text_content("#suggestion") == "still 50 %"
-                assert page.locator("#top3 tbody tr").count() == 3
-                assert page.text_content("#position") == "clip 1 of 12"
-                page.keyboard.press("Enter")
-                page.wait_for_function(f"{text.format('progress')} === '1 of 12 labelled'")
-                page.wait_for_function(f"{text.format('clip-name')} === '{names[0]}'")
-                page.keyboard.press("s")
-                page.wait_for_function(f"{text.format('clip-name')} === '{names[1]}'")
-                page.keyboard.press("ArrowLeft")
-                page.wait_for_function(f"{text.format('clip-name')} === '{names[0]}'")
-                page.keyboard.press("ArrowLeft")
-                page.wait_for_function(f"{text.format('clip-name')} === '{names[3]}'")
-                assert page.text_content("#current-label") == "still"
-                page.click("#classes button[data-label=right]")  # a class by mouse: relabel
-                page.wait_for_function(f"{text.format('clip-name')} === '{names[1]}'")
-                assert errors == []
-            finally:
-                browser.close()
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=20)
+    with serving(app) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{url}/")
+            page.wait_for_function(f"{text.format('clip-name')} === '{names[3]}'")
+            assert page.text_content("#suggestion") == "still 50 %"
+            assert page.locator("#top3 tbody tr").count() == 3
+            assert page.text_content("#position") == "clip 1 of 12"
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"{text.format('progress')} === '1 of 12 labelled'")
+            page.wait_for_function(f"{text.format('clip-name')} === '{names[0]}'")
+            page.keyboard.press("s")
+            page.wait_for_function(f"{text.format('clip-name')} === '{names[1]}'")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function(f"{text.format('clip-name')} === '{names[0]}'")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function(f"{text.format('clip-name')} === '{names[3]}'")
+            assert page.text_content("#current-label") == "still"
+            page.click("#classes button[data-label=right]")  # a class by mouse: relabel
+            page.wait_for_function(f"{text.format('clip-name')} === '{names[1]}'")
+            assert errors == []
+        finally:
+            browser.close()
     assert [(Path(r["path"]).name, r["label"]) for r in rows_of(out)] == [(names[3], "right")]

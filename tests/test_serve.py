@@ -4,6 +4,7 @@ progress, 503 under a full queue, 501 for missing tasks) and one real-browser te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -486,13 +488,12 @@ def chromium_or_skip() -> str:
     return path
 
 
-@pytest.fixture
-def server(clf, tmp_path):
-    """The app under uvicorn on a free local port, in a thread; stopped at teardown."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """`app` under uvicorn on a free local port, in a thread: its base URL; stopped on exit."""
     import uvicorn
 
     port = free_port()
-    app = create_app(clf, temp_dir=tmp_path)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -501,10 +502,19 @@ def server(clf, tmp_path):
     while not srv.started:
         assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=20)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=20)
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def server(clf, tmp_path):
+    """The app under uvicorn on a free local port, in a thread; stopped at teardown."""
+    with serving(create_app(clf, temp_dir=tmp_path)) as url:
+        yield url
 
 
 def test_browser_upload_shows_the_api_label(server, clf, make_video, tmp_path):
