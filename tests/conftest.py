@@ -12,6 +12,33 @@ REPO = Path(__file__).resolve().parents[1]
 REALCLIPS = Path(os.environ.get("VIDCLASS_REALCLIPS", REPO.parent / "shared" / "realclips"))
 
 
+def cli_killed_mid_write(npy_writes: int) -> str:
+    """A `python -c` script: the vidclass CLI (arguments after the script) that SIGKILLs
+    itself half-way through writing its `npy_writes`-th cached .npy: a real kill mid-file,
+    placed by counting writes rather than by a timer that a fast machine outruns."""
+    return f"""
+import os, signal, sys
+import vidclass.data.extract as extract
+from vidclass.cli import main
+
+real, writes = extract.write_bytes, 0
+def write_bytes(path, write):
+    global writes
+    if path.suffix == ".npy":
+        writes += 1
+        if writes == {npy_writes}:
+            def half(fh):
+                fh.write(b"\\x93NUMPY half a file")
+                fh.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(path, half)
+    return real(path, write)
+extract.write_bytes = write_bytes
+sys.argv = ["vidclass", *sys.argv[1:]]
+main()
+"""
+
+
 def moving_square_frames(n: int, width: int = 64, height: int = 48, seed: int = 0) -> np.ndarray:
     """uint8 (n, H, W, 3): a coloured square sliding right over a random background colour."""
     rng = np.random.default_rng(seed)

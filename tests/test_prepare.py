@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import cli_killed_mid_write
 from vidclass.cli import app
 from vidclass.data.prepare import MANIFEST_COLUMNS, prepare, read_manifest
 
@@ -243,31 +244,6 @@ def test_rerun_reuses_everything(make_video, tmp_path):
     assert changed.reused == 0  # other options: redone, not mixed with the old cache
 
 
-_KILL_MID_WRITE = """
-import os, signal, sys
-import importlib
-prep = importlib.import_module("vidclass.data.extract")
-from vidclass.cli import main
-
-real = prep.write_bytes
-npy_writes = 0
-def atomic_write(path, write):
-    global npy_writes
-    if path.suffix == ".npy":
-        npy_writes += 1
-        if npy_writes == 5:
-            def half(fh):
-                fh.write(b"\\x93NUMPY half a file")
-                fh.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(path, half)
-    return real(path, write)
-prep.write_bytes = atomic_write
-sys.argv = ["vidclass", *sys.argv[1:]]
-main()
-"""
-
-
 def test_resume_after_kill(make_video, tmp_path):
     for i in range(24):
         make_video(f"src/c{i % 2}/v_c{i % 2}_g{i:02d}_c01.mp4", n=60, width=160, height=120, seed=i)
@@ -290,7 +266,7 @@ def test_resume_after_kill(make_video, tmp_path):
     ]
     # SIGKILL in the middle of writing the fifth video's frames: placed by counting writes, not
     # by a timer that a fast machine outruns, and leaving a half-written temporary behind.
-    proc = subprocess.run([sys.executable, "-c", _KILL_MID_WRITE, *cmd[3:]], timeout=300)
+    proc = subprocess.run([sys.executable, "-c", cli_killed_mid_write(5), *cmd[3:]], timeout=300)
     assert proc.returncode == -signal.SIGKILL
     assert list((out / "cache").glob(".*.tmp")), "the kill must leave a half-written temporary"
     done_before = len(list((out / "cache").glob("*.json")))

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import cli_killed_mid_write
 from vidclass.cli import app
 from vidclass.data.cache import remove_stale_temporaries
 from vidclass.data.derived import open_derived
@@ -148,34 +149,11 @@ def test_shards_prepared_with_other_options_are_refused(make_video, tmp_path):
         merge_shards(out)
 
 
-_KILL_AFTER_WRITES = """
-import os, signal, sys
-import vidclass.data.extract as extract
-from vidclass.cli import main
-
-real, writes = extract.write_bytes, 0
-def write_bytes(path, write):
-    global writes
-    if path.suffix == ".npy":
-        writes += 1
-        if writes == 4:  # mid-way through the fourth video's frames
-            def half(fh):
-                fh.write(b"half a file")
-                fh.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(path, half)
-    return real(path, write)
-extract.write_bytes = write_bytes
-sys.argv = ["vidclass", *sys.argv[1:]]
-main()
-"""
-
-
 def test_a_killed_shard_rerun_completes_and_merges_equal(make_video, tmp_path):
     src = make_source(make_video)
     out = tmp_path / "o"
     cmd = prepare_cmd(src, out, "0/2")
-    killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_WRITES, *cmd[3:]], env=ENV,
+    killed = subprocess.run([sys.executable, "-c", cli_killed_mid_write(4), *cmd[3:]], env=ENV,
                             timeout=300)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
     assert len(list((out / "cache").glob("*.json"))) == 3  # counted, not timed
