@@ -265,3 +265,53 @@ def test_a_pretrained_run_on_small_frames_is_told_what_224_px_would_give():
     assert resolution_hint({"options": lite0, "size": PRETRAINED_MIN_SIZE}) is None
     assert resolution_hint({"options": {**lite0, "pretrained": False}, "size": 112}) is None
     assert resolution_hint({"options": {"backbone": "small"}, "size": 64}) is None
+
+
+def _clip_batch(b: int = 2, t: int = 8) -> dict:
+    torch.manual_seed(0)
+    return {"video": torch.randn(b, 3, t, SIZE, SIZE), "mask": torch.ones(b, t, dtype=torch.bool)}
+
+
+@pytest.mark.parametrize("mode", ["frozen", "train"])
+def test_fine_tuning_keeps_the_imagenet_batchnorm_statistics_unless_asked(mode):
+    from vidclass.train.batchnorm import hold_statistics, pretrained_batchnorms
+
+    model = build("slowfast", 3, **LITE0)
+    held = pretrained_batchnorms(model)
+    new_bn = [
+        m
+        for n, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and n not in held
+    ]
+    assert held and new_bn  # the slow pathway's are ImageNet's, the fast pathway's are new
+    assert hold_statistics(model, held, mode) == (len(held) if mode == "frozen" else 0)
+    first = model.get_submodule(held[0])
+    before = (first.running_mean.clone(), first.weight.detach().clone())
+    new_before = new_bn[0].running_mean.clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    model(_clip_batch()).sum().backward()
+    opt.step()
+    assert not torch.equal(first.weight.detach(), before[1])  # its scale still trains
+    assert torch.equal(first.running_mean, before[0]) == (mode == "frozen")
+    assert not torch.equal(new_bn[0].running_mean, new_before)  # new layers: batch statistics
+
+
+def test_a_fine_tuned_run_saves_the_imagenet_statistics(tiny_data, tmp_path):
+    """Through the whole loop (model.train() every epoch, resume identity, saving)."""
+    from safetensors.torch import load_file
+
+    from vidclass.train.batchnorm import check_mode, pretrained_batchnorms
+    from vidclass.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(model="early_fusion", options=dict(LITE0), epochs=1, batch_size=4)
+    train(tiny_data, tmp_path / "run", cfg, quiet=True)
+    saved = load_file(str(tmp_path / "run" / "model.safetensors"))
+    fresh = build("early_fusion", 12, **LITE0)
+    names = pretrained_batchnorms(fresh)
+    assert names
+    for name in names:
+        key = f"{name}.running_mean"
+        assert torch.equal(saved[key], fresh.state_dict()[key]), key
+    with pytest.raises(UserError, match="--pretrained-bn 'none'"):
+        check_mode("none")

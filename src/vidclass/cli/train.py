@@ -115,6 +115,12 @@ def train(
         "--pretrained-lr-scale",
         help="Fine-tuning: ImageNet layers train at lr x this, new layers at lr.",
     ),
+    pretrained_bn: str = typer.Option(
+        TRAIN.pretrained_bn,
+        "--pretrained-bn",
+        help="Fine-tuning: frozen keeps the ImageNet layers' BatchNorm statistics (small "
+        "batches); train re-estimates them from each batch.",
+    ),
     normalize: str = typer.Option(
         TRAIN.normalize,
         "--normalize",
@@ -159,6 +165,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         pretrained_lr_scale=pretrained_lr_scale,
+        pretrained_bn=pretrained_bn,
         seed=seed,
         workers=workers,
         normalize=normalize,

@@ -21,6 +21,9 @@ class TrainConfig:
     # Fine-tuning: layers that came from ImageNet train at lr × this (new layers at lr), so the
     # pretrained features are adapted rather than overwritten by the first noisy gradients.
     pretrained_lr_scale: float = 0.1
+    # Fine-tuning: "frozen" keeps the ImageNet layers' BatchNorm statistics (train/batchnorm.py);
+    # "train" re-estimates them from each batch.
+    pretrained_bn: str = "frozen"
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     seed: int = 0
@@ -44,6 +47,7 @@ RESUME_KEYS = (
     "batch_size",
     "lr",
     "pretrained_lr_scale",
+    "pretrained_bn",
     "weight_decay",
     "warmup_epochs",
     "seed",

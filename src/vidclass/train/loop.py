@@ -35,6 +35,7 @@ from vidclass.errors import UserError
 from vidclass.models import build
 from vidclass.models.run import MODEL_FILE, save_model
 from vidclass.train import checkpoint as ckpt
+from vidclass.train.batchnorm import check_mode, hold_statistics, pretrained_batchnorms
 from vidclass.train.config import RESUME_KEYS, TrainConfig, resolve_normalize
 from vidclass.train.distributed import Dist, all_sum, barrier, init_from_env, shutdown
 from vidclass.train.epoch import predict_loader, val_scores
@@ -220,6 +221,7 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
     """The model, data, loaders and optimiser of a run, in the order that fixes its RNG."""
     prepared = load_prepared_config(data)
     normalize = resolve_normalize(cfg)
+    check_mode(cfg.pretrained_bn)
     seed_everything(cfg.seed)
     model = build(cfg.model, len(prepared["classes"]), **cfg.options)
     model.to(ctx.device)
@@ -256,7 +258,9 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
         )
     )
     frames = train_ds.frames
+    held = pretrained_batchnorms(model)  # named before SyncBatchNorm replaces the modules
     net, train_ds, val_ds = _network(model, train_ds, val_ds, feature_mode, ctx, quiet)
+    hold_statistics(model, held, cfg.pretrained_bn)
     sampler, train_loader, val_loader = _loaders(data, train_ds, val_ds, cfg, ctx)
     optimizer = make_optimizer(net, model, cfg)
     schedule = Schedule(cfg.lr, cfg.epochs, len(train_loader), cfg.warmup_epochs)
