@@ -135,6 +135,8 @@ def test_a_missing_shard_makes_merge_fail_naming_it(make_video, tmp_path):
     assert proc.returncode == 1
     assert "1/3" in proc.stderr and "--shard I/3" in proc.stderr
     assert not (out / "manifest.csv").exists()
+    with pytest.raises(UserError, match="not found"):  # a mistyped folder is named as such
+        merge_shards(tmp_path / "no-such-folder")
 
 
 def test_shards_prepared_with_other_options_are_refused(make_video, tmp_path):

@@ -265,6 +265,8 @@ def merge_shards(out: str | os.PathLike) -> PrepareResult:
     A UserError names the shards that are missing, or the options on which they differ."""
     start = time.perf_counter()
     out = Path(out)
+    if not out.is_dir():
+        raise UserError(f"{out}: not found; give the folder the shards were prepared into (--out)")
     found = find_shard_manifests(out)
     count = check_complete(out, found)
     metas, rows, owner = {}, [], {}
