@@ -202,9 +202,11 @@ class LabelSession:
             self._thread.join(timeout)
 
     def close(self) -> None:
+        """Stop scoring and release the CSV's lock (another session may open it then)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        self.store.close()
 
     # ------------------------------------------------------------------ the queue
 
