@@ -17,6 +17,7 @@ import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from vidclass.errors import UserError
@@ -26,11 +27,16 @@ SPLITS = ("train", "val", "test")
 EXPECTED = "path,label[,split][,group]"
 
 
+def clip_key(path: str | os.PathLike) -> str:
+    """The one name of a clip, however its path was spelled: the resolved absolute path."""
+    return str(Path(path).resolve())
+
+
 @dataclass(frozen=True)
 class LabelRow:
-    """One row: `path` as the CSV spells it, `file` where it points (an absolute path, or the
-    CSV's folder joined with it), `split` lower-cased and either empty or one of SPLITS, and
-    the other columns' cells by column name."""
+    """One labelled clip: `path` as the CSV spells it, `file` where it points (an absolute
+    path, or the CSV's folder joined with it), `split` lower-cased and either empty or one of
+    SPLITS, and the other columns' cells by column name."""
 
     path: str
     file: Path
@@ -38,6 +44,11 @@ class LabelRow:
     split: str = ""
     group: str = ""
     extra: dict[str, str] = field(default_factory=dict, hash=False)
+
+    @cached_property
+    def key(self) -> str:
+        """The clip's one name (`clip_key`), whichever CSV names it."""
+        return clip_key(self.file)
 
 
 @dataclass(frozen=True)

@@ -75,33 +75,31 @@ class CsvLock:
     def acquire(self) -> None:
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:
-            self._acquire_exclusive()
-            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if fcntl is None:
+                self._acquire_exclusive()
+            else:
+                self._acquire_flock()
+        except OSError as exc:
+            raise UserError(
+                f"{self.path}: cannot create the labels CSV's lock file ({exc.strerror}); "
+                "give --out a CSV in a folder you can write"
+            ) from None
+
+    def _acquire_flock(self) -> None:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _describe(_read_fd(fd))
+                if self._flock(fd):
+                    left = _read_fd(fd)
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, _holder_text().encode(), 0)
+                    break
+            except BaseException:
                 os.close(fd)
-                raise self._refuse(
-                    holder, "stop that session first (Ctrl-C where it runs)"
-                ) from None
-            # A releasing holder unlinks the file before closing it: had we opened that one,
-            # our lock would be on a file nobody else can see; open the new one instead.
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
+                raise
             os.close(fd)
-        left = _read_fd(fd)
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, _holder_text().encode())
         self._fd = fd
         if left:
             log.warning(
@@ -109,6 +107,20 @@ class CsvLock:
                 self.path,
                 _describe(left),
             )
+
+    def _flock(self, fd: int) -> bool:
+        """Lock the open lock file `fd`: False if it is no longer the file at `self.path`."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe(_read_fd(fd))
+            raise self._refuse(holder, "stop that session first (Ctrl-C where it runs)") from None
+        # A releasing holder unlinks the file before closing it: had we opened that one, our
+        # lock would be on a file nobody else can see; the caller opens the new one instead.
+        try:
+            return os.path.samestat(os.fstat(fd), os.stat(self.path))
+        except FileNotFoundError:
+            return False
 
     def _acquire_exclusive(self) -> None:
         try:

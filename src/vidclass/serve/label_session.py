@@ -98,7 +98,8 @@ def review_rows(src: str | os.PathLike) -> tuple[list[Row], Path]:
         rows = []
         for d in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
             videos, _ = scan_folder(d)
-            rows += [Row(clip_key(v), clip_key(v), d.name) for v in videos]
+            keys = [clip_key(v) for v in videos]
+            rows += [Row(path=k, file=Path(k), label=d.name) for k in keys]
         return rows, src
     raise UserError(f"{src}: not found; give a labels CSV, a prepared folder or class folders")
 
@@ -107,7 +108,7 @@ def _manifest_rows(path: Path) -> list[tuple[Row, bool]]:
     with path.open(newline="", encoding="utf-8") as fh:
         return [
             (
-                Row(clip_key(r["path"]), r["path"], r["label"], r["split"], r["group"]),
+                Row(r["path"], Path(r["path"]), r["label"], r["split"], r["group"]),
                 r["status"] == "ok",
             )
             for r in csv.DictReader(fh)

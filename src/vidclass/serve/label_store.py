@@ -21,13 +21,14 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from vidclass.atomic import sync_folder, write_text
 from vidclass.data.labels_csv import (
     LABEL_COLUMNS,
-    LabelsTable,
+    LabelRow,
+    clip_key,
     format_labels_csv,
     read_labels_csv,
 )
@@ -40,22 +41,7 @@ CHANGE_COLUMNS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Row:
-    """One labelled clip as the CSV holds it; `key` is its resolved absolute path, `extra`
-    the cells of the CSV's other columns."""
-
-    key: str
-    path: str
-    label: str
-    split: str = ""
-    group: str = ""
-    extra: dict[str, str] = field(default_factory=dict, hash=False)
-
-
-def clip_key(path: str | os.PathLike) -> str:
-    """The one name of a clip, however its path was spelled."""
-    return str(Path(path).resolve())
+Row = LabelRow  # the store's rows are the CSV's rows, with their other columns in `extra`
 
 
 class LabelStore:
@@ -80,7 +66,7 @@ class LabelStore:
             if self.csv_path.exists():
                 table = read_labels_csv(self.csv_path)
                 self.columns = table.columns
-                self.rows = {r.key: r for r in _rows_of(table)}
+                self.rows = {r.key: r for r in table.rows}
         except BaseException:
             self.lock.release()
             raise
@@ -143,7 +129,8 @@ class LabelStore:
             )
         else:
             found = group_of(key, self.group_regex) if self.group_regex else None
-            row = Row(key, self.csv_path_of(key), label, split or "", group or found or "")
+            path, group = self.csv_path_of(key), group or found or ""
+            row = Row(path=path, file=Path(key), label=label, split=split or "", group=group)
         self.rows[key] = row
         self._write()
         self._undo.append((key, old))
@@ -153,7 +140,7 @@ class LabelStore:
         """Rows of an already-labelled set that the CSV does not hold yet (review mode), in
         their order, with their other columns; written at once. Their paths are named as this
         CSV names clips: a path relative to another CSV's folder means another file here."""
-        new = {r.key: replace(r, path=self.csv_path_of(r.key)) for r in rows}
+        new = {r.key: replace(r, path=self.csv_path_of(r.key), file=Path(r.key)) for r in rows}
         new = {k: r for k, r in new.items() if k not in self.rows}
         if new:
             extra = [c for r in new.values() for c in r.extra if c not in self.columns]
@@ -193,13 +180,7 @@ class LabelStore:
 def read_rows(csv_path: str | os.PathLike) -> list[Row]:
     """The rows of a labels CSV `path,label[,split][,group]` (header optional, as prepare
     reads it: the same parser), relative paths resolved against the CSV's folder."""
-    return _rows_of(read_labels_csv(csv_path))
-
-
-def _rows_of(table: LabelsTable) -> list[Row]:
-    return [
-        Row(clip_key(r.file), r.path, r.label, r.split, r.group, dict(r.extra)) for r in table.rows
-    ]
+    return read_labels_csv(csv_path).rows
 
 
 class ChangeLog:
