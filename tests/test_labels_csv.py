@@ -225,3 +225,26 @@ def test_prepare_and_label_read_a_labels_csv_the_same_way(tmp_path):
     assert videos[0].group == rows[0].group == "g1"
     assert [r.group for r in rows[1:]] == ["", ""]  # prepare derives these from the names
     assert mode == "csv"  # every row gives its split
+
+
+def test_review_of_a_ucf101_manifest_writes_a_csv_that_reads_back(tmp_path):
+    """A UCF101 fold's manifest marks the clips of neither list `unused`, which a labels CSV
+    cannot hold: the review leaves that split empty, so its CSV opens again after a restart."""
+    from vidclass.serve.label_session import review_rows
+
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "manifest.csv").write_text(
+        "path,label,split,group,status\n"
+        f"{tmp_path}/a.avi,walk,train,g1,ok\n{tmp_path}/b.avi,run,unused,g2,ok\n"
+    )
+    rows, _ = review_rows(prepared)
+    assert [r.split for r in rows] == ["train", ""]
+    out = tmp_path / "labels.csv"
+    with LabelStore(out) as store:
+        store.seed(rows)
+    with LabelStore(out) as again:
+        assert [(r.path, r.split, r.group) for r in again.rows.values()] == [
+            ("a.avi", "train", "g1"),
+            ("b.avi", "", "g2"),
+        ]

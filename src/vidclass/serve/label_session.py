@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidclass.data.labels_csv import SPLITS
 from vidclass.errors import UserError
 from vidclass.serve.label_store import ChangeLog, LabelStore, Row, clip_key, read_rows
 from vidclass.video.probe import scan_folder
@@ -105,14 +106,15 @@ def review_rows(src: str | os.PathLike) -> tuple[list[Row], Path]:
 
 
 def _manifest_rows(path: Path) -> list[tuple[Row, bool]]:
+    """A manifest's rows; a split a labels CSV cannot hold (UCF101's `unused`) is left empty,
+    so the CSV a review writes can be read back."""
+    rows = []
     with path.open(newline="", encoding="utf-8") as fh:
-        return [
-            (
-                Row(r["path"], Path(r["path"]), r["label"], r["split"], r["group"]),
-                r["status"] == "ok",
-            )
-            for r in csv.DictReader(fh)
-        ]
+        for r in csv.DictReader(fh):
+            split = r["split"] if r["split"] in SPLITS else ""
+            row = Row(r["path"], Path(r["path"]), r["label"], split, r["group"])
+            rows.append((row, r["status"] == "ok"))
+    return rows
 
 
 class LabelSession:
