@@ -6,18 +6,16 @@ and a stable, file-system-safe id.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidclass.data.labels_csv import SPLITS, read_labels_csv  # noqa: F401 - SPLITS re-exported
 from vidclass.data.splits import UCF101_GROUP_REGEX, group_of, read_ucf101_splits
 from vidclass.errors import UserError
 from vidclass.video.probe import VIDEO_EXTENSIONS, is_video_name, scan_folder, skipped_summary
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -105,32 +103,12 @@ def _discover_folder(
 
 
 def _discover_csv(src: Path) -> tuple[list[str], list[SourceVideo], str]:
-    videos: list[SourceVideo] = []
-    with src.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-    if rows and rows[0][0].strip().lower() == "path":
-        header = [c.strip().lower() for c in rows[0]]
-        rows = rows[1:]
-    else:
-        header = ["path", "label", "split", "group"][: max((len(r) for r in rows), default=2)]
-    if "path" not in header or "label" not in header:
-        raise UserError(f"{src}: a CSV needs columns path,label[,split][,group]")
-    col = {name: i for i, name in enumerate(header)}
-    for n, r in enumerate(rows, 2 if header else 1):
-        if len(r) <= max(col["path"], col["label"]):
-            raise UserError(f"{src}:{n}: expected path,label[,split][,group], got {r}")
-        path = Path(r[col["path"]].strip())
-        if not path.is_absolute():
-            path = src.parent / path
-        split = r[col["split"]].strip().lower() if "split" in col and len(r) > col["split"] else ""
-        if split and split not in SPLITS:
-            raise UserError(f"{src}:{n}: split must be 'train', 'val' or 'test', got {split!r}")
-        group = r[col["group"]].strip() if "group" in col and len(r) > col["group"] else ""
-        videos.append(
-            SourceVideo(
-                path=path, label=r[col["label"]].strip(), split=split or None, group=group or None
-            )
-        )
+    """The videos of a labels CSV (the one parser: `labels_csv`); its split is used only when
+    every row gives one."""
+    videos = [
+        SourceVideo(path=r.file, label=r.label, split=r.split or None, group=r.group or None)
+        for r in read_labels_csv(src).rows
+    ]
     given = [v.split for v in videos]
     if any(given) and not all(given):
         raise UserError(f"{src}: the split column must be filled on every row or on none")

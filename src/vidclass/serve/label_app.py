@@ -36,7 +36,7 @@ from vidclass.serve.label_session import (
     make_clip,
     review_rows,
 )
-from vidclass.serve.label_store import ChangeLog, LabelStore, changes_path, extra_columns
+from vidclass.serve.label_store import ChangeLog, LabelStore, changes_path
 from vidclass.serve.preview import PreviewCache, browser_plays
 
 log = logging.getLogger("vidclass.label")
@@ -99,23 +99,20 @@ def build_session(
         if out_csv is None:  # a reviewed CSV is corrected in place
             out_csv = review if Path(review).is_file() else "labels.csv"
         out = Path(out_csv)
-        if out.exists() and (extra := extra_columns(out)):
-            raise UserError(
-                f"{out}: has columns {', '.join(extra)} beyond path,label,split,group, which "
-                "writing labels into it would drop; give --out another.csv"
+        store = LabelStore(out, group_regex)  # the CSV's lock: released on any error below
+        with store.closed_on_error():
+            store.seed(rows)
+            clips = [make_clip(r.key, root) for r in rows]
+            found = list(dict.fromkeys([*model.classes, *(r.label for r in store.rows.values())]))
+            return LabelSession(
+                clips, classes or found, store, model, reload, ChangeLog(changes_path(out))
             )
-        store = LabelStore(out, group_regex)
-        store.seed(rows)
-        clips = [make_clip(r.key, root) for r in rows]
-        found = list(dict.fromkeys([*model.classes, *(r.label for r in store.rows.values())]))
-        return LabelSession(
-            clips, classes or found, store, model, reload, ChangeLog(changes_path(out))
-        )
-    store = LabelStore(Path(out_csv or "labels.csv"), group_regex)
     clips = folder_clips(folder)
     if classes is None and model is not None:
         classes = list(model.classes)
-    return LabelSession(clips, classes or [], store, model, reload)
+    store = LabelStore(Path(out_csv or "labels.csv"), group_regex)
+    with store.closed_on_error():
+        return LabelSession(clips, classes or [], store, model, reload)
 
 
 def create_label_app(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidclass.data.labels_csv import SPLITS
 from vidclass.errors import UserError
 from vidclass.serve.label_store import ChangeLog, LabelStore, Row, clip_key, read_rows
 from vidclass.video.probe import scan_folder
@@ -98,20 +99,22 @@ def review_rows(src: str | os.PathLike) -> tuple[list[Row], Path]:
         rows = []
         for d in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
             videos, _ = scan_folder(d)
-            rows += [Row(clip_key(v), clip_key(v), d.name) for v in videos]
+            keys = [clip_key(v) for v in videos]
+            rows += [Row(path=k, file=Path(k), label=d.name) for k in keys]
         return rows, src
     raise UserError(f"{src}: not found; give a labels CSV, a prepared folder or class folders")
 
 
 def _manifest_rows(path: Path) -> list[tuple[Row, bool]]:
+    """A manifest's rows; a split a labels CSV cannot hold (UCF101's `unused`) is left empty,
+    so the CSV a review writes can be read back."""
+    rows = []
     with path.open(newline="", encoding="utf-8") as fh:
-        return [
-            (
-                Row(clip_key(r["path"]), r["path"], r["label"], r["split"], r["group"]),
-                r["status"] == "ok",
-            )
-            for r in csv.DictReader(fh)
-        ]
+        for r in csv.DictReader(fh):
+            split = r["split"] if r["split"] in SPLITS else ""
+            row = Row(r["path"], Path(r["path"]), r["label"], split, r["group"])
+            rows.append((row, r["status"] == "ok"))
+    return rows
 
 
 class LabelSession:
@@ -202,9 +205,11 @@ class LabelSession:
             self._thread.join(timeout)
 
     def close(self) -> None:
+        """Stop scoring and release the CSV's lock (another session may open it then)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        self.store.close()
 
     # ------------------------------------------------------------------ the queue
 

@@ -1,10 +1,14 @@
-"""The labels CSV of `vidclass label`: exactly what `vidclass prepare labels.csv` reads.
+"""The labels CSV of `vidclass label`: exactly what `vidclass prepare labels.csv` reads (one
+parser and writer for both: `data.labels_csv`).
 
-Columns `path,label,split,group`. Paths are written relative to the CSV's folder when the
-clip lies under it (prepare resolves relative paths against the CSV's folder), absolute
-otherwise. Every change rewrites the whole file atomically and fsyncs it (`atomic.write_text`
-with `durable`), so a killed server, or a power cut, loses no label and never leaves half a
-file; opening the store again reads the CSV back and resumes.
+Columns `path,label,split,group`, and any others the CSV already has (kept, in their place,
+on every rewrite). Paths are written relative to the CSV's folder when the clip lies under it
+(prepare resolves relative paths against the CSV's folder), absolute otherwise, also for the
+rows a review copies from another CSV. Every change rewrites the whole file atomically and
+fsyncs it (`atomic.write_text` with `durable`), so a killed server, or a power cut, loses no
+label and never leaves half a file; opening the store again reads the CSV back and resumes.
+The store holds the CSV's lock (`label_lock`) from opening to `close()`, so a second session
+cannot rewrite the file from an older copy.
 
 No web code here: the page's routes (`label_app`) call this.
 """
@@ -15,51 +19,76 @@ import csv
 import io
 import os
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from vidclass.atomic import sync_folder, write_text
+from vidclass.data.labels_csv import (
+    LABEL_COLUMNS,
+    LabelRow,
+    clip_key,
+    format_labels_csv,
+    read_labels_csv,
+)
 from vidclass.data.splits import group_of
-from vidclass.errors import UserError
+from vidclass.serve.label_lock import CsvLock
 
-COLUMNS = ("path", "label", "split", "group")
+COLUMNS = LABEL_COLUMNS
 CHANGE_COLUMNS = (
     "time_utc", "path", "action", "old_label", "new_label", "model_label", "model_score",
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Row:
-    """One labelled clip as the CSV holds it; `key` is its resolved absolute path."""
-
-    key: str
-    path: str
-    label: str
-    split: str = ""
-    group: str = ""
-
-
-def clip_key(path: str | os.PathLike) -> str:
-    """The one name of a clip, however its path was spelled."""
-    return str(Path(path).resolve())
+Row = LabelRow  # the store's rows are the CSV's rows, with their other columns in `extra`
 
 
 class LabelStore:
     """The labels of a set of clips, kept in `csv_path` after every change.
 
     Rows already in the CSV are read back (those of clips outside the labelled folder are
-    kept as they are). `group_regex` fills `group` from the file name (its first capture
-    group), as `prepare --group-regex` would. `undo` reverts this session's changes, newest
-    first.
+    kept as they are, and so are its other columns). `group_regex` fills `group` from the
+    file name (its first capture group), as `prepare --group-regex` would. `undo` reverts
+    this session's changes, newest first. Opening takes the CSV's lock (a UserError naming
+    the session holding it); `close()` releases it.
     """
 
     def __init__(self, csv_path: str | os.PathLike, group_regex: str | None = None) -> None:
         self.csv_path = Path(csv_path)
         self.group_regex = group_regex
         self.rows: dict[str, Row] = {}
+        self.columns: tuple[str, ...] = COLUMNS
         self._undo: list[tuple[str, Row | None]] = []
-        if self.csv_path.exists():
-            self.rows = {r.key: r for r in read_rows(self.csv_path)}
+        self.lock = CsvLock(self.csv_path)
+        self.lock.acquire()  # before reading: what is loaded is what no one else rewrites
+        try:
+            if self.csv_path.exists():
+                table = read_labels_csv(self.csv_path)
+                self.columns = table.columns
+                self.rows = {r.key: r for r in table.rows}
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        """Release the CSV's lock (the store writes no more)."""
+        self.lock.release()
+
+    @contextmanager
+    def closed_on_error(self) -> Iterator[LabelStore]:
+        """`with store.closed_on_error(): build on it`: the lock is released if that fails."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -100,7 +129,8 @@ class LabelStore:
             )
         else:
             found = group_of(key, self.group_regex) if self.group_regex else None
-            row = Row(key, self.csv_path_of(key), label, split or "", group or found or "")
+            path, group = self.csv_path_of(key), group or found or ""
+            row = Row(path=path, file=Path(key), label=label, split=split or "", group=group)
         self.rows[key] = row
         self._write()
         self._undo.append((key, old))
@@ -108,9 +138,13 @@ class LabelStore:
 
     def seed(self, rows: list[Row]) -> None:
         """Rows of an already-labelled set that the CSV does not hold yet (review mode), in
-        their order; written at once."""
-        new = {r.key: r for r in rows if r.key not in self.rows}
+        their order, with their other columns; written at once. Their paths are named as this
+        CSV names clips: a path relative to another CSV's folder means another file here."""
+        new = {r.key: replace(r, path=self.csv_path_of(r.key), file=Path(r.key)) for r in rows}
+        new = {k: r for k, r in new.items() if k not in self.rows}
         if new:
+            extra = [c for r in new.values() for c in r.extra if c not in self.columns]
+            self.columns += tuple(dict.fromkeys(extra))
             self.rows.update(new)
             self._write()
 
@@ -132,60 +166,21 @@ class LabelStore:
         return bool(self._undo)
 
     def _write(self) -> None:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for r in self.rows.values():
-            writer.writerow([r.path, r.label, r.split, r.group])
+        if not self.lock.held:
+            raise RuntimeError(f"{self.csv_path}: the store is closed; open it again to write")
+        text = format_labels_csv(
+            self.columns,
+            ({**r.extra, "path": r.path, "label": r.label, "split": r.split, "group": r.group}
+             for r in self.rows.values()),
+        )  # fmt: skip
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(self.csv_path, buf.getvalue(), durable=True)
+        write_text(self.csv_path, text, durable=True)
 
 
 def read_rows(csv_path: str | os.PathLike) -> list[Row]:
     """The rows of a labels CSV `path,label[,split][,group]` (header optional, as prepare
-    reads it), relative paths resolved against the CSV's folder."""
-    csv_path = Path(csv_path)
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        lines = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-    if lines and lines[0][0].strip().lower() == "path":
-        header = [c.strip().lower() for c in lines[0]]
-        lines = lines[1:]
-    else:
-        header = list(COLUMNS[: max((len(r) for r in lines), default=2)])
-    if "path" not in header or "label" not in header:
-        raise UserError(f"{csv_path}: a labels CSV needs columns path,label[,split][,group]")
-    col = {name: i for i, name in enumerate(header)}
-
-    def cell(r: list[str], name: str) -> str:
-        i = col.get(name)
-        return r[i].strip() if i is not None and i < len(r) else ""
-
-    rows = []
-    for n, r in enumerate(lines, 2):
-        if not cell(r, "path") or not cell(r, "label"):
-            raise UserError(f"{csv_path}:{n}: expected path,label[,split][,group], got {r}")
-        path = Path(cell(r, "path"))
-        full = path if path.is_absolute() else csv_path.parent / path
-        rows.append(
-            Row(
-                clip_key(full),
-                cell(r, "path"),
-                cell(r, "label"),
-                cell(r, "split"),
-                cell(r, "group"),
-            )
-        )
-    return rows
-
-
-def extra_columns(csv_path: str | os.PathLike) -> list[str]:
-    """The columns of a labels CSV's header beyond path,label,split,group (which a rewrite
-    of it would drop)."""
-    with Path(csv_path).open(newline="", encoding="utf-8") as fh:
-        first = next(csv.reader(fh), [])
-    if not first or first[0].strip().lower() != "path":
-        return []
-    return [c for c in first if c.strip().lower() not in COLUMNS]
+    reads it: the same parser), relative paths resolved against the CSV's folder."""
+    return read_labels_csv(csv_path).rows
 
 
 class ChangeLog:
