@@ -487,7 +487,7 @@ def test_issue21_p6_predict_json_is_a_folder_only_with_a_slash(runs, make_video,
         app, ["predict", run, str(tmp_path / "two"), "--plot", str(tmp_path / "p.png")]
     )
     assert isinstance(res.exception, UserError) and "--plot" in str(res.exception)
-    assert f"{tmp_path / 'p.png'}/" in str(res.exception) and not (tmp_path / "p.png").exists()
+    assert f"--plot {tmp_path / 'p'}/" in str(res.exception) and not (tmp_path / "p.png").exists()
 
 
 def test_issue21_p6_a_failed_video_leaves_no_stale_output(runs, make_video, tmp_path):

@@ -78,7 +78,7 @@ class Target:
         elif many and not self.holds_many:
             raise UserError(
                 f"{option} {value}: one file cannot hold the outputs of several videos; give a "
-                f"folder, {option} {value.rstrip('/')}/, for one per video"
+                f"folder, {option} {Path(value).with_suffix('')}/, for one per video"
             )
         inputs = {Path(v).resolve() for v in names}
         for src in names:
@@ -94,9 +94,12 @@ class Target:
         for, a live source, or results gathered into one file (`JsonTarget.finish`)."""
         if self.value is None or src not in self.names:
             return None
-        if not self.folder:
-            return Path(self.value) if self.single else None
-        out = Path(self.value) / f"{self.names[src]}{self.suffix}"
+        if self.folder:
+            out = Path(self.value) / f"{self.names[src]}{self.suffix}"
+        elif self.single:
+            out = Path(self.value)
+        else:
+            return None
         if create:
             out.parent.mkdir(parents=True, exist_ok=True)
         return out
@@ -140,6 +143,7 @@ class JsonTarget(Target):
     def finish(self) -> None:
         """Write the list file of a run over several videos (those that failed are absent)."""
         if self.value is not None and not self.folder and not self.single:
+            Path(self.value).parent.mkdir(parents=True, exist_ok=True)
             write_json(Path(self.value), self.results)
 
 
