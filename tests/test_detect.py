@@ -317,7 +317,7 @@ def test_detect_and_evaluate_from_the_command_line(tiny_run, scene, tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "preds"
-    res = runner.invoke(app, ["detect", str(tiny_run), str(scene), "--json", str(out), "-q"])
+    res = runner.invoke(app, ["detect", str(tiny_run), str(scene), "--json", f"{out}/", "-q"])
     assert res.exit_code == 0, res.output
     pred = out / "multi_000.json"
     assert json.loads(pred.read_text())["tracks"]
@@ -473,6 +473,45 @@ def test_point5_evaluate_detection_counts_missing_prediction_files(tmp_path):
     res = CliRunner().invoke(app, ["evaluate-detection", str(pred), str(gt)])
     assert res.exit_code == 0, res.output
     assert "no prediction for 1 videos (counted as missed): multi_001" in res.output
+
+
+def test_issue21_p6_detect_and_evaluate_match_scenes_of_sub_folders_by_path(
+    tiny_run, scene, tmp_path
+):
+    """cam1/multi_000 and cam2/multi_000 (one scene twice, truth beside each): two prediction
+    files at the same paths, both scored (8f927a1 wrote both to preds/multi_000.json and the
+    evaluation looked for truth only at the top of the folder)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from vidclass.cli import app
+    from vidclass.errors import UserError
+
+    runner = CliRunner()
+    data, preds = tmp_path / "multi", tmp_path / "preds"
+    for cam in ("cam1", "cam2"):
+        (data / cam).mkdir(parents=True)
+        for ext in (".mp4", ".json"):
+            shutil.copy(scene.with_suffix(ext), data / cam / f"multi_000{ext}")
+    res = runner.invoke(app, ["detect", str(tiny_run), str(data), "--json", f"{preds}/", "-q"])
+    assert res.exit_code == 0, res.output
+    written = sorted(p.relative_to(preds).as_posix() for p in preds.rglob("*.json"))
+    assert written == ["cam1/multi_000.json", "cam2/multi_000.json"]
+    res = runner.invoke(
+        app, ["evaluate-detection", str(preds), str(data), "--json", str(tmp_path / "s.json")]
+    )
+    assert res.exit_code == 0, res.output
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["videos"] == 2 and scores["missing_predictions"] == []
+    one = json.loads((preds / "cam1" / "multi_000.json").read_text())
+    assert scores["tracking"]["num_gt"] == 2 * sum(len(f["objects"]) for f in json.loads(
+        scene.with_suffix(".json").read_text())["frames"])  # fmt: skip
+    # a list of several videos' results is not one video's: say how to write one per video
+    listed = tmp_path / "all.json"
+    listed.write_text(json.dumps([one, one]))
+    res = runner.invoke(app, ["evaluate-detection", str(listed), str(scene.with_suffix(".json"))])
+    assert isinstance(res.exception, UserError) and "--json DIR/" in str(res.exception)
 
 
 def test_point9_detect_flags_a_truncated_video(tiny_run, truncated_video):

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "src" / "vidclass"
 
 # Shared utilities: any stage may import them, and they import no stage.
-BASE = {"errors", "progress", "parallel", "atomic"}
+BASE = {"errors", "progress", "parallel", "atomic", "outputs"}
 # Module-level exceptions to the folder's rank: the root package is a lazy facade whose
 # __version__ anyone may read; synth.labels holds only the class names (it and synth's
 # __init__ import nothing), so the metrics and inference can name "background" without

@@ -224,9 +224,9 @@ def test_localize_and_evaluate_cli(run_and_long, tmp_path) -> None:
             str(run_and_long["run"]),
             str(long),
             "--json",
-            str(out),
+            f"{out}/",
             "--plot",
-            str(tmp_path / "plots"),
+            f"{tmp_path / 'plots'}/",
             "-q",
         ],
     )
@@ -448,6 +448,99 @@ def test_point11_localize_json_to_a_folder_path(run_and_long, make_video, tmp_pa
         assert res.exit_code == 0, res.output
         assert json.loads((where / "clip.json").read_text())["video"] == str(video)
     assert (tmp_path / "preds").is_dir()
+
+
+def test_issue21_p6_localize_sub_folders_and_a_failed_video_are_scored_right(
+    run_and_long, tmp_path
+) -> None:
+    """walk/p.mp4 and run/p.mp4 (same stem, ground truth beside each); run/p.mp4 is damaged
+    and an earlier run's prediction of it is still there. It is removed, not scored: the
+    evaluation counts run/p as missed (8f927a1 wrote both to preds/p.json and kept the stale
+    run/p.json)."""
+    import shutil
+
+    data, preds = tmp_path / "data", tmp_path / "preds"
+    for sub, name in (("walk", "long_000"), ("run", "long_001")):
+        (data / sub).mkdir(parents=True)
+        for ext in (".mp4", ".json"):
+            shutil.copy(run_and_long["long"] / f"{name}{ext}", data / sub / f"p{ext}")
+    truth = json.loads((data / "run" / "p.json").read_text())
+    (preds / "run").mkdir(parents=True)
+    stale = {"segments": [{**s, "score": 1.0} for s in truth["segments"]]}  # a perfect score
+    (preds / "run" / "p.json").write_text(json.dumps(stale))
+    (data / "run" / "p.mp4").write_bytes(b"damaged")
+    res = runner.invoke(
+        app, ["localize", str(run_and_long["run"]), str(data), "--json", f"{preds}/", "-q"]
+    )
+    assert res.exit_code == 2, res.output
+    assert [p.relative_to(preds).as_posix() for p in preds.rglob("*.json")] == ["walk/p.json"]
+    assert json.loads((preds / "walk" / "p.json").read_text())["video"] == str(data / "walk/p.mp4")
+    report = tmp_path / "map.json"
+    res = runner.invoke(
+        app, ["evaluate-localization", str(preds), str(data), "--json", str(report)]
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(report.read_text())
+    assert metrics["num_videos"] == 2 and metrics["missing_predictions"] == ["run/p"]
+    assert "no prediction for 1 videos (counted as missed): run/p" in res.output
+
+
+def test_issue21_p6_localize_json_without_a_slash_is_one_file(run_and_long, make_video, tmp_path):
+    """Several videos and `--json preds.json`: one file holding a list (8f927a1 made a folder
+    named preds.json)."""
+    clips = [make_video("clips/a.mp4", n=30), make_video("clips/b.mp4", n=30, seed=1)]
+    out = tmp_path / "preds.json"
+    res = runner.invoke(
+        app,
+        ["localize", str(run_and_long["run"]), str(tmp_path / "clips"), "--json", str(out), "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and [r["video"] for r in json.loads(out.read_text())] == list(
+        map(str, clips)
+    )
+
+
+def test_issue21_p6_evaluate_localization_matches_sub_folders_by_path_not_stem(tmp_path):
+    """walk/p1 and run/p1 hold different actions; the predictions are right for each. Matched
+    by stem (8f927a1: only the top folder, p1 <-> p1) they could not be told apart."""
+    gt, pred = tmp_path / "data", tmp_path / "preds"
+    truth = {"walk/p1": [seg("walk", 0, 10)], "run/p1": [seg("run", 5, 15)], "top": []}
+    for key, segments in truth.items():
+        for folder, segs in ((gt, segments), (pred, [{**s, "score": 0.9} for s in segments])):
+            (folder / key).parent.mkdir(parents=True, exist_ok=True)
+            (folder / f"{key}.json").write_text(json.dumps({"segments": segs}))
+    (pred / "run/p1.json").unlink()
+    (pred / "extra").mkdir()
+    (pred / "extra/z.json").write_text(json.dumps({"segments": []}))
+    res = runner.invoke(
+        app, ["evaluate-localization", str(pred), str(gt), "--json", str(tmp_path / "m.json")]
+    )
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["num_videos"] == 3 and m["missing_predictions"] == ["run/p1"]
+    assert m["unmatched_predictions"] == ["extra/z"]
+    assert m["per_class_AP"]["walk"]["0.5"] == 1.0 and m["per_class_AP"]["run"]["0.5"] == 0.0
+    (pred / "run/p1.json").write_text(json.dumps({"segments": [seg("run", 5, 15, 0.8)]}))
+    res = runner.invoke(
+        app, ["evaluate-localization", str(pred), str(gt), "--json", str(tmp_path / "m.json")]
+    )
+    assert json.loads((tmp_path / "m.json").read_text())["average_mAP"] == 1.0
+    # predictions kept inside the ground-truth folder are not taken for ground truth
+    inside = gt / "preds"
+    inside.mkdir()
+    for key in truth:
+        (inside / key).parent.mkdir(parents=True, exist_ok=True)
+        (inside / f"{key}.json").write_text((pred / f"{key}.json").read_text())
+    res = runner.invoke(
+        app, ["evaluate-localization", str(inside), str(gt), "--json", str(tmp_path / "m.json")]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m.json").read_text())["num_videos"] == 3
+    # one list file (`--json preds.json` over several videos) is not a folder: say how to get one
+    listed = tmp_path / "preds.json"
+    listed.write_text(json.dumps([{"segments": []}, {"segments": []}]))
+    res = runner.invoke(app, ["evaluate-localization", str(listed), str(gt)])
+    assert isinstance(res.exception, UserError) and "--json DIR/" in str(res.exception)
 
 
 def test_point11_evaluate_localization_takes_tious(tmp_path) -> None:

@@ -169,7 +169,7 @@ def test_cli_folder_with_plots(runs, tmp_path):
             str(runs["early_fusion"]),
             str(folder),
             "--plot",
-            str(tmp_path / "plots"),
+            f"{tmp_path / 'plots'}/",
             "--json",
             str(tmp_path / "p.json"),
         ],
@@ -435,3 +435,98 @@ def test_point11_classifier_leaves_flush_denormal_as_it_was(runs):
         assert not flushing(), "predicting left denormals flushed"
     finally:
         torch.set_flush_denormal(False)
+
+
+# ------------------------------------------------- issue 21 point 6: per-video outputs
+
+
+def test_issue21_p6_predict_names_outputs_by_their_path_under_the_folder(
+    runs, make_video, tmp_path
+):
+    """walk/p1.mp4 and run/p1.mp4, a.mp4 and a.avi: four JSON files and four plots, none
+    overwriting another (8f927a1 named them by stem, and `--json preds/` wrote one file)."""
+    expected = {
+        "walk/p1": "walk/p1.mp4",
+        "run/p1": "run/p1.mp4",
+        "a.mp4": "a.mp4",
+        "a.avi": "a.avi",
+    }
+    for i, rel in enumerate(expected.values()):
+        make_video(f"videos/{rel}", n=16, seed=i)
+    preds, plots = tmp_path / "preds", tmp_path / "plots"
+    args = ["predict", str(runs["early_fusion"]), str(tmp_path / "videos"), "-q"]
+    res = runner.invoke(app, [*args, "--json", f"{preds}/", "--plot", f"{plots}/"])
+    assert res.exit_code == 0, res.output
+    written = {p.relative_to(preds).as_posix(): p for p in preds.rglob("*.json")}
+    assert sorted(written) == sorted(f"{name}.json" for name in expected)
+    for name, rel in expected.items():
+        video = json.loads(written[f"{name}.json"].read_text())["video"]
+        assert video == str(tmp_path / "videos" / rel)
+    assert sorted(p.relative_to(plots).as_posix() for p in plots.rglob("*.png")) == sorted(
+        f"{name}.png" for name in expected
+    )
+
+
+def test_issue21_p6_predict_json_is_a_folder_only_with_a_slash(runs, make_video, tmp_path):
+    clip = make_video("one/clip.mp4", n=16)
+    make_video("two/x.mp4", n=16), make_video("two/y.mp4", n=16, seed=1)
+    run = str(runs["early_fusion"])
+    res = runner.invoke(app, ["predict", run, str(clip), "--json", f"{tmp_path / 'd'}/", "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "d" / "clip.json").read_text())["video"] == str(clip)
+    res = runner.invoke(
+        app, ["predict", run, str(tmp_path / "two"), "--json", str(tmp_path / "all"), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    assert [Path(r["video"]).name for r in json.loads((tmp_path / "all").read_text())] == [
+        "x.mp4",
+        "y.mp4",
+    ]
+    # two videos cannot share one PNG: refused before any runs, with the folder form to use
+    res = runner.invoke(
+        app, ["predict", run, str(tmp_path / "two"), "--plot", str(tmp_path / "p.png")]
+    )
+    assert isinstance(res.exception, UserError) and "--plot" in str(res.exception)
+    assert f"--plot {tmp_path / 'p'}/" in str(res.exception) and not (tmp_path / "p.png").exists()
+
+
+def test_issue21_p6_a_failed_video_leaves_no_stale_output(runs, make_video, tmp_path):
+    """Run 1 writes every output of good.mp4 and bad.mp4; bad.mp4 is then damaged: run 2
+    fails it and removes its outputs, so no earlier result passes for this run's."""
+    make_video("v/good.mp4", n=16)
+    bad = make_video("v/bad.mp4", n=16, seed=1)
+    outs = {"--json": ".json", "--plot": ".png", "--annotate": ".mp4"}
+    args = ["predict", str(runs["early_fusion"]), str(tmp_path / "v"), "-q"]
+    for option, suffix in outs.items():
+        args += [option, f"{tmp_path / suffix[1:]}/"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert all((tmp_path / s[1:] / f"bad{s}").is_file() for s in outs.values())
+    bad.write_bytes(b"damaged")
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    for suffix in outs.values():
+        assert not (tmp_path / suffix[1:] / f"bad{suffix}").exists(), suffix
+        assert (tmp_path / suffix[1:] / f"good{suffix}").is_file(), suffix
+    # one video, one file: the failed video's file from the earlier run goes too
+    single = tmp_path / "single.json"
+    single.write_text(json.dumps({"video": str(bad), "label": "from an earlier run"}))
+    res = runner.invoke(
+        app, ["predict", str(runs["early_fusion"]), str(bad), "--json", str(single)]
+    )
+    assert res.exit_code == 1 and not single.exists()
+
+
+def test_issue21_p6_predict_refuses_outputs_two_videos_would_share(runs, make_video, tmp_path):
+    first = make_video("cam1/p1.mp4", n=16)
+    make_video("cam2/p1.mp4", n=16, seed=1)
+    run, cams = str(runs["early_fusion"]), [str(tmp_path / "cam1"), str(tmp_path / "cam2")]
+    res = runner.invoke(app, ["predict", run, *cams, "--json", f"{tmp_path / 'preds'}/"])
+    assert isinstance(res.exception, UserError) and "would both write" in str(res.exception)
+    assert not (tmp_path / "preds").exists()  # refused before any video ran
+    res = runner.invoke(app, ["predict", run, *cams, "--json", str(tmp_path / "all.json"), "-q"])
+    assert res.exit_code == 0 and len(json.loads((tmp_path / "all.json").read_text())) == 2
+    # an annotated copy written over the video itself is refused, the video kept
+    before = first.read_bytes()
+    res = runner.invoke(app, ["predict", run, cams[0], "--annotate", cams[0]])
+    assert isinstance(res.exception, UserError) and "overwrite the video" in str(res.exception)
+    assert first.read_bytes() == before

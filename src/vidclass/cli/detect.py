@@ -24,8 +24,11 @@ def detect(
         help="motion (static camera), hog (real pedestrians), or a folder from "
         "`vidclass train-detector`.",
     ),
-    json_out: Path | None = typer.Option(
-        None, "--json", help="Write the tracks as JSON: a .json file, or a folder (one per video)."
+    json_out: str | None = typer.Option(
+        None,
+        "--json",
+        help="Write the tracks as JSON: one file (a list for several videos), or a folder "
+        "(DIR/) of one file per video, for evaluate-detection.",
     ),
     annotate: str | None = typer.Option(
         None,
@@ -42,7 +45,8 @@ def detect(
 ) -> None:
     """Find every person, track them, and say what each does when (spatio-temporal detection).
 
-    Exit code 2 when some videos failed (the others are still processed).
+    Exit code 2 when some videos failed (the others are still processed); a failed video's
+    outputs from an earlier run are removed.
 
     Examples:
 
@@ -53,13 +57,15 @@ def detect(
         vidclass detect runs/tubes data/multi/ --detector runs/detector --json preds/
     """
     from vidclass.detect.detect import load_detector
+    from vidclass.outputs import JsonTarget, Target
     from vidclass.predict.classifier import Classifier
-    from vidclass.predict.inputs import output_path
 
     clf = Classifier.load(run)
     load_detector(detector)  # a wrong name or folder fails here, before any decoding
-    sources = video_inputs(videos)
-    many = len(sources) > 1
+    inputs = video_inputs(videos)
+    many = len(inputs.videos) > 1
+    to_json = JsonTarget(json_out, inputs.names, many)
+    to_mp4 = Target("--annotate", annotate, ".mp4", inputs.names, many)
 
     def job(src: str) -> dict:
         return clf.detect(
@@ -67,29 +73,17 @@ def detect(
             detector=detector,
             stride=stride,
             smooth=smooth,
-            annotate=output_path(annotate, src, ".mp4", many),
+            annotate=to_mp4.path(src),
         )
 
     def show(src: str, result: dict) -> None:
-        _write_tracks(json_out, src, result, many)
+        to_json.write(src, result)
         if not quiet:
             print_tracks(src, result)
 
-    tally = run_each(sources, job, show)
+    tally = run_each(inputs.videos, job, show, outputs=(to_json, to_mp4))
+    to_json.finish()
     finish(tally.failed, tally.done)
-
-
-def _write_tracks(json_out: Path | None, src: str, result: dict, many: bool) -> None:
-    """--json names a file (x.json) or a folder (anything else): one file per video."""
-    import json
-
-    from vidclass.predict.inputs import output_path
-
-    folder = json_out is not None and json_out.suffix.lower() != ".json"
-    target = output_path(json_out, src, ".json", many or folder)
-    if target is not None:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(json.dumps(result, indent=1))
 
 
 def print_tracks(src: str, result: dict) -> None:
@@ -116,7 +110,8 @@ def evaluate_detection_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the scores as JSON."),
 ) -> None:
     """Frame-mAP (AVA-style, per action class over all frames) and tracking quality (MOTA,
-    ID switches, IDF1). Folders are matched by file name (multi_000.json in both).
+    ID switches, IDF1). Folders are matched by the path under each (multi_000.json in both,
+    sub-folders too); a video without a prediction counts as missed.
 
     Example:
 

@@ -19,7 +19,8 @@ def localize(
     json_out: str | None = typer.Option(
         None,
         "--json",
-        help="Write the segments as JSON; a folder (DIR/, or for several videos) for one each.",
+        help="Write the segments as JSON: one file (a list for several videos), or a folder "
+        "(DIR/) of one file per video, for evaluate-localization.",
     ),
     plot: str | None = typer.Option(
         None,
@@ -61,7 +62,8 @@ def localize(
 
     Dense multi-scale sliding windows classified by the model (background included),
     per-class probability curves grouped into proposals at several thresholds, re-scored
-    by completeness, then temporal NMS. Exit code 2 when some videos failed.
+    by completeness, then temporal NMS. Exit code 2 when some videos failed; a failed
+    video's outputs from an earlier run are removed.
 
     Examples:
 
@@ -71,11 +73,9 @@ def localize(
 
         vidclass localize runs/early_fusion long.mp4 --ensemble runs/early_fusion_windows
     """
-    import json
-
     from vidclass.localize.localize import read_truth
+    from vidclass.outputs import JsonTarget, Target
     from vidclass.predict.classifier import Classifier
-    from vidclass.predict.inputs import output_path
     from vidclass.predict.options import localize_options
     from vidclass.progress import make_progress
 
@@ -89,8 +89,10 @@ def localize(
             "segments come from the dips of each class's own curve (train on data made by "
             "`vidclass synth`, or add a background class to yours)[/yellow]"
         )
-    sources = video_inputs(videos)
-    many = len(sources) > 1
+    inputs = video_inputs(videos)
+    many = len(inputs.videos) > 1
+    to_json = JsonTarget(json_out, inputs.names, many)
+    to_png = Target("--plot", plot, ".png", inputs.names, many)
     with make_progress(quiet) as progress:
 
         def job(src: str) -> dict:
@@ -103,19 +105,18 @@ def localize(
                 nms=nms,
                 nms_iou=nms_iou,
                 ensemble=others,
-                plot=output_path(plot, src, ".png", many),
+                plot=to_png.path(src),
                 truth=read_truth(src),
                 progress=lambda f: progress.update(task, completed=f),
             )
 
         def show(src: str, result: dict) -> None:
-            target = output_path(json_out, src, ".json", many)
-            if target is not None:
-                target.write_text(json.dumps(result, indent=1))
+            to_json.write(src, result)
             if not quiet:
                 progress.console.print(format_segments(result), soft_wrap=True)
 
-        tally = run_each(sources, job, show)
+        tally = run_each(inputs.videos, job, show, outputs=(to_json, to_png))
+    to_json.finish()
     finish(tally.failed, tally.done)
 
 
@@ -134,14 +135,19 @@ def format_segments(result: dict, min_score: float = 0.3) -> str:
 
 
 def evaluate_localization(
-    pred_dir: Path = typer.Argument(..., help="Folder of predictions (`localize --json DIR`)."),
-    gt_dir: Path = typer.Argument(..., help="Folder of ground-truth .json (same file stems)."),
+    pred_dir: Path = typer.Argument(..., help="Folder of predictions (`localize --json DIR/`)."),
+    gt_dir: Path = typer.Argument(
+        ..., help="Folder of ground-truth .json (the same paths under it, sub-folders too)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON."),
     tious: str = typer.Option(
         "0.3,0.5,0.7", "--tious", help="Temporal IoU thresholds, each in (0, 1]."
     ),
 ) -> None:
     """mAP at temporal IoU 0.3, 0.5 and 0.7 (or --tious) and their average (ActivityNet/THUMOS).
+
+    A prediction is matched to the ground truth at the same path under the other folder
+    (preds/walk/p1.json to data/long/walk/p1.json); a video without one counts as missed.
 
     Examples:
 

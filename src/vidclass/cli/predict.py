@@ -35,8 +35,11 @@ def predict(
         help="Rolling average over the last N windows (frames for single_frame).",
     ),
     top_k: int = typer.Option(PredictOptions.top_k, "--top-k", min=1),
-    json_out: Path | None = typer.Option(
-        None, "--json", help="Write the predictions (a list for several videos) as JSON."
+    json_out: str | None = typer.Option(
+        None,
+        "--json",
+        help="Write the predictions as JSON: one file (a list for several videos), or a "
+        "folder (DIR/) of one file per video.",
     ),
     annotate: str | None = typer.Option(
         None,
@@ -55,7 +58,8 @@ def predict(
 ) -> None:
     """Label whole videos, with a per-window timeline, smoothing against flicker, an annotated copy.
 
-    Exit code 2 when some videos failed (the others are still predicted).
+    Exit code 2 when some videos failed (the others are still predicted); a failed video's
+    outputs from an earlier run are removed.
 
     Examples:
 
@@ -63,18 +67,20 @@ def predict(
 
         vidclass predict runs/slow_fusion videos/ --json predictions.json
 
+        vidclass predict runs/slow_fusion videos/ --json preds/ --plot plots/
+
         vidclass predict runs/cnn_lstm /dev/video0
     """
-    import json
-
+    from vidclass.outputs import JsonTarget, Target
     from vidclass.predict.classifier import Classifier
-    from vidclass.predict.inputs import output_path
     from vidclass.video.reader import is_live_source
 
     clf = Classifier.load(run, backend=backend)
-    sources = video_inputs(videos)
-    many = len(sources) > 1
-    results: list[dict] = []
+    inputs = video_inputs(videos)
+    many = len(inputs.videos) > 1
+    to_json = JsonTarget(json_out, inputs.names, many)
+    to_mp4 = Target("--annotate", annotate, ".mp4", inputs.names, many)
+    to_png = Target("--plot", plot, ".png", inputs.names, many)
 
     def job(src: str) -> dict | None:
         if is_live_source(src):
@@ -86,20 +92,17 @@ def predict(
             stride=stride,
             smooth=smooth,
             top_k=top_k,
-            annotate=output_path(annotate, src, ".mp4", many),
-            plot=output_path(plot, src, ".png", many),
+            annotate=to_mp4.path(src),
+            plot=to_png.path(src),
         )
 
     def show(src: str, result: dict) -> None:
-        results.append(result)
+        to_json.write(src, result)
         if not quiet:
             print_prediction(result)
 
-    tally = run_each(sources, job, show)
-    if json_out:
-        json_out.write_text(
-            json.dumps(results if many else (results[0] if results else []), indent=2)
-        )
+    tally = run_each(inputs.videos, job, show, outputs=(to_json, to_mp4, to_png))
+    to_json.finish()
     finish(tally.failed, tally.done)
 
 

@@ -1,35 +1,40 @@
 """The per-source loop that predict, localize and detect share.
 
 Each command names its videos (files, folders, live sources), runs its job on each one and
-shows the result; a video that fails with a user error is one red line and the loop goes on.
-The caller then exits with `common.finish(failed, done)`: 2 when some videos failed, 1
-when all did.
+shows the result; a video that fails with a user error is one red line, its outputs from an
+earlier run are removed (`vidclass.outputs`) and the loop goes on. The caller then exits with
+`common.finish(failed, done)`: 2 when some videos failed, 1 when all did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from rich.markup import escape
 
 from vidclass.cli.common import err_console, print_error
 from vidclass.errors import UserError
 
+if TYPE_CHECKING:
+    from vidclass.outputs import Target
+    from vidclass.predict.inputs import Inputs
 
-def video_inputs(items: list[str]) -> list[str]:
-    """The videos that predict/localize/detect work on (folders scanned, see `scan_inputs`);
-    the files a folder scan skipped are named in one line, never dropped without a word."""
+
+def video_inputs(items: list[str]) -> Inputs:
+    """The videos that predict/localize/detect work on and their output names (folders
+    scanned, see `scan_inputs`); the files a folder scan skipped are named in one line, never
+    dropped without a word."""
     from vidclass.predict.inputs import scan_inputs
     from vidclass.video.probe import VIDEO_EXTENSIONS, skipped_summary
 
-    sources, skipped = scan_inputs(items)
-    if skipped:
+    inputs = scan_inputs(items)
+    if inputs.skipped:
         hint = f"videos end in {', '.join(VIDEO_EXTENSIONS)}"
         err_console.print(
-            f"[yellow]{escape(skipped_summary(skipped, hint))}[/yellow]", soft_wrap=True
+            f"[yellow]{escape(skipped_summary(inputs.skipped, hint))}[/yellow]", soft_wrap=True
         )
-    return sources
+    return inputs
 
 
 def warn_if_truncated(result: dict) -> None:
@@ -54,11 +59,14 @@ def run_each(
     sources: list[str],
     job: Callable[[str], dict | None],
     show: Callable[[str, dict], None],
+    outputs: Sequence[Target] = (),
 ) -> Tally:
     """Run `job` on every source and `show` what it returns; count those done and failed.
 
-    A `UserError` fails that source only. `job` returns None for a source it has shown
-    itself (a live stream, printed as it runs): that source is done, with nothing to show.
+    A `UserError` fails that source only, and removes what an earlier run left at its
+    `outputs` (stale results would otherwise pass for this run's). `job` returns None for a
+    source it has shown itself (a live stream, printed as it runs): that source is done,
+    with nothing to show.
     """
     done = failed = 0
     for src in sources:
@@ -67,6 +75,8 @@ def run_each(
         except UserError as exc:
             failed += 1
             print_error(exc)
+            for target in outputs:
+                target.discard(src)
             continue
         done += 1
         if result is not None:

@@ -30,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 
 from vidclass.errors import UserError
 from vidclass.evaluation.ap import average_precision, box_iou
+from vidclass.outputs import json_files
 from vidclass.synth.labels import BACKGROUND
 
 Key = tuple[str, int]  # (video, frame index)
@@ -185,6 +186,11 @@ def prediction_items(pred: dict, video: str, fps: float):
     every action class with that score, as AVA systems report them. Without, each box at
     time t is a detection of every label whose segments hold t, scored by the best such
     segment of that label."""
+    if isinstance(pred, list):
+        raise UserError(
+            f"{video}: the prediction file holds several videos' results in one list; write one "
+            "file per video with `vidclass detect RUN VIDEOS --json DIR/` and pass the folder"
+        )
     if "tracks" not in pred:
         raise UserError(f"{video}: prediction has no 'tracks'; expected `vidclass detect --json`")
     classes = pred.get("classes", [])
@@ -221,39 +227,38 @@ def _is_truth(path: Path) -> bool:
     return isinstance(data, dict) and "frames" in data
 
 
-def _pairs(pred: Path, gt: Path) -> tuple[list[tuple[Path | None, Path]], list[str]]:
-    """(prediction or None, truth) per ground-truth video, and the prediction files that
-    have no truth. A truth without a prediction is kept (None): it is scored as missed."""
+def _pairs(pred: Path, gt: Path) -> tuple[list[tuple[str, Path | None, Path]], list[str]]:
+    """(video key, prediction or None, truth) per ground-truth video, and the prediction
+    files that have no truth. A truth without a prediction is kept (None): scored as missed."""
     pred, gt = Path(pred), Path(gt)
     if pred.is_file() and gt.is_file():
-        return [(pred, gt)], []
+        return [(gt.stem, pred, gt)], []
     if pred.is_dir() and gt.is_dir():
-        truths = {p.stem: p for p in sorted(gt.glob("*.json")) if _is_truth(p)}
-        preds = {p.stem: p for p in sorted(pred.glob("*.json"))}
+        truths = {k: p for k, p in json_files(gt, exclude=pred).items() if _is_truth(p)}
+        preds = json_files(pred, exclude=gt)
         if not set(truths) & set(preds):
             raise UserError(
-                f"no prediction in {pred} has a ground-truth file of the same name in {gt}; "
-                "name them alike (multi_000.json in both)"
+                f"no prediction in {pred} has a ground-truth file at the same path in {gt}; "
+                "write them with `vidclass detect RUN VIDEOS --json DIR/` (multi_000.json in both)"
             )
         unmatched = sorted(set(preds) - set(truths))
-        return [(preds.get(stem), truths[stem]) for stem in sorted(truths)], unmatched
+        return [(key, preds.get(key), truths[key]) for key in sorted(truths)], unmatched
     raise UserError(
         f"pass two files or two folders (predictions, ground truth); got {pred} and {gt}"
     )
 
 
 def evaluate_detection(pred: str | Path, gt: str | Path, iou_threshold: float = 0.5) -> dict:
-    """Score `vidclass detect` JSON against `synth --kind multi` truth: files or folders
-    matched by file stem. Frames of all videos are pooled. A ground-truth video with no
+    """Score `vidclass detect` JSON against `synth --kind multi` truth: two files, or two
+    folders matched by the path under each (`vidclass.outputs.json_files`). Frames of all videos are pooled. A ground-truth video with no
     prediction file counts as missed (all its boxes, every frame) and is listed in
     `missing_predictions`, as `evaluate-localization` does: dropping it would inflate every
     score; prediction files with no truth are listed in `unmatched_predictions`."""
     detections, truths, pred_boxes, gt_boxes = [], [], {}, {}
     pairs, unmatched = _pairs(Path(pred), Path(gt))
     missing = []
-    for p, g in pairs:
+    for video, p, g in pairs:
         truth = _read(g)
-        video = g.stem
         a, people = truth_items(truth, video)
         truths += a
         gt_boxes.update(people)

@@ -20,6 +20,7 @@ import numpy as np
 
 from vidclass.errors import UserError
 from vidclass.evaluation import ap
+from vidclass.outputs import json_files
 
 DEFAULT_TIOUS = (0.3, 0.5, 0.7)
 
@@ -118,27 +119,46 @@ def evaluate_folders(
     pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, tious: tuple[float, ...] = DEFAULT_TIOUS
 ) -> dict:
     """mAP of the prediction files in `pred_dir` against the ground truth in `gt_dir`, matched
-    by file stem (`long_000.json` ↔ `long_000.json`). A ground truth without a prediction
-    counts as all missed; a prediction without ground truth is reported and ignored."""
+    by their path under each folder (`preds/walk/p1.json` <-> `data/long/walk/p1.json`, the
+    names `localize --json DIR/` gives; `vidclass.outputs`). A ground truth without a
+    prediction counts as all missed; a prediction without ground truth is reported and
+    ignored."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for folder in (pred_dir, gt_dir):
         if not folder.is_dir():
-            raise UserError(f"{folder}: not a folder of .json files")
-    truth = {p.stem: read_segments(p) for p in sorted(gt_dir.glob("*.json")) if _has_segments(p)}
+            raise UserError(f"{folder}: not a folder of .json files{_one_file_hint(folder)}")
+    truth = {
+        key: read_segments(p)
+        for key, p in json_files(gt_dir, exclude=pred_dir).items()
+        if _has_segments(p)
+    }
     if not truth:
         raise UserError(f"{gt_dir}: no ground-truth .json with 'segments' found")
-    preds = {p.stem: read_segments(p) for p in sorted(pred_dir.glob("*.json")) if p.stem in truth}
+    found = json_files(pred_dir, exclude=gt_dir)
+    preds = {key: read_segments(p) for key, p in found.items() if key in truth}
     if not preds:
         raise UserError(
             f"{pred_dir}: no prediction .json matching a ground-truth file of {gt_dir} "
-            "(write them with `vidclass localize RUN VIDEOS --json DIR`)"
+            "(write them with `vidclass localize RUN VIDEOS --json DIR/`)"
         )
     result = localization_map(preds, truth, tious)
     result["missing_predictions"] = sorted(set(truth) - set(preds))
-    result["unmatched_predictions"] = sorted(
-        p.stem for p in pred_dir.glob("*.json") if p.stem not in truth
-    )
+    result["unmatched_predictions"] = sorted(set(found) - set(truth))
     return result
+
+
+def _one_file_hint(path: Path) -> str:
+    """For a `--json FILE` holding several videos' results: how to get one file per video."""
+    try:
+        several = isinstance(json.loads(path.read_text()), list)
+    except (OSError, ValueError):
+        return ""
+    return (
+        "; it holds several videos' results in one list: write one file per video with "
+        "`vidclass localize RUN VIDEOS --json DIR/` (the trailing / means a folder)"
+        if several
+        else ""
+    )
 
 
 def _has_segments(path: Path) -> bool:
