@@ -22,6 +22,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient  # noqa: E402
 
 from test_label import CLASSES, make_clips, motion_frames, rows_of, write_clip  # noqa: E402
+from test_serve import chromium_or_skip, serving  # noqa: E402
 from vidclass.errors import UserError  # noqa: E402
 from vidclass.predict.options import LocalizeOptions  # noqa: E402
 from vidclass.serve import preview  # noqa: E402
@@ -247,8 +248,34 @@ def test_label_page_says_when_the_preview_is_shorter_than_the_clip(tmp_path):
     assert "first 30 s of this 32" in long["preview_note"]
     assert short["preview_note"] is None and not short["plays_as_is"]
     assert plays["plays_as_is"]  # the file itself is sent: the whole clip
-    js = (Path(preview.__file__).parent / "static" / "label.js").read_text()
-    assert "preview_note" in js  # the page shows the note with the preview
+
+
+def test_label_page_shows_the_short_preview_note_in_a_browser(tmp_path):
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path / "clips"
+    write_clip(folder / "a_long.avi", motion_frames("left", n=64, width=32, height=24), fps=2)
+    write_clip(folder / "b_short.mp4", motion_frames("left", n=16, width=32, height=24))
+    app = create_label_app(folder, CLASSES, tmp_path / "labels.csv", cache_dir=tmp_path / "c")
+    with serving(app) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_function(
+                "document.getElementById('clip-name').textContent === 'a_long.avi'"
+            )
+            page.wait_for_selector("#video-note:not([hidden])", timeout=30_000)
+            assert "first 30 s of this 32" in page.text_content("#video-note")
+            page.keyboard.press("1")  # labelled: on to the short MP4, which plays whole
+            page.wait_for_function(
+                "document.getElementById('clip-name').textContent === 'b_short.mp4'"
+            )
+            assert page.locator("#video-note").is_hidden()
+            assert (tmp_path / "labels.csv").read_text().count("a_long.avi") == 1  # JSON POST
+        finally:
+            browser.close()
 
 
 # ---------------------------------------------------------------- point 10: serve limits

@@ -89,11 +89,12 @@ class RequestGuard:
         name, port = split_host(host) if host is not None else ("", None)
         if host is not None and not (name in self.hosts or _is_ip(name)):
             shown = host[:60]
+            more = "".join(f", {n}" for n in sorted(self.hosts - set(LOCAL_HOSTS)))
             return 421, (
                 f"Host {shown!r} is not a name of this server, so the request is refused "
-                "(a guard against DNS rebinding); it answers to localhost, IP addresses and "
-                f"{', '.join(sorted(self.hosts - set(LOCAL_HOSTS))) or 'no other name'}. "
-                f"To reach it as {name or shown!r}, start it with --allow-host {name or 'NAME'}"
+                f"(a guard against DNS rebinding); it answers to localhost{more} and IP "
+                f"addresses. To reach it as {name or shown!r}, start it with --allow-host "
+                f"{name or 'NAME'}"
             )
         if scope["method"] not in WRITES:
             return None
