@@ -106,8 +106,11 @@ class FakeModel:
         }
 
 
+JSON = {"content-type": "application/json"}  # every write of the label API is JSON
+
+
 def client(app) -> TestClient:
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1")  # the server answers to its own names
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -274,11 +277,11 @@ def test_labelling_through_the_api(clips, tmp_path):
         assert st["next"] == ids[0]
         st = c.post(f"/v1/clips/{ids[0]}/label", json={"label": "left"}).json()
         assert (st["done"], st["next"]) == (1, ids[1])
-        st = c.post(f"/v1/clips/{ids[1]}/skip").json()
+        st = c.post(f"/v1/clips/{ids[1]}/skip", headers=JSON).json()
         assert st["next"] == ids[2]
         st = c.post(f"/v1/clips/{ids[2]}/label", json={"label": "still"}).json()
         assert st["next"] == ids[3]
-        st = c.post("/v1/undo").json()
+        st = c.post("/v1/undo", headers=JSON).json()
         assert (st["undone"], st["done"], st["next"]) == (ids[2], 1, ids[2])
         assert rows_of(out) == [
             {"path": "clips/clip_00.mp4", "label": "left", "split": "", "group": ""}
@@ -292,8 +295,8 @@ def test_labelling_through_the_api(clips, tmp_path):
         assert names[4].endswith(".avi") and avi.headers["content-type"] == "video/mp4"
         (tmp_path / "p.mp4").write_bytes(avi.content)
         assert h264_info(tmp_path / "p.mp4")[0] == "h264"
-        assert c.post("/v1/undo").json()["undone"] == ids[0]
-        res = c.post("/v1/undo")
+        assert c.post("/v1/undo", headers=JSON).json()["undone"] == ids[0]
+        res = c.post("/v1/undo", headers=JSON)
         assert res.status_code == 409 and "nothing to undo" in res.json()["detail"]
     assert rows_of(out) == []
 
@@ -339,8 +342,10 @@ def test_bad_requests_are_4xx_with_a_clear_message_and_touch_nothing(clips, tmp_
         assert res.status_code == 422 and "unexpected field 'path'" in res.json()["detail"]
         res = c.post(f"/v1/clips/{cid}/label", json={"label": "left", "out": "../x.csv"})
         assert res.status_code == 422 and "unexpected field 'out'" in res.json()["detail"]
-        res = c.post(f"/v1/clips/{cid}/label", content=b"left")
+        res = c.post(f"/v1/clips/{cid}/label", content=b"left", headers=JSON)
         assert res.status_code == 400 and "JSON" in res.json()["detail"]
+        res = c.post(f"/v1/clips/{cid}/label", content=b"left")  # not declared JSON
+        assert res.status_code == 415 and "application/json" in res.json()["detail"]
         for query in ("path=../secret.txt", f"out={secret}", "clip=../../etc/passwd"):
             for url in ("/v1/state", f"/v1/clips/{cid}", f"/v1/clips/{cid}/video"):
                 res = c.get(f"{url}?{query}")
@@ -349,7 +354,7 @@ def test_bad_requests_are_4xx_with_a_clear_message_and_touch_nothing(clips, tmp_
             assert res.status_code == 422
         res = c.get("/static/../secret.txt")
         assert res.status_code == 404 and "do not read" not in res.text
-        res = c.post("/v1/rescore")
+        res = c.post("/v1/rescore", headers=JSON)
         assert res.status_code == 409 and "--model" in res.json()["detail"]
     assert not out.exists()  # nothing was labelled
     assert secret.read_text() == "do not read"
@@ -375,7 +380,7 @@ def test_model_orders_least_confident_first_and_rescores(clips, tmp_path):
         p = probs[expected[0]]
         assert first["suggestion"]["label"] == CLASSES[int(np.argmax(p))]
         assert [t["score"] for t in first["suggestion"]["top"]] == sorted(p, reverse=True)
-        st = c.post("/v1/rescore").json()
+        st = c.post("/v1/rescore", headers=JSON).json()
         app.state.session.wait_scored()
         assert [o["name"] for o in c.get("/v1/state").json()["order"]] == expected
 
@@ -412,7 +417,7 @@ def test_review_shows_confident_disagreements_first_and_logs_changes(clips, tmp_
         assert (st["done"], st["total"], st["next"]) == (1, 3, ids[1])
         st = c.post(f"/v1/clips/{ids[1]}/label", json={"label": truth[names[5]]}).json()  # keep
         st = c.post(f"/v1/clips/{ids[2]}/label", json={"label": "left"}).json()
-        st = c.post("/v1/undo").json()
+        st = c.post("/v1/undo", headers=JSON).json()
         assert st["undone"] == ids[2] and st["done"] == 2
     labels = {r["path"]: r["label"] for r in rows_of(given)}
     assert labels[f"clips/{names[1]}"] == fixed and len(labels) == 12
@@ -483,7 +488,7 @@ def test_labels_csv_prepares_and_trains_and_the_run_suggests(labelled, tmp_path)
         assert clip["suggestion"]["label"] in CLASSES and len(clip["suggestion"]["top"]) == 3
         scores = [app.state.session.scores[o["id"]].score for o in st["order"]]
         assert scores == sorted(scores)
-        assert c.post("/v1/rescore").status_code == 200  # the run is loaded again
+        assert c.post("/v1/rescore", headers=JSON).status_code == 200  # the run is loaded again
         app.state.session.wait_scored()
         assert c.get("/v1/state").json()["scoring"]["scored"] == 12
 

@@ -30,7 +30,8 @@ from vidclass import Classifier  # noqa: E402
 from vidclass.data.prepare import prepare  # noqa: E402
 from vidclass.errors import UserError, VideoError  # noqa: E402
 from vidclass.serve.app import create_app  # noqa: E402
-from vidclass.serve.upload import UploadError, receive_upload  # noqa: E402
+from vidclass.serve.errors import RequestError  # noqa: E402
+from vidclass.serve.upload import receive_upload  # noqa: E402
 from vidclass.synth.clips import generate  # noqa: E402
 from vidclass.train.loop import TrainConfig, train  # noqa: E402
 
@@ -65,7 +66,8 @@ def video(make_video) -> Path:
 def client_for(model, tmp_path: Path, **options) -> TestClient:
     """A TestClient whose private upload folder lives under tmp_path (to check it's emptied)."""
     (tmp_path / "uploads").mkdir(exist_ok=True)
-    return TestClient(create_app(model, temp_dir=tmp_path / "uploads", **options))
+    app = create_app(model, temp_dir=tmp_path / "uploads", **options)
+    return TestClient(app, base_url="http://127.0.0.1")  # the server answers to its own names
 
 
 def leftover_uploads(tmp_path: Path) -> list[Path]:
@@ -215,7 +217,7 @@ def test_upload_stops_reading_past_the_limit(tmp_path):
 
     headers = [(b"content-type", b"video/mp4"), (b"content-length", b"1000")]
     request = Request({"type": "http", "method": "POST", "headers": headers}, receive)
-    with pytest.raises(UploadError) as err:
+    with pytest.raises(RequestError) as err:
         asyncio.run(receive_upload(request, tmp_path, max_bytes=200_000))
     assert err.value.status == 413
     assert sent["chunks"] <= 4
@@ -224,7 +226,7 @@ def test_upload_stops_reading_past_the_limit(tmp_path):
     sent["chunks"] = 0
     headers = [(b"content-type", b"video/mp4"), (b"content-length", str(10**9).encode())]
     request = Request({"type": "http", "method": "POST", "headers": headers}, receive)
-    with pytest.raises(UploadError) as err:
+    with pytest.raises(RequestError) as err:
         asyncio.run(receive_upload(request, tmp_path, max_bytes=200_000))
     assert err.value.status == 413 and sent["chunks"] == 0
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import typer
 
 from vidclass.cli.common import console
+from vidclass.serve import CACHE_MB, JOB_TIMEOUT_S
 from vidclass.synth.clips import PER_CLASS
+
+ALLOW_HOST_HELP = (
+    "Another name the server answers to (e.g. the one a reverse proxy passes on); repeat "
+    "for more. Besides it: localhost, IP addresses and --host."
+)
 
 
 def serve(
@@ -32,6 +38,13 @@ def serve(
         help="Default person detector of /v1/detect: motion, hog, or a folder from "
         "`vidclass train-detector` (offered to clients as 'trained') [default: motion].",
     ),
+    job_timeout_s: float = typer.Option(
+        JOB_TIMEOUT_S,
+        "--job-timeout-s",
+        min=1,
+        help="A job's wall time once it runs; past it the job fails with 504.",
+    ),
+    allow_host: list[str] = typer.Option([], "--allow-host", metavar="NAME", help=ALLOW_HOST_HELP),
 ) -> None:
     """Serve a model: a web page to try it and an HTTP API (OpenAPI docs at /docs).
 
@@ -51,6 +64,8 @@ def serve(
         workers=workers,
         max_queue=max_queue,
         detector=detector,
+        job_timeout_s=job_timeout_s,
+        allow_hosts=allow_host,
         log=console.print,
     )
 
@@ -84,10 +99,17 @@ def label(
     cache: Path | None = typer.Option(
         None, "--cache", help="Where previews are kept [default: ~/.cache/vidclass/previews]."
     ),
+    cache_mb: float = typer.Option(
+        CACHE_MB,
+        "--cache-mb",
+        min=1,
+        help="The previews folder's bound; the least recently used go first.",
+    ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network."
     ),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
+    allow_host: list[str] = typer.Option([], "--allow-host", metavar="NAME", help=ALLOW_HOST_HELP),
 ) -> None:
     """Label clips in the browser into the CSV that `vidclass prepare` reads.
 
@@ -109,7 +131,7 @@ def label(
 
     run(folder, parse_classes(classes), out, model=model, review=review,
         group_regex=group_regex, cache_dir=cache, host=host, port=port,
-        log=console.print)  # fmt: skip
+        log=console.print, cache_mb=cache_mb, allow_hosts=allow_host)  # fmt: skip
 
 
 def demo(

@@ -21,6 +21,12 @@ from vidclass.errors import UserError
 DEFAULT_SPANS = (0.4, 0.8)  # x the training clip's span, where the video's frame rate allows
 HARD_NMS_IOU = 0.4  # hard NMS's default overlap; soft NMS decays every overlap by default
 SPAN_TOLERANCE = 0.05  # a span may run this much (relative) off the one asked for
+# Bounds on `spans`, so that no request can make a job hold or score without limit: the
+# model is called once per span per window, and the longest window holds
+# longest/shortest x (T - 1) + 1 fine samples in memory (16 x 15 + 1 = 241 frames at T=16).
+MAX_SPANS = 8  # spans at most
+MAX_SPAN = 8.0  # a window spans at most 8 training clips
+MAX_SPAN_RATIO = 16.0  # the longest span over the shortest
 NMS_MODES = ("soft", "hard")
 
 __all__ = ["DetectOptions", "LocalizeOptions", "PredictOptions", "check_limits"]
@@ -108,11 +114,7 @@ class LocalizeOptions:
 
     def __post_init__(self) -> None:
         if self.spans is not None:
-            if not self.spans or min(self.spans) <= 0:
-                raise UserError(
-                    f"spans {self.spans}: must be positive factors of the training clip's time "
-                    "span, e.g. --spans 0.4,0.8"
-                )
+            check_spans(self.spans)
             base = min(self.spans)
             off = [s for s in self.spans if abs(round(s / base) * base - s) > SPAN_TOLERANCE * s]
             if off:
@@ -154,6 +156,32 @@ class LocalizeOptions:
         if self.nms_iou is not None:
             return self.nms_iou
         return HARD_NMS_IOU if self.nms == "hard" else 0.0
+
+
+def check_spans(spans: Sequence[float]) -> None:
+    """UserError naming `spans` unless they are 1 to MAX_SPANS distinct positive factors, none
+    over MAX_SPAN, the longest at most MAX_SPAN_RATIO x the shortest."""
+    shown = fmt_values(spans[: MAX_SPANS + 1]) + ("..." if len(spans) > MAX_SPANS + 1 else "")
+    if len(spans) > MAX_SPANS:
+        raise UserError(f"spans {shown}: {len(spans)} spans, at most {MAX_SPANS} (e.g. 0.4,0.8)")
+    if not spans or min(spans) <= 0:
+        raise UserError(
+            f"spans {shown or '(none)'}: must be positive factors of the training clip's time "
+            "span, e.g. --spans 0.4,0.8"
+        )
+    if len(set(spans)) < len(spans):
+        raise UserError(f"spans {shown}: a span is given twice; give each once")
+    if max(spans) > MAX_SPAN:
+        raise UserError(
+            f"spans {shown}: {max(spans):g} is longer than {MAX_SPAN:g} training clips, the "
+            "longest window allowed"
+        )
+    if max(spans) > MAX_SPAN_RATIO * min(spans):
+        raise UserError(
+            f"spans {shown}: the longest is {max(spans) / min(spans):.3g} x the shortest, at "
+            f"most {MAX_SPAN_RATIO:g} x (a window of the longest holds that many fine samples "
+            "per model frame)"
+        )
 
 
 def localize_options(

@@ -7,9 +7,12 @@ dependencies are there and runs uvicorn, so `import vidclass.serve` stays light.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from vidclass.errors import UserError
+
+JOB_TIMEOUT_S = 600.0  # `vidclass serve --job-timeout-s`: a job's wall time once it runs
+CACHE_MB = 500.0  # `vidclass label --cache-mb`: the bound of the label page's preview folder
 
 
 def _require_serve_extra() -> None:
@@ -37,14 +40,27 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     log: Callable[[str], None] = print,
+    allow_hosts: Sequence[str] = (),
     **options,
 ) -> None:
     """Load the run, then serve it with uvicorn until interrupted (Ctrl-C)."""
-    app = create_app(run, **options)
+    app = create_app(run, allow_hosts=[host, *allow_hosts], **options)
+    serve_app(app, f"serving {run}", host, port, log, after=" (API docs at /docs)")
+
+
+def serve_app(
+    app,
+    what: str,
+    host: str,
+    port: int,
+    log: Callable[[str], None] = print,
+    after: str = "",
+) -> None:
+    """Run a web app of vidclass with uvicorn until interrupted (Ctrl-C), saying where."""
     import uvicorn
 
     shown = f"[{host}]" if ":" in host else host
-    log(f"serving {run} at http://{shown}:{port}/ (API docs at /docs); Ctrl-C to stop")
+    log(f"{what} at http://{shown}:{port}/{after}; Ctrl-C to stop")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"note: bound to {host}, so other machines can reach it; there is no authentication")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

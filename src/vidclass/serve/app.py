@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from vidclass.serve import JOB_TIMEOUT_S
+from vidclass.serve.errors import RequestError
+from vidclass.serve.guard import guarded_app
 from vidclass.serve.jobs import JobPool
 from vidclass.serve.options import TASKS, ServedDetectors, form_fields, request_models
 from vidclass.serve.preview import preview_router
-from vidclass.serve.service import JobError, Service, check_video, load_classifier
+from vidclass.serve.service import Service, check_video, load_classifier
 from vidclass.serve.upload import FILE_FIELD
 
-__all__ = ["JobError", "check_video", "create_app", "load_classifier"]
+__all__ = ["RequestError", "check_video", "create_app", "load_classifier"]
 
 STATIC = Path(__file__).with_name("static")
 
@@ -66,14 +69,19 @@ def create_app(
     result_ttl_s: float = 600.0,
     temp_dir: str | os.PathLike | None = None,
     detector: str | None = None,
+    job_timeout_s: float = JOB_TIMEOUT_S,
+    allow_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """A FastAPI app serving the run folder `run` (or an already loaded `Classifier`).
 
     Only `model.safetensors` + `config.json` are loaded, never a pickle. `workers` threads
     run inference (keep it at 1-2 on a small machine: each uses torch's threads) and at
-    most `max_queue` more jobs wait; `temp_dir` is where the private upload folder is made.
-    `detector` (motion, hog or a `train-detector` folder) is /v1/detect's default; clients
-    may choose it or a built-in one by name, never name a path themselves.
+    most `max_queue` more jobs wait, each for at most `job_timeout_s` once it runs; `temp_dir`
+    is where the private upload folder is made. `detector` (motion, hog or a
+    `train-detector` folder) is /v1/detect's default; clients may choose it or a built-in
+    one by name, never name a path themselves. Requests are answered under localhost, IP
+    addresses and the `allow_hosts` names only, writes only from no page or this one's
+    (`vidclass.serve.guard`).
     """
     clf = load_classifier(run) if isinstance(run, (str, os.PathLike)) else run
     detectors = ServedDetectors(detector)
@@ -82,23 +90,17 @@ def create_app(
 
         load_detector(detector)  # a wrong name or folder fails at startup, not per request
     models = request_models(detectors)
-    pool = JobPool(workers=workers, max_queue=max_queue, result_ttl_s=result_ttl_s)
+    pool = JobPool(workers, max_queue, result_ttl_s, job_timeout_s=job_timeout_s)
     # mkdtemp makes the folder readable by this user only (0700).
     uploads = Path(tempfile.mkdtemp(prefix="vidclass-serve-", dir=temp_dir))
     service = Service(clf, detectors, models, pool, uploads, int(max_upload_mb * 1e6))
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        try:
-            yield
-        finally:
-            service.close()
-
-    app = FastAPI(
-        title="vidclass",
-        summary="Video classification of uploaded videos with one trained model.",
+    app = guarded_app(
+        "vidclass",
+        "Video classification of uploaded videos with one trained model.",
+        service.close,
+        allow_hosts,
         version=_version(),
-        lifespan=lifespan,
     )
     app.state.classifier, app.state.pool, app.state.upload_dir = clf, pool, uploads
     _info_routes(app, service)

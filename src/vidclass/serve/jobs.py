@@ -10,6 +10,11 @@ loaded, and forking then is unsafe (see `vidclass.parallel`).
 
 Finished results are kept until they are fetched once or until `result_ttl_s` passes, and at
 most `max_results` of them, so an API client that never comes back cannot fill the memory.
+
+A job runs for at most `job_timeout_s` of wall time. A thread cannot be killed, so the limit
+is kept where the work reports progress (predict and localize do, every window): the next
+report past the limit stops it. Work that reports none (detect) is marked failed at the
+limit all the same, its worker finishes in the background and its result is dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from vidclass.serve import JOB_TIMEOUT_S
+from vidclass.serve.errors import RequestError
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
@@ -58,6 +66,7 @@ class Job:
     finished: float | None = None
     future: Future | None = field(default=None, repr=False)
     orphan: bool = False  # nobody will fetch it: drop the result when it ends
+    deadline: float | None = None  # monotonic time past which it is stopped (set when it runs)
 
     def to_dict(self) -> dict:
         """The status JSON of `GET /v1/jobs/{id}` (the result only once it is done)."""
@@ -85,15 +94,18 @@ class JobPool:
         max_queue: int = 4,
         result_ttl_s: float = 600.0,
         max_results: int = 100,
+        job_timeout_s: float = JOB_TIMEOUT_S,
     ) -> None:
-        if workers < 1 or max_queue < 0:
-            raise ValueError("workers must be >= 1 and max_queue >= 0")
+        if workers < 1 or max_queue < 0 or job_timeout_s <= 0:
+            raise ValueError("workers must be >= 1, max_queue >= 0 and job_timeout_s > 0")
         self.workers, self.max_queue = workers, max_queue
         self.result_ttl_s, self.max_results = result_ttl_s, max_results
+        self.job_timeout_s = job_timeout_s
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidclass-job")
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._active = 0  # queued + running
+        self._busy = 0  # workers inside a job's work (a timed-out one may still be there)
         self._recent_s: list[float] = []  # durations of the last finished jobs
 
     @property
@@ -101,8 +113,9 @@ class JobPool:
         return self.workers + self.max_queue
 
     def counts(self) -> dict[str, int]:
+        self._stop_overdue()
         with self._lock:
-            running = sum(1 for j in self._jobs.values() if j.status == RUNNING)
+            running = self._busy
             return {
                 "workers": self.workers,
                 "max_queue": self.max_queue,
@@ -175,28 +188,61 @@ class JobPool:
             on_done()
 
     def _run(self, job: Job, work: Work, on_done: Callable[[], None] | None) -> Any:
-        job.status, job.started = RUNNING, time.monotonic()
+        with self._lock:
+            self._busy += 1
+            job.status, job.started = RUNNING, time.monotonic()
+            job.deadline = job.started + self.job_timeout_s
 
         def progress(fraction: float) -> None:
+            if time.monotonic() > job.deadline:  # type: ignore[operator]
+                raise self._timeout()  # stops the work here, at its next report
             job.progress = min(1.0, max(job.progress, float(fraction)))
 
         try:
-            job.result = work(progress)
-            job.progress, job.status = 1.0, DONE
+            result = work(progress)
+            with self._lock:
+                if job.status == RUNNING and time.monotonic() > job.deadline:
+                    self._fail(job, self._timeout())
+                elif job.status == RUNNING:  # not already failed past its deadline
+                    job.result, job.progress, job.status = result, 1.0, DONE
         except BaseException as exc:  # the job records it; the worker thread lives on
-            job.error = str(exc) or type(exc).__name__
-            job.error_status = getattr(exc, "http_status", 500)
-            job.status = FAILED
+            with self._lock:
+                if job.status == RUNNING:
+                    self._fail(job, exc)
         finally:
-            job.finished = time.monotonic()
             with self._lock:
                 self._active -= 1
-                self._recent_s = [*self._recent_s[-19:], job.finished - job.started]
+                self._busy -= 1
+                now = time.monotonic()
+                job.finished = job.finished or now
+                self._recent_s = [*self._recent_s[-19:], now - job.started]
                 if job.orphan:
                     self._jobs.pop(job.id, None)
             if on_done:
                 on_done()
         return job.result
+
+    def _timeout(self) -> RequestError:
+        return RequestError(
+            504,
+            f"the job ran past this server's limit of {self.job_timeout_s:g} s and was "
+            "stopped; send a shorter video, or start the server with a larger --job-timeout-s",
+        )
+
+    @staticmethod
+    def _fail(job: Job, exc: BaseException) -> None:
+        """Record a failure (under the lock): the message and the HTTP status it answers."""
+        job.error = str(exc) or type(exc).__name__
+        job.error_status = exc.status if isinstance(exc, RequestError) else 500
+        job.status, job.finished = FAILED, time.monotonic()
+
+    def _stop_overdue(self) -> None:
+        """Mark running jobs past their deadline failed (work that reports no progress)."""
+        now = time.monotonic()
+        with self._lock:
+            for job in self._jobs.values():
+                if job.status == RUNNING and job.deadline is not None and now > job.deadline:
+                    self._fail(job, self._timeout())
 
     def get(self, job_id: str) -> Job | None:
         self._expire()
@@ -225,7 +271,9 @@ class JobPool:
                 job.orphan = True
 
     def _expire(self) -> None:
-        """Drop results older than the TTL, then the oldest beyond `max_results`."""
+        """Stop overdue jobs; drop results older than the TTL, then the oldest beyond
+        `max_results`."""
+        self._stop_overdue()
         now = time.monotonic()
         with self._lock:
             finished = [j for j in self._jobs.values() if j.finished is not None]

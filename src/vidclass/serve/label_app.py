@@ -8,7 +8,8 @@ Routes: `GET /` (the page), `GET /v1/state` (the queue, progress, scoring), `GET
 
 Safety as `vidclass serve`: 127.0.0.1 by default; clips are named by ids the server made, a
 request never names a file (no query parameters are taken, the body is `{"label": CLASS}`
-and nothing else), so nothing outside the labelled clips can be read or written.
+and nothing else), so nothing outside the labelled clips can be read or written; every
+write is JSON from no page or this one, under a Host of this server (`serve.guard`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,45 +28,20 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from vidclass.errors import UserError, VideoError
-from vidclass.serve.label_session import (
-    LabelSession,
-    SessionError,
-    folder_clips,
-    make_clip,
-    review_rows,
-)
+from vidclass.errors import UserError
+from vidclass.serve import CACHE_MB, serve_app
+from vidclass.serve.errors import RequestError, error_response
+from vidclass.serve.guard import guarded_app
+from vidclass.serve.label_session import LabelSession, folder_clips, make_clip, review_rows
 from vidclass.serve.label_store import ChangeLog, LabelStore, changes_path
-from vidclass.serve.preview import PreviewCache, browser_plays
+from vidclass.serve.label_video import ClipVideos, add_video_routes, default_cache_dir
+from vidclass.serve.preview import PreviewCache
+from vidclass.serve.service import load_classifier
 
 log = logging.getLogger("vidclass.label")
 
 STATIC = Path(__file__).with_name("static")
 MAX_BODY = 4096
-
-
-def default_cache_dir() -> Path:
-    """Previews are kept across runs in the user's cache folder."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vidclass" / "previews"
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-def load_model(run: str | os.PathLike):
-    """A run's Classifier, from safetensors only; a UserError naming what is missing."""
-    from vidclass.models.run import CONFIG_FILE, MODEL_FILE
-    from vidclass.predict.classifier import Classifier
-
-    folder = Path(run)
-    if not (folder / CONFIG_FILE).is_file() or not (folder / MODEL_FILE).is_file():
-        raise UserError(
-            f"{folder}: not a run folder (needs {CONFIG_FILE} and {MODEL_FILE}); "
-            "train one with `vidclass train` or point to its output folder"
-        )
-    return Classifier.load(folder, backend="torch")
 
 
 def build_session(
@@ -88,8 +63,8 @@ def build_session(
     reload: Callable[[], Any] | None = None
     if isinstance(model, (str, os.PathLike)):
         run = model
-        model = load_model(run)
-        reload = lambda: load_model(run)  # noqa: E731 - rescore picks up a retrained run
+        model = load_classifier(run)
+        reload = lambda: load_classifier(run)  # noqa: E731 - rescore picks up a retrained run
     if review is not None:
         if model is None:
             raise UserError("--review needs --model RUN: the model points at likely label errors")
@@ -123,6 +98,8 @@ def create_label_app(
     review: str | os.PathLike | None = None,
     group_regex: str | None = None,
     cache_dir: str | os.PathLike | None = None,
+    cache_mb: float = CACHE_MB,
+    allow_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """The labelling page for the clips under `folder`, written to `out_csv` (labels.csv).
 
@@ -130,24 +107,20 @@ def create_label_app(
     uncertainty; `review`: a labels CSV, prepared folder or class folders to review instead
     of `folder` (the CSV itself is corrected unless `out_csv` is given; decisions are logged
     to `<out>.changes.csv`). Previews of clips browsers cannot play go to `cache_dir`
-    (default `~/.cache/vidclass/previews`).
+    (default `~/.cache/vidclass/previews`), at most `cache_mb` of them (least recently
+    used deleted first). Requests are answered under localhost, IP addresses and the
+    `allow_hosts` names (e.g. the `--host` bound to).
     """
     session = build_session(folder, classes, out_csv, model, review, group_regex)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        try:
-            yield
-        finally:
-            session.close()
-
-    app = FastAPI(
-        title="vidclass label",
-        summary="Label video clips into the CSV that `vidclass prepare` reads.",
-        lifespan=lifespan,
+    app = guarded_app(
+        "vidclass label",
+        "Label video clips into the CSV that `vidclass prepare` reads.",
+        session.close,
+        allow_hosts,
+        json_writes=True,
     )
     app.state.session = session
-
     _add_guards(app)
 
     @app.get("/", include_in_schema=False)
@@ -164,11 +137,14 @@ def create_label_app(
     def state() -> dict:
         return session.state()
 
+    previews = PreviewCache(cache_dir or default_cache_dir(), max_bytes=int(cache_mb * 1e6))
+    videos = ClipVideos(previews)
+
     @app.get("/v1/clips/{clip_id}", summary="One clip: its label and the model's suggestion")
     def clip(clip_id: str) -> dict:
-        return session.clip(clip_id)
+        return {**session.clip(clip_id), **videos.describe(session.get(clip_id))}
 
-    _add_video_routes(app, session, PreviewCache(cache_dir or default_cache_dir()))
+    add_video_routes(app, session, videos)
 
     @app.post("/v1/clips/{clip_id}/label", summary='Label a clip: {"label": CLASS}')
     async def label(clip_id: str, request: Request) -> dict:
@@ -199,69 +175,41 @@ def _add_guards(app: FastAPI) -> None:
         # Nothing here takes a query parameter; one that names a file is refused, not ignored.
         if request.url.path.startswith("/v1/") and request.query_params:
             names = ", ".join(sorted(request.query_params.keys()))[:80]
-            return _error(422, f"this API takes no query parameters (got: {names})")
+            return error_response(422, f"this API takes no query parameters (got: {names})")
         return await call_next(request)
 
-    @app.exception_handler(SessionError)
-    async def session_error(_: Request, exc: SessionError) -> JSONResponse:
-        return _error(exc.status, exc.message)
+    @app.exception_handler(RequestError)
+    async def request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return exc.response()
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 404:  # e.g. a path where a clip id belongs
-            return _error(
+            return error_response(
                 404,
                 f"no such route {request.url.path[:80]!r}: clips are named by the ids of "
                 "GET /v1/state, never by a path",
             )
-        return _error(exc.status_code, str(exc.detail))
-
-
-def _add_video_routes(app: FastAPI, session: LabelSession, previews: PreviewCache) -> None:
-    """`/v1/clips/{id}/video`: the file if browsers play it, else its preview; `/preview`."""
-    playable: dict[str, bool] = {}
-
-    def preview_response(clip_id: str) -> FileResponse:
-        c = session.get(clip_id)
-        try:
-            path = previews.get(c.key)
-        except VideoError as exc:
-            raise SessionError(422, f"{c.name}: {exc.reason}") from None
-        except OSError as exc:
-            raise SessionError(404, f"{c.name}: cannot be read ({exc.strerror})") from None
-        return FileResponse(path, media_type="video/mp4")
-
-    @app.get("/v1/clips/{clip_id}/video", summary="The clip as the browser can play it")
-    def video(clip_id: str) -> FileResponse:
-        c = session.get(clip_id)
-        if c.id not in playable:
-            playable[c.id] = browser_plays(c.key)
-        if playable[c.id] and Path(c.key).is_file():
-            return FileResponse(c.key)
-        return preview_response(clip_id)
-
-    @app.get("/v1/clips/{clip_id}/preview", summary="A small H.264 preview of the clip")
-    def preview(clip_id: str) -> FileResponse:
-        return preview_response(clip_id)
+        return error_response(exc.status_code, str(exc.detail))
 
 
 async def read_body(request: Request) -> dict:
-    """The label request's body, `{"label": CLASS}` exactly; SessionError 4xx otherwise."""
+    """The label request's body, `{"label": CLASS}` exactly; RequestError 4xx otherwise."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
-            raise SessionError(413, f'the body is {{"label": CLASS}}, at most {MAX_BODY} bytes')
+            raise RequestError(413, f'the body is {{"label": CLASS}}, at most {MAX_BODY} bytes')
     try:
         body = json.loads(raw or b"null")
     except ValueError:
-        raise SessionError(400, 'the body must be JSON: {"label": CLASS}') from None
+        raise RequestError(400, 'the body must be JSON: {"label": CLASS}') from None
     if not isinstance(body, dict) or "label" not in body:
-        raise SessionError(422, 'the body must be {"label": CLASS}')
+        raise RequestError(422, 'the body must be {"label": CLASS}')
     extra = sorted(set(body) - {"label"})
     if extra:
         names = ", ".join(repr(e[:40]) for e in extra[:5])
-        raise SessionError(422, f'unexpected field {names}: the body is {{"label": CLASS}} only')
+        raise RequestError(422, f'unexpected field {names}: the body is {{"label": CLASS}} only')
     return body
 
 
@@ -276,21 +224,19 @@ def run(
     host: str = "127.0.0.1",
     port: int = 8000,
     log: Callable[[str], None] = print,
+    cache_mb: float = CACHE_MB,
+    allow_hosts: Sequence[str] = (),
 ) -> None:
     """Serve the labelling page with uvicorn until interrupted (Ctrl-C)."""
-    import uvicorn
-
-    app = create_label_app(folder, classes, out_csv, model, review, group_regex, cache_dir)
+    app = create_label_app(
+        folder, classes, out_csv, model, review, group_regex, cache_dir, cache_mb,
+        allow_hosts=[host, *allow_hosts],
+    )  # fmt: skip
     session: LabelSession = app.state.session
-    shown = f"[{host}]" if ":" in host else host
     what = "reviewing" if session.review else "labelling"
-    log(
-        f"{what} {len(session.clips)} clips into {session.store.csv_path} at "
-        f"http://{shown}:{port}/; Ctrl-C to stop"
+    serve_app(
+        app, f"{what} {len(session.clips)} clips into {session.store.csv_path}", host, port, log
     )
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log(f"note: bound to {host}, so other machines can reach it; there is no authentication")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 def parse_classes(text: str | None) -> list[str] | None:

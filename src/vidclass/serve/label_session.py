@@ -26,6 +26,7 @@ from typing import Any
 
 from vidclass.data.labels_csv import SPLITS
 from vidclass.errors import UserError
+from vidclass.serve.errors import RequestError
 from vidclass.serve.label_store import ChangeLog, LabelStore, Row, clip_key, read_rows
 from vidclass.video.probe import scan_folder
 
@@ -36,12 +37,7 @@ KEYS = list("123456789") + [c for c in string.ascii_lowercase if c not in "suk"]
 TOP = 3  # scores shown with a suggestion
 
 
-class SessionError(Exception):
-    """A request the session refuses, with the HTTP status and a message to act on."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-        super().__init__(message)
+SessionError = RequestError  # the one refusal of the web apps, as the session raises it
 
 
 @dataclass(frozen=True)

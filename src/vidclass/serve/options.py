@@ -3,7 +3,7 @@
 The models are built from the library's option dataclasses (`vidclass.predict.options`), so
 the defaults, limits and help texts are the library's. A client never names a path on the
 server: `detector` is one of the built-in detectors or the one the server was started with,
-under a public name (`ServedDetectors`). Every refusal is an `UploadError` 422 that names
+under a public name (`ServedDetectors`). Every refusal is an `RequestError` 422 that names
 the field, never a 500 from deep inside the method.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from vidclass.detect.detectors import DETECTORS
 from vidclass.errors import UserError
 from vidclass.predict.options import DetectOptions, LocalizeOptions, PredictOptions
-from vidclass.serve.upload import UploadError
+from vidclass.serve.errors import RequestError
 
 TASKS = ("predict", "localize", "detect")
 # What a client may set per task: the parameters of the Classifier's method, less those
@@ -61,7 +62,11 @@ class ServedDetectors:
 
 
 def _is_sequence(annotation: Any) -> bool:
-    return typing.get_origin(annotation) in (tuple, list)
+    """A list or tuple type, also as an optional one (`tuple[float, ...] | None`)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(a) for a in typing.get_args(annotation))
+    return origin in (tuple, list)
 
 
 def request_model(
@@ -109,23 +114,23 @@ def raw_options(fields: dict[str, str], query: dict[str, str]) -> dict[str, Any]
         try:
             extra = json.loads(raw.pop("options"))
         except ValueError:
-            raise UploadError(422, "options: expected a JSON object") from None
+            raise RequestError(422, "options: expected a JSON object") from None
         if not isinstance(extra, dict):
-            raise UploadError(422, "options: expected a JSON object")
+            raise RequestError(422, "options: expected a JSON object")
         raw.update(extra)
     return raw
 
 
 def validate_options(task: str, model: type[BaseModel], raw: dict[str, Any]) -> dict[str, Any]:
     """The keyword options of `task`'s method from the client's `raw` options (only those
-    given: the method keeps its own defaults); UploadError 422 naming the field if bad."""
+    given: the method keeps its own defaults); RequestError 422 naming the field if bad."""
     allowed = list(model.model_fields)
     reserved = sorted(set(raw) & RESERVED_OPTIONS)
     if reserved:
-        raise UploadError(422, f"option(s) {', '.join(reserved)} cannot be set through the API")
+        raise RequestError(422, f"option(s) {', '.join(reserved)} cannot be set through the API")
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise UploadError(
+        raise RequestError(
             422,
             f"unknown option(s) {', '.join(unknown)} for {task}; use {', '.join(allowed)}",
         )
@@ -137,13 +142,13 @@ def validate_options(task: str, model: type[BaseModel], raw: dict[str, Any]) -> 
     try:
         checked = model.model_validate(values)
     except ValidationError as exc:
-        raise UploadError(422, "; ".join(_message(e) for e in exc.errors())) from None
+        raise RequestError(422, "; ".join(_message(e) for e in exc.errors())) from None
     given = checked.model_dump(include=set(values))
     source = CLIENT_FIELDS[task][0]
     try:  # the dataclass's own checks (e.g. LocalizeOptions' ranges)
         source(**given)
     except UserError as exc:
-        raise UploadError(422, f"{task} options: {exc}") from None
+        raise RequestError(422, f"{task} options: {exc}") from None
     return given
 
 

@@ -19,17 +19,20 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
 import cv2
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from vidclass.errors import VideoError
-from vidclass.serve.upload import UploadError, receive_upload
+from vidclass.serve.errors import RequestError, error_response
+from vidclass.serve.upload import receive_upload
 from vidclass.video.reader import open_source
 from vidclass.video.writer import VideoWriter
 
@@ -124,8 +127,9 @@ class PreviewCache:
 
     A preview is named `<digest of the path>-<digest of path, size, mtime and params>.mp4`;
     when a source changes, its new preview replaces the old one. One lock per source: two
-    requests for the same clip encode it once. `max_entries` bounds the folder (the least
-    recently made go first; None: unbounded).
+    requests for the same clip encode it once. The folder is bounded by `max_bytes` and
+    `max_entries` (None: unbounded): the least recently used previews go first (a preview's
+    mtime is its last use), when one is made and when the cache is opened.
     """
 
     def __init__(
@@ -133,12 +137,14 @@ class PreviewCache:
         folder: str | os.PathLike,
         params: PreviewParams = PreviewParams(),
         max_entries: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.params = params
-        self.max_entries = max_entries
+        self.max_entries, self.max_bytes = max_entries, max_bytes
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.trim()  # a cache left over its bound (or from before it had one) shrinks now
 
     def path_for(self, source: str | os.PathLike, identity: str | None = None) -> Path:
         """Where the preview of `source` is (or will be). `identity` replaces the file's
@@ -153,13 +159,22 @@ class PreviewCache:
         key = _digest(json.dumps([identity, asdict(self.params)]))
         return self.folder / f"{prefix}-{key}.mp4"
 
+    def cached(self, source: str | os.PathLike, identity: str | None = None) -> Path | None:
+        """The preview of `source` if it is made already (and now the most recently used)."""
+        target = self.path_for(source, identity)
+        try:
+            os.utime(target)
+        except OSError:
+            return None
+        return target
+
     def get(self, source: str | os.PathLike, identity: str | None = None) -> Path:
         """The preview of `source`, made now if it is not cached."""
         target = self.path_for(source, identity)
         with self._guard:
             lock = self._locks.setdefault(target.name.split("-")[0], threading.Lock())
         with lock:
-            if target.exists():
+            if self.cached(source, identity) is not None:
                 return target
             self.folder.mkdir(parents=True, exist_ok=True)
             make_preview(source, target, self.params)
@@ -167,17 +182,69 @@ class PreviewCache:
             for stale in self.folder.glob(f"{prefix}-*.mp4"):
                 if stale != target:
                     stale.unlink(missing_ok=True)  # the preview of the source as it was
-            self._trim(keep=target)
+            self.trim(keep=target)
             return target
 
-    def _trim(self, keep: Path) -> None:
-        if self.max_entries is None:
+    def trim(self, keep: Path | None = None) -> None:
+        """Delete the least recently used previews beyond `max_entries` / `max_bytes`."""
+        if self.max_entries is None and self.max_bytes is None:
             return
-        entries = [p for p in self.folder.glob("*.mp4") if not p.name.startswith(".")]
-        entries.sort(key=lambda p: p.stat().st_mtime_ns)
-        for old in entries[: max(0, len(entries) - self.max_entries)]:
-            if old != keep:
-                old.unlink(missing_ok=True)
+        entries = []
+        for path in self.folder.glob("*.mp4"):
+            if path.name.startswith("."):
+                continue  # a preview being written
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime_ns, st.st_size, path))
+        entries.sort(key=lambda e: e[0], reverse=True)  # most recently used first
+        total, kept = 0, 0
+        for _, size, path in entries:
+            total, kept = total + size, kept + 1
+            over = (self.max_bytes is not None and total > self.max_bytes) or (
+                self.max_entries is not None and kept > self.max_entries
+            )
+            if over and path != keep:
+                path.unlink(missing_ok=True)
+                total, kept = total - size, kept - 1
+
+
+class BuildSlots:
+    """At most `at_once` previews are made at a time; up to `waiting` more requests wait up
+    to `wait_s` for a turn (each holding a thread), and any beyond are refused with a 503
+    and Retry-After at once, so a burst of requests never queues without bound."""
+
+    def __init__(self, at_once: int = 1, waiting: int = 0, wait_s: float = 60.0) -> None:
+        self.at_once, self.waiting, self.wait_s = at_once, waiting, wait_s
+        self._slots = threading.BoundedSemaphore(at_once)
+        self._lock = threading.Lock()
+        self._holders = 0  # making one, or waiting for a turn
+
+    @contextmanager
+    def take(self) -> Iterator[None]:
+        with self._lock:
+            full = self._holders >= self.at_once + self.waiting
+            if not full:
+                self._holders += 1
+        if full:
+            raise busy()
+        try:
+            if not self._slots.acquire(timeout=self.wait_s if self.waiting else 0):
+                raise busy()
+            try:
+                yield
+            finally:
+                self._slots.release()
+        finally:
+            with self._lock:
+                self._holders -= 1
+
+
+def busy() -> RequestError:
+    return RequestError(
+        503, "the server is making other previews; retry in 2 s", {"Retry-After": "2"}
+    )
 
 
 def _digest(text: str) -> str:
@@ -206,7 +273,7 @@ def preview_router(
     result's timeline is longer than a label clip, so the preview covers 120 s."""
     folder = Path(folder)
     cache = PreviewCache(folder / "previews", params, max_entries=8)
-    slots = threading.BoundedSemaphore(max_at_once)
+    slots = BuildSlots(max_at_once)
     router = APIRouter()
 
     @router.post(
@@ -218,27 +285,20 @@ def preview_router(
     async def preview(request: Request):
         """The upload as a small H.264 MP4 (at most 320 px wide, 120 s, 15 fps).
         415/422 when it is not a decodable video, 413 over the size limit."""
-        if not slots.acquire(blocking=False):
-            return JSONResponse(
-                {"detail": "the server is making another preview; retry in 2 s"},
-                status_code=503,
-                headers={"Retry-After": "2"},
-            )
         upload = None
         try:
-            try:
+            with slots.take():  # taken before the upload is read: bounds the disk too
                 upload = await receive_upload(request, folder, max_bytes)
-            except UploadError as exc:
-                return JSONResponse({"detail": exc.message}, status_code=exc.status)
-            try:
                 digest = await run_in_threadpool(file_digest, upload.path)
                 path = await run_in_threadpool(cache.get, upload.path, digest)
-            except VideoError as exc:
-                return JSONResponse({"detail": f"{upload.filename}: {exc.reason}"}, status_code=422)
-            return FileResponse(path, media_type="video/mp4")
+        except RequestError as exc:
+            return exc.response()
+        except VideoError as exc:
+            name = upload.filename if upload is not None else "the upload"
+            return error_response(422, f"{name}: {exc.reason}")
         finally:
             if upload is not None:
                 upload.delete()
-            slots.release()
+        return FileResponse(path, media_type="video/mp4")
 
     return router

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from vidclass.errors import UserError, VideoError
+from vidclass.serve.errors import RequestError, error_response
 from vidclass.serve.jobs import FAILED, Job, JobPool, PoolFull, Work
 from vidclass.serve.options import (
     TASKS,
@@ -29,24 +30,10 @@ from vidclass.serve.options import (
     raw_options,
     validate_options,
 )
-from vidclass.serve.upload import Upload, UploadError, receive_upload
+from vidclass.serve.upload import Upload, receive_upload
 from vidclass.video.probe import VIDEO_EXTENSIONS, open_container, probe
 
 log = logging.getLogger("vidclass.serve")
-
-
-class JobError(Exception):
-    """A job that failed for a reason the client can act on, with its HTTP status."""
-
-    def __init__(self, http_status: int, message: str) -> None:
-        self.http_status = http_status
-        super().__init__(message)
-
-
-def error_response(
-    status: int, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
 def busy_response(retry_after_s: int, message: str | None = None) -> JSONResponse:
@@ -107,11 +94,11 @@ class Service:
             "max_queue": self.pool.max_queue,
         }
 
-    def task_error(self, task: str) -> UploadError | None:
+    def task_error(self, task: str) -> RequestError | None:
         if task not in TASKS:
-            return UploadError(422, f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+            return RequestError(422, f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         if not self.available()[task]:
-            return UploadError(
+            return RequestError(
                 501,
                 f"{task} is not available for this model ({self.clf.config.get('model')}): this "
                 f"vidclass version or model has no {task}; use /v1/predict, or see "
@@ -126,7 +113,7 @@ class Service:
         if task == "predict":
             window = opts.get("window")
             if window is not None and window > clf.frames:
-                raise UploadError(
+                raise RequestError(
                     422, f"window={window}: at most the model's {clf.frames} frames per window"
                 )
             if opts.get("top_k", 1) > len(clf.classes):
@@ -150,13 +137,15 @@ class Service:
             kwargs["progress"] = progress
         try:
             result = method(str(upload.path), **kwargs)
+        except RequestError:  # e.g. the job's time limit, raised from `progress`
+            raise
         except UserError as exc:
             text = str(exc).replace(str(upload.path), upload.filename)
-            raise JobError(422, text) from None
+            raise RequestError(422, text) from None
         except Exception as exc:
             log.exception("%s failed on %s", task, upload.filename)
             text = f"{task} failed on {upload.filename}: {type(exc).__name__}: {exc}"
-            raise JobError(500, text.replace(str(upload.path), upload.filename)) from None
+            raise RequestError(500, text.replace(str(upload.path), upload.filename)) from None
         if isinstance(result, dict):
             result = {**result, "video": upload.filename, "task": task}
             if task == "detect":  # the public name, never the server's folder
@@ -173,16 +162,16 @@ class Service:
         `task` None: it comes from the form field `task` (default predict)."""
         pool = self.pool
         if task is not None and (err := self.task_error(task)):
-            return error_response(err.status, err.message)
+            return err.response()
         try:
             pool.reserve()  # refused before the upload is read; bounds uploads on disk too
         except PoolFull as exc:
             return busy_response(exc.retry_after_s, str(exc))
         try:
             upload = await receive_upload(request, self.upload_dir, self.max_bytes)
-        except UploadError as exc:
+        except RequestError as exc:
             pool.unreserve()
-            return error_response(exc.status, exc.message)
+            return exc.response()
         except BaseException:
             pool.unreserve()
             raise
@@ -198,8 +187,8 @@ class Service:
             job = pool.submit(task, self.work(task, upload, opts), upload.delete, reserved=True)
             submitted = True
             return job
-        except UploadError as exc:
-            return error_response(exc.status, exc.message)
+        except RequestError as exc:
+            return exc.response()
         finally:
             if not submitted:
                 upload.delete()
@@ -210,10 +199,14 @@ class Service:
         job = await self.accept(request, task)
         if isinstance(job, JSONResponse):
             return job
+        done = asyncio.wrap_future(job.future)
         try:
-            # shield: a cancelled request (client gone) must not cancel the queued job
-            # under the pool's feet; the job finishes and its result is dropped below.
-            await asyncio.shield(asyncio.wrap_future(job.future))
+            # asyncio.wait, not `await done`: a cancelled request (client gone) must not
+            # cancel the queued job under the pool's feet; the job finishes and its result
+            # is dropped below. Woken each second to see a job failed past its time limit.
+            while not done.done() and job.status != FAILED:
+                await asyncio.wait([done], timeout=1.0)
+                self.pool.get(job.id)  # marks an overdue job failed
         finally:
             self.pool.discard(job.id)
         if job.status == FAILED:
@@ -251,17 +244,17 @@ def check_video(upload: Upload) -> None:
     try:
         container = open_container(upload.path)
     except VideoError as exc:
-        raise UploadError(415, f"{upload.filename}: {exc.reason}") from None
+        raise RequestError(415, f"{upload.filename}: {exc.reason}") from None
     with container:
         has_video = bool(container.streams.video)
     if not has_video:
-        raise UploadError(
+        raise RequestError(
             415, f"{upload.filename}: has no video stream; not a video (send an MP4, AVI, ...)"
         )
     try:
         probe(upload.path)
     except VideoError as exc:
-        raise UploadError(422, f"{upload.filename}: {exc.reason}") from None
+        raise RequestError(422, f"{upload.filename}: {exc.reason}") from None
 
 
 def load_classifier(run: str | os.PathLike):

@@ -21,19 +21,12 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from vidclass.serve.errors import RequestError
 from vidclass.video.probe import VIDEO_EXTENSIONS
 
 FILE_FIELD = "video"
 MAX_FIELD_BYTES = 4096  # option fields are short numbers or names
 MAX_FIELDS = 32
-
-
-class UploadError(Exception):
-    """A request the server refuses, with the HTTP status and a message the user can act on."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-        super().__init__(message)
 
 
 @dataclass
@@ -49,8 +42,8 @@ class Upload:
         self.path.unlink(missing_ok=True)
 
 
-def too_large(limit: int) -> UploadError:
-    return UploadError(
+def too_large(limit: int) -> RequestError:
+    return RequestError(
         413,
         f"the upload is larger than this server's limit of {limit / 1e6:.0f} MB; "
         "send a shorter or more compressed video, or start the server with a larger "
@@ -64,7 +57,7 @@ def _suffix(filename: str) -> str:
 
 
 async def receive_upload(request: Request, directory: Path, max_bytes: int) -> Upload:
-    """Stream the request's video to `directory`; UploadError 413/400/422 when it can't be.
+    """Stream the request's video to `directory`; RequestError 413/400/422 when it can't be.
 
     Accepts `multipart/form-data` with the video in the field `video` (other fields are
     options) or a raw body (any other content type, e.g. `video/mp4`).
@@ -75,7 +68,7 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int) -> U
             if int(declared) > max_bytes + 64 * 1024:  # multipart framing adds a little
                 raise too_large(max_bytes)
         except ValueError:
-            raise UploadError(400, "invalid Content-Length header") from None
+            raise RequestError(400, "invalid Content-Length header") from None
     content_type = request.headers.get("content-type", "")
     kind, params = parse_options_header(content_type)
     path = directory / uuid.uuid4().hex
@@ -93,7 +86,7 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int) -> U
             name = request.headers.get("x-filename", "upload")
             upload = Upload(path, name, size)
         if upload.size == 0:
-            raise UploadError(
+            raise RequestError(
                 422,
                 f"no video received: send the file in the multipart field {FILE_FIELD!r} "
                 "(curl -F video=@clip.mp4) or as the raw request body",
@@ -101,7 +94,7 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int) -> U
     except ClientDisconnect:
         out.close()
         path.unlink(missing_ok=True)
-        raise UploadError(400, "the client closed the connection during the upload") from None
+        raise RequestError(400, "the client closed the connection during the upload") from None
     except BaseException:
         out.close()
         path.unlink(missing_ok=True)
@@ -118,7 +111,7 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int) -> U
 async def _receive_multipart(request: Request, params: dict, out, path: Path, max_bytes: int):
     boundary = params.get(b"boundary")
     if not boundary:
-        raise UploadError(400, "multipart request without a boundary")
+        raise RequestError(400, "multipart request without a boundary")
     state: dict = {"headers": {}, "name": None, "is_file": False, "data": bytearray()}
     fields: dict[str, str] = {}
     found = {"file": False, "filename": "upload", "size": 0}
@@ -142,14 +135,14 @@ async def _receive_multipart(request: Request, params: dict, out, path: Path, ma
         state["name"] = name
         if b"filename" in opts:
             if name != FILE_FIELD or found["file"]:
-                raise UploadError(
+                raise RequestError(
                     422, f"send exactly one file, in the multipart field {FILE_FIELD!r}"
                 )
             found["file"] = True
             state["is_file"] = True
             found["filename"] = opts[b"filename"].decode("utf-8", "replace") or "upload"
         elif len(fields) >= MAX_FIELDS:
-            raise UploadError(422, "too many form fields")
+            raise RequestError(422, "too many form fields")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["is_file"]:
@@ -160,7 +153,7 @@ async def _receive_multipart(request: Request, params: dict, out, path: Path, ma
         else:
             state["data"] += data[start:end]
             if len(state["data"]) > MAX_FIELD_BYTES:
-                raise UploadError(422, f"form field {state['name']!r} is too long")
+                raise RequestError(422, f"form field {state['name']!r} is too long")
 
     def on_part_end() -> None:
         if not state["is_file"] and state["name"]:
@@ -182,14 +175,14 @@ async def _receive_multipart(request: Request, params: dict, out, path: Path, ma
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except UploadError:
+    except RequestError:
         raise
     except ClientDisconnect:
         raise
     except Exception as exc:
-        raise UploadError(400, f"malformed multipart body ({exc})") from None
+        raise RequestError(400, f"malformed multipart body ({exc})") from None
     if not found["file"]:
-        raise UploadError(
+        raise RequestError(
             422, f"no file in the multipart field {FILE_FIELD!r}: use curl -F video=@clip.mp4"
         )
     return Upload(path, found["filename"], found["size"], fields)

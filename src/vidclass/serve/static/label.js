@@ -6,10 +6,11 @@
 const $ = (id) => document.getElementById(id);
 const state = { st: null, current: null, clip: null, chain: Promise.resolve(), classesShown: "" };
 
+// Every write is JSON (the server refuses any other: no other site's page can send it).
 async function api(method, url, body) {
   const res = await fetch(url, {
     method,
-    headers: body ? { "content-type": "application/json" } : {},
+    headers: method === "GET" ? {} : { "content-type": "application/json" },
     body: body ? JSON.stringify(body) : undefined,
   });
   let data = {};
@@ -121,20 +122,32 @@ function renderClip(clip) {
   }
 }
 
-// The server sends the file when browsers play it, else a small H.264 preview; should the
-// file still fail here (a codec this browser lacks), the preview is asked for.
+function note(text) {
+  $("video-note").textContent = text || "";
+  $("video-note").hidden = !text;
+}
+
+// The server sends the file when browsers play it, else a small H.264 preview (and says
+// when the preview is shorter than the clip); should the file still fail here (a codec
+// this browser lacks), the preview is asked for. A preview can fail because the server is
+// busy making others (503): it is asked for again a few times before giving up.
 function playClip(clip) {
   const video = $("video");
-  $("video-note").hidden = true;
-  video.dataset.preview = "0";
+  const previewing = !clip.plays_as_is;
+  note(previewing ? clip.preview_note : "");
+  video.dataset.preview = previewing ? "1" : "0";
+  let tries = 0;
   video.onerror = () => {
-    if (video.dataset.preview === "1" || state.current !== clip.id) {
-      $("video-note").textContent = "this clip cannot be played (see the server's log)";
-      $("video-note").hidden = false;
+    if (state.current !== clip.id) return;
+    if (video.dataset.preview === "1" && tries >= 3) {
+      note("this clip cannot be played (see the server's log)");
       return;
     }
+    tries += video.dataset.preview === "1" ? 1 : 0;
     video.dataset.preview = "1";
-    video.src = clip.preview_url;
+    note(clip.preview_note);
+    setTimeout(() => { if (state.current === clip.id) video.src = clip.preview_url; },
+      tries ? 2000 : 0);
   };
   video.src = clip.video_url;
 }
