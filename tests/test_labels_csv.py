@@ -63,7 +63,7 @@ def test_review_into_another_folder_rewrites_paths_so_prepare_finds_every_clip(
     fixed = tmp_path / "out" / "fixed.csv"
     app = create_label_app(None, None, fixed, model=model, review=given, cache_dir=tmp_path)
     app.state.session.wait_scored()
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         st = c.get("/v1/state").json()
         assert [o["name"] for o in st["order"]] == ["clips/a.mp4"]
         res = c.post(f"/v1/clips/{st['next']}/label", json={"label": "walk"})  # keep
