@@ -19,7 +19,7 @@ import torch
 from vidclass.data.dataset import normalize_clip
 from vidclass.errors import UserError
 from vidclass.models.blocks import FrameModel
-from vidclass.models.cnn_lstm import CNNLSTM
+from vidclass.models.cnn_lstm import CNNLSTM, with_deltas
 
 # Frames per encoder call. Larger batches were measured slower per frame on 2 cores (the
 # activations no longer fit the cache): EfficientNet-Lite0 at 224 px, one thread, torch
@@ -47,8 +47,7 @@ def transform_features(model: FrameModel, raw: torch.Tensor) -> torch.Tensor:
     (padding rows zero): cnn_lstm's deltas are computed per window, so a window's first frame
     has zero change whatever came before it, exactly as when the window is encoded whole."""
     if isinstance(model, CNNLSTM) and model.deltas:
-        previous = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
-        return torch.cat([raw, raw - previous], dim=2)
+        return with_deltas(raw)
     return raw
 
 
