@@ -85,20 +85,25 @@ class Classifier:
 
     @classmethod
     def load(cls, run: str | os.PathLike, backend: str = "torch") -> Classifier:
-        """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once and uses it."""
+        """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once (again when the
+        weights or config change) and uses it."""
         from vidclass.models.run import load_model, read_config
 
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if backend == "onnx":
-            from vidclass.predict.onnx import OnnxModel, export_onnx
+            from vidclass.predict.onnx import OnnxModel, export_onnx, reuse_or_export, run_digest
 
             config = read_config(run)
-            path = Path(run) / "model.onnx"
-            weights = Path(run) / "model.safetensors"
-            if frame_features.stale(path, weights):
-                export_onnx(run, path, dynamic_batch=True)
-            head, encoder = frame_features.onnx_frame_encoder(run, config)
+            # Exports are reused only while made from these weights and config (their digest
+            # is in the file), never by modification time, which `cp -p` and `rsync -a` keep.
+            digest = run_digest(run)
+            path = reuse_or_export(
+                Path(run) / "model.onnx",
+                digest,
+                lambda out: export_onnx(run, out, dynamic_batch=True),
+            )
+            head, encoder = frame_features.onnx_frame_encoder(run, config, digest)
             return cls(OnnxModel(path), config, backend, head=head, encoder=encoder)
         model, config = load_model(run)
         return cls(model, config, backend)
