@@ -393,15 +393,19 @@ def test_point11_non_positive_window_and_stride_are_refused(runs):
 def test_point11_summary_of_an_empty_timeline_is_a_user_error(runs, monkeypatch):
     """No scored window (e.g. a source that gave no sampled frame): a clear error, not an
     IndexError from the mean of nothing."""
+    from vidclass.predict import stream
+    from vidclass.predict.options import PredictOptions
+    from vidclass.predict.summary import Scored, summarize
+
     video = next(runs["videos"].rglob("*.mp4"))
     clf = Classifier.load(runs["early_fusion"])
     with pytest.raises(UserError, match="no window could be scored"):
-        clf._summary(video, None, [], 0.0, None, None, 5, 5, None, None, np.zeros((0, 13)))
+        summarize(clf, Scored(video, None, [], np.zeros((0, 13)), 0.0), PredictOptions())
 
     def no_units(*args, **kwargs):
         yield "info", None, None
 
-    monkeypatch.setattr(clf, "_events", no_units)
+    monkeypatch.setattr(stream, "events", no_units)
     with pytest.raises(UserError, match=str(video.name)):
         clf.predict(video)
 

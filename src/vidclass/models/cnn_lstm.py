@@ -26,6 +26,14 @@ from vidclass.models.backbones import build_backbone
 from vidclass.models.blocks import FrameModel, real_lengths
 
 
+def with_deltas(features: torch.Tensor) -> torch.Tensor:
+    """``(B, T, D) -> (B, T, 2D)``: each frame's features followed by their change since the
+    previous frame, ``[f_t, f_t - f_(t-1)]``, zero at the first frame. The one definition:
+    prediction's shared frame features (`vidclass.predict.features`) replay it per window."""
+    previous = torch.cat([features[:, :1], features[:, :-1]], dim=1)
+    return torch.cat([features, features - previous], dim=2)
+
+
 class CNNLSTM(FrameModel):
     """Frame features ``(B, T, D)`` (with their frame-to-frame changes when ``deltas``, so
     ``2D`` inputs) → LSTM (``layers``, ``hidden``) → final state → FC."""
@@ -92,10 +100,7 @@ class CNNLSTM(FrameModel):
         change since the previous frame (``2D``; zero at the first frame). Padding sits after the
         real frames, so real steps never see it."""
         features = super().encode_frames(video, mask)
-        if not self.deltas:
-            return features
-        previous = torch.cat([features[:, :1], features[:, :-1]], dim=1)
-        return torch.cat([features, features - previous], dim=2)
+        return with_deltas(features) if self.deltas else features
 
     def forward_features(
         self, features: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor | None = None

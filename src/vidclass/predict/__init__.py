@@ -1,7 +1,10 @@
 """Classification inference: a trained run classifies a clip, a video or a live stream.
 
-`classifier` (`Classifier`: load a run folder, predict, stream), `smoothing` (the rolling
-average over time and the flicker rate), `annotate` (the label drawn on the frames),
+`classifier` (`Classifier`: load a run folder, turn frames into class probabilities; the one
+object users hold), `stream` (windows over a video or live source as it decodes),
+`summary` (a whole video's result: smoothed timeline, label, top k, flicker), `features`
+(frames encoded once for overlapping windows), `smoothing` (the rolling average over time and
+the flicker rate), `annotate` (the label drawn on the frames, the annotated copy),
 `onnx` (export a run to ONNX and run it with onnxruntime) with `onnx_parts` (the
 export-friendly model parts it swaps in), `inputs` (the files a command reads and the names
 it writes), `threads` (decoder threads per core) and `options` (the typed knobs of predict,

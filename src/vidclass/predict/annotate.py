@@ -3,8 +3,14 @@ chart of the top classes drawn on every frame (encoded by `vidclass.video.writer
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from vidclass.predict.classifier import Classifier
 
 
 def draw_label(
@@ -64,3 +70,35 @@ def draw_label(
             -1,
         )
     return image
+
+
+def annotate_video(
+    clf: Classifier,
+    video: str | os.PathLike,
+    timeline: list[dict],
+    smoothed: np.ndarray,
+    out: str | os.PathLike,
+) -> None:
+    """`predict --annotate`'s second pass: every frame of `video` with the smoothed label
+    (`smoothed` `(n, K)`, one row per unit of `timeline`) of its moment, written to `out`."""
+    from vidclass.video.reader import iter_frames
+    from vidclass.video.writer import VideoWriter
+
+    centres = np.array([(u["t_start"] + u["t_end"]) / 2 for u in timeline])
+    info, frames = iter_frames(video, clf.size, clf.sample_fps, keep_frames=True, sample=False)
+    writer = VideoWriter(out, info.fps, info.width, info.height)
+    try:
+        for f in frames:
+            i = int(np.argmin(np.abs(centres - f.t))) if len(centres) else -1
+            # Before the first window ends nothing is known yet: no label on those frames.
+            if i < 0 or f.t < timeline[0]["t_start"]:
+                draw_label(f.image, None, 0.0, [])
+            else:
+                sp = smoothed[i]
+                top = [(clf.classes[j], float(sp[j])) for j in np.argsort(-sp)[:3]]
+                draw_label(f.image, top[0][0], top[0][1], top)
+            writer.write(f.image)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from vidclass.data.dataset import normalize_clip
-from vidclass.errors import UserError
 from vidclass.models.blocks import FrameModel
-from vidclass.models.cnn_lstm import CNNLSTM
+from vidclass.models.cnn_lstm import CNNLSTM, with_deltas
 
 # Frames per encoder call. Larger batches were measured slower per frame on 2 cores (the
 # activations no longer fit the cache): EfficientNet-Lite0 at 224 px, one thread, torch
@@ -47,8 +46,7 @@ def transform_features(model: FrameModel, raw: torch.Tensor) -> torch.Tensor:
     (padding rows zero): cnn_lstm's deltas are computed per window, so a window's first frame
     has zero change whatever came before it, exactly as when the window is encoded whole."""
     if isinstance(model, CNNLSTM) and model.deltas:
-        previous = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
-        return torch.cat([raw, raw - previous], dim=2)
+        return with_deltas(raw)
     return raw
 
 
@@ -67,75 +65,27 @@ def torch_encoder(model: FrameModel) -> Encoder:
     return encode
 
 
-def export_encoder(model: FrameModel, out: str | os.PathLike, size: int) -> Path:
-    """Write ``model.encoder`` as an ONNX graph ``frames (N, 3, size, size) -> features (N, D)``,
-    checked against PyTorch before it replaces ``out``."""
-    import copy
-    import warnings
-
-    from vidclass.atomic import replacing
-    from vidclass.predict.onnx import TOLERANCE, _first_line, _quiet_native_output
-    from vidclass.predict.onnx_parts import swap_adaptive_pools as swap_pools
-
-    out = Path(out)
-    encoder = copy.deepcopy(model.encoder).eval()
-    swap_pools(encoder)
-    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with replacing(out) as tmp:
-        try:
-            with torch.no_grad(), warnings.catch_warnings(), _quiet_native_output():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    encoder,
-                    (example,),
-                    str(tmp),
-                    input_names=["frames"],
-                    output_names=["features"],
-                    opset_version=17,
-                    dynamic_axes={"frames": {0: "n"}, "features": {0: "n"}},
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-        except Exception as exc:
-            raise UserError(
-                f"cannot export the frame encoder to ONNX ({_first_line(exc)}); "
-                "use the PyTorch backend (vidclass predict --backend torch)"
-            ) from None
-        with torch.no_grad():
-            expected = model.encoder.eval()(example).numpy()
-        got = onnx_encoder(tmp, threads=1)(example.numpy()).numpy()
-        diff = float(np.abs(got - expected).max())
-        if not diff <= TOLERANCE:
-            raise UserError(
-                f"cannot export the frame encoder to ONNX: onnxruntime differs from PyTorch by "
-                f"{diff:.2e} (> {TOLERANCE:g}); use --backend torch"
-            )
-    return out
-
-
-def stale(path: Path, weights: Path) -> bool:
-    """Whether an exported file is missing or older than the run's weights."""
-    return not path.exists() or path.stat().st_mtime < weights.stat().st_mtime
-
-
 def onnx_frame_encoder(
-    run: str | os.PathLike, config: dict
+    run: str | os.PathLike, config: dict, digest: str
 ) -> tuple[FrameModel | None, Encoder | None]:
     """(torch head, onnxruntime frame encoder) of a run of a frame model, else (None, None);
-    exports ``RUN/encoder.onnx`` when it is missing or older than the weights.
+    exports ``RUN/encoder.onnx`` unless it was exported from the run as it is now (``digest``,
+    `vidclass.predict.onnx.run_digest`, taken before the weights are read).
 
     The encoder is nearly the whole cost and ran 2.5x faster in onnxruntime than in torch
     (12.5 vs 31 ms/frame, EfficientNet-Lite0, one thread); the head over kept features is
     small and stays in torch.
     """
     from vidclass.models.run import load_model
+    from vidclass.predict.onnx import export_encoder, reuse_or_export
 
     model, _ = load_model(run)
     if reuse_reason(model, config) is not None:
         return None, None
-    path = Path(run) / "encoder.onnx"
-    if stale(path, Path(run) / "model.safetensors"):
-        export_encoder(model, path, int(config["size"]))
+    size = int(config["size"])
+    path = reuse_or_export(
+        Path(run) / "encoder.onnx", digest, lambda out: export_encoder(model, out, size, digest)
+    )
     # One thread fewer than torch has, so the decoder keeps a core (two threads were
     # measured slower than one on 2 cores: 22-91 vs 12.5-16 ms/frame at batch 1).
     threads = max(1, torch.get_num_threads() - 1)

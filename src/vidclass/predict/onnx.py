@@ -10,19 +10,26 @@ would invite "soft" values the models never saw.
 All eight methods export. A few model parts are fine in PyTorch but not for the TorchScript
 ONNX exporter, so the export runs on a copy of the model with export-friendly equivalents that
 compute the same numbers (`vidclass.predict.onnx_parts`, which lists them; checked against
-PyTorch on every export).
+PyTorch on every export). `export_encoder` writes a frame model's 2D encoder alone, through the
+same export-and-check (`export_checked`).
+
+An export of a run folder carries the digest of what it was made from (`run_digest`: the
+weights' bytes and the config that shapes the graph) in its metadata; `reuse_or_export` keeps a
+file only while that digest is the run's, so a copied or retrained run never predicts with an
+old graph (modification times cannot tell: `cp -p` and `rsync -a` keep them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +46,10 @@ from vidclass.predict.onnx_parts import (
 
 TOLERANCE = 1e-4  # max abs logit difference accepted between onnxruntime and PyTorch
 METADATA_KEY = "vidclass.config"
+DIGEST_KEY = "vidclass.digest"  # `run_digest` of the run folder the file was exported from
+# The config entries an export of a run depends on: the graph's (method, options, input size)
+# and those its metadata repeats for users of the file alone.
+RUN_KEYS = ("model", "options", "classes", "frames", "size", "normalize", "mean", "std")
 
 # Methods that cannot be exported, with the reason. Empty: all eight export (tests check it).
 _NOT_EXPORTABLE: dict[str, str] = {}
@@ -103,31 +114,25 @@ def _first_line(exc: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-def export_model(
-    model: nn.Module,
+def export_checked(
+    module: nn.Module,
+    inputs: Mapping[str, torch.Tensor],
     out: str | os.PathLike,
-    frames: int,
-    size: int,
-    dynamic_batch: bool = False,
+    check: Mapping[str, torch.Tensor],
+    reference: Callable[[], np.ndarray],
+    what: str,
+    output: str,
+    dynamic_axes: dict | None = None,
     opset: int = 17,
-    name: str | None = None,
-    metadata: Mapping[str, object] | None = None,
+    props: Mapping[str, str] | None = None,
 ) -> Path:
-    """Export ``model`` (any vidclass model) at ``frames × size × size`` to ``out``; the file is
-    checked against PyTorch before it replaces ``out``. ``export_onnx`` is the run-folder entry."""
-    name = name or type(model).__name__
+    """Trace ``module`` on the named ``inputs`` into ``out`` (output ``output``), with the
+    metadata ``props``; kept only if onnxruntime's output for the inputs ``check`` is within
+    ``TOLERANCE`` of ``reference()``, the original PyTorch module's, else ``out`` is left as it
+    was and a UserError naming ``what`` says so. The one export-and-check of the run's model
+    and of the frame encoder."""
     out = Path(out)
-    frames, size = int(frames), int(size)
-    if frames < 1 or size < 1:
-        raise UserError(f"cannot export {name}: frames and size must be >= 1, got {frames}, {size}")
     out.parent.mkdir(parents=True, exist_ok=True)
-
-    export_copy = copy.deepcopy(model).eval()
-    swap_adaptive_pools(export_copy)
-    wrapper = ExportWrapper(export_copy).eval()
-    example = _example_inputs(model, 2 if dynamic_batch else 1, frames, size, 0, padded=False)
-    names = list(example)
-    dynamic_axes = {n: {0: "batch"} for n in [*names, "logits"]} if dynamic_batch else None
     with replacing(out) as tmp:
         try:
             with (
@@ -139,11 +144,11 @@ def export_model(
                 # TracerWarnings say shapes become constants: intended, T/H/W are fixed.
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
-                    wrapper,
-                    tuple(example.values()),
+                    module,
+                    tuple(inputs.values()),
                     str(tmp),
-                    input_names=names,
-                    output_names=["logits"],
+                    input_names=list(inputs),
+                    output_names=[output],
                     opset_version=opset,
                     dynamic_axes=dynamic_axes,
                     do_constant_folding=True,
@@ -153,44 +158,119 @@ def export_model(
             raise
         except Exception as exc:
             raise UserError(
-                f"cannot export {name} to ONNX: the exporter failed ({_first_line(exc)}); "
+                f"cannot export {what} to ONNX: the exporter failed ({_first_line(exc)}); "
                 "use the PyTorch backend (vidclass predict --backend torch) for this run"
             ) from None
-        _add_metadata(tmp, {"model": name, "frames": frames, "size": size, **(metadata or {})})
-        _verify(model, tmp, name, frames, size, dynamic_batch)
+        if props:
+            _add_metadata(tmp, props)
+        _verify(tmp, what, check, reference())
     return out
 
 
-def _add_metadata(path: Path, config: Mapping[str, object]) -> None:
-    """Store the run config in the file so an ONNX model can be used on its own."""
+def export_model(
+    model: nn.Module,
+    out: str | os.PathLike,
+    frames: int,
+    size: int,
+    dynamic_batch: bool = False,
+    opset: int = 17,
+    name: str | None = None,
+    metadata: Mapping[str, object] | None = None,
+    digest: str | None = None,
+) -> Path:
+    """Export ``model`` (any vidclass model) at ``frames × size × size`` to ``out``; the file is
+    checked against PyTorch before it replaces ``out``. ``export_onnx`` is the run-folder entry
+    (``digest``: the run's, stored for ``reuse_or_export``)."""
+    name = name or type(model).__name__
+    frames, size = int(frames), int(size)
+    if frames < 1 or size < 1:
+        raise UserError(f"cannot export {name}: frames and size must be >= 1, got {frames}, {size}")
+    export_copy = copy.deepcopy(model).eval()
+    swap_adaptive_pools(export_copy)
+    wrapper = ExportWrapper(export_copy).eval()
+    example = _example_inputs(model, 2 if dynamic_batch else 1, frames, size, 0, padded=False)
+    dynamic_axes = {n: {0: "batch"} for n in [*example, "logits"]} if dynamic_batch else None
+    # The check: a batch of another size than traced, with padding frames.
+    check = _example_inputs(model, 3 if dynamic_batch else 1, frames, size, seed=1, padded=True)
+    config = {"model": name, "frames": frames, "size": size, **(metadata or {})}
+    props = {METADATA_KEY: json.dumps(config), **({DIGEST_KEY: digest} if digest else {})}
+    return export_checked(
+        wrapper,
+        example,
+        out,
+        check,
+        lambda: _torch_outputs(model, check),
+        name,
+        "logits",
+        dynamic_axes,
+        opset,
+        props,
+    )
+
+
+def export_encoder(
+    model: nn.Module, out: str | os.PathLike, size: int, digest: str | None = None
+) -> Path:
+    """Write a frame model's ``model.encoder`` as an ONNX graph ``frames (N, 3, size, size) ->
+    features (N, D)``, checked against PyTorch before it replaces ``out``."""
+    encoder = copy.deepcopy(model.encoder).eval()
+    swap_adaptive_pools(encoder)
+    example = {"frames": torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))}
+
+    def reference() -> np.ndarray:
+        with torch.no_grad():
+            return model.encoder.eval()(example["frames"]).numpy()
+
+    return export_checked(
+        encoder,
+        example,
+        out,
+        example,
+        reference,
+        "the frame encoder",
+        "features",
+        {"frames": {0: "n"}, "features": {0: "n"}},
+        props={DIGEST_KEY: digest} if digest else None,
+    )
+
+
+def _add_metadata(path: Path, props: Mapping[str, str]) -> None:
+    """Store ``props`` in the file's ``metadata_props`` (the run config, so an ONNX model can be
+    used on its own, and the digest of the run it came from)."""
     import onnx
 
     proto = onnx.load(str(path))
-    entry = proto.metadata_props.add()
-    entry.key = METADATA_KEY
-    entry.value = json.dumps(config)
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 
 
-def _verify(
-    model: nn.Module, path: Path, name: str, frames: int, size: int, dynamic_batch: bool
-) -> None:
-    """Compare onnxruntime with PyTorch on a random batch that includes padding frames."""
-    batch = 3 if dynamic_batch else 1
-    inputs = _example_inputs(model, batch, frames, size, seed=1, padded=True)
+def _torch_outputs(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> np.ndarray:
+    """``model``'s logits for ``inputs`` in eval mode (its own mode restored afterwards)."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            expected = model(dict(inputs)).numpy()
+            return model(dict(inputs)).numpy()
     finally:
         model.train(was_training)
-    got = OnnxModel(path)({k: v.numpy() for k, v in inputs.items()})
+
+
+def _verify(
+    path: Path, what: str, inputs: Mapping[str, torch.Tensor], expected: np.ndarray
+) -> None:
+    """Refuse the file at ``path`` unless onnxruntime gives ``expected`` for ``inputs``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {i.name: inputs[i.name].numpy() for i in session.get_inputs()}
+    got = session.run(None, feeds)[0]
     diff = float(np.abs(got - expected).max())
     if not diff <= TOLERANCE:
         raise UserError(
-            f"cannot export {name} to ONNX: onnxruntime differs from PyTorch by {diff:.2e} "
+            f"cannot export {what} to ONNX: onnxruntime differs from PyTorch by {diff:.2e} "
             f"(> {TOLERANCE:g}); use the PyTorch backend (vidclass predict --backend torch)"
         )
 
@@ -205,6 +285,7 @@ def export_onnx(
     """
     from vidclass.models.run import load_model
 
+    digest = run_digest(run)  # before the weights are read: a later change then re-exports
     model, config = load_model(run)
     missing = [k for k in ("frames", "size") if k not in config]
     if missing:
@@ -216,8 +297,7 @@ def export_onnx(
     reason = exportable_methods().get(method)
     if reason:
         raise UserError(f"cannot export {method} to ONNX: {reason}")
-    keep = ("model", "options", "classes", "frames", "size", "normalize", "mean", "std")
-    metadata = {k: config[k] for k in keep if k in config}
+    metadata = {k: config[k] for k in RUN_KEYS if k in config}
     metadata["needs_flow"] = bool(getattr(model, "needs_flow", False))
     return export_model(
         model,
@@ -228,7 +308,56 @@ def export_onnx(
         opset=opset,
         name=method,
         metadata=metadata,
+        digest=digest,
     )
+
+
+def run_digest(run: str | os.PathLike) -> str:
+    """sha256 of what an export of run folder ``run`` is made of: the bytes of its weights and
+    the ``RUN_KEYS`` of its config (a UserError if either is missing)."""
+    from vidclass.models.run import MODEL_FILE, read_config
+
+    config = read_config(run)
+    weights = Path(run) / MODEL_FILE
+    h = hashlib.sha256()
+    try:
+        with open(weights, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise UserError(f"{weights}: not found; the run has no trained weights yet") from None
+    h.update(json.dumps({k: config.get(k) for k in RUN_KEYS}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def exported_digest(path: str | os.PathLike) -> str | None:
+    """The ``run_digest`` an ONNX file was exported with; None when the file is missing, cannot
+    be read, or carries none (exported by an older vidclass or another tool)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # missing, truncated, not ONNX: all mean "export it again"
+        return None
+    return next((p.value for p in proto.metadata_props if p.key == DIGEST_KEY), None)
+
+
+def reuse_or_export(path: str | os.PathLike, digest: str, export: Callable[[Path], object]) -> Path:
+    """``path`` as an export of the run whose ``run_digest`` is ``digest``: kept when it says
+    so, else written by ``export(path)``, with one line on stderr saying why."""
+    path = Path(path)
+    found = exported_digest(path)
+    if found == digest:
+        return path
+    if not path.exists():
+        why = "exporting it once (kept while the run's weights and config stay the same)"
+    elif found is None:
+        why = "carries no digest of the weights it came from; exporting it again"
+    else:
+        why = "was exported from other weights or config than the run has now; exporting it again"
+    print(f"{path}: {why}", file=sys.stderr, flush=True)
+    export(path)
+    return path
 
 
 # -------------------------------------------------------------------------------- inference
@@ -327,4 +456,13 @@ class OnnxModel:
         )
 
 
-__all__ = ["OnnxModel", "TOLERANCE", "export_model", "export_onnx", "exportable_methods"]
+__all__ = [
+    "OnnxModel",
+    "TOLERANCE",
+    "export_encoder",
+    "export_model",
+    "export_onnx",
+    "exportable_methods",
+    "reuse_or_export",
+    "run_digest",
+]
