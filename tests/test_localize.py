@@ -466,7 +466,7 @@ def test_issue21_p6_localize_sub_folders_and_a_failed_video_are_scored_right(
             shutil.copy(run_and_long["long"] / f"{name}{ext}", data / sub / f"p{ext}")
     truth = json.loads((data / "run" / "p.json").read_text())
     (preds / "run").mkdir(parents=True)
-    stale = {"segments": [{**s, "score": 1.0} for s in truth["segments"]]}  # a perfect score
+    stale = {"model": "x", "segments": [{**s, "score": 1.0} for s in truth["segments"]]}
     (preds / "run" / "p.json").write_text(json.dumps(stale))
     (data / "run" / "p.mp4").write_bytes(b"damaged")
     res = runner.invoke(
@@ -483,6 +483,26 @@ def test_issue21_p6_localize_sub_folders_and_a_failed_video_are_scored_right(
     metrics = json.loads(report.read_text())
     assert metrics["num_videos"] == 2 and metrics["missing_predictions"] == ["run/p"]
     assert "no prediction for 1 videos (counted as missed): run/p" in res.output
+
+
+def test_issue21_p6_localize_json_never_overwrites_the_ground_truth_beside_the_videos(
+    run_and_long, tmp_path
+) -> None:
+    """`localize data/long/ --json data/long/` would write long_000.json over the ground
+    truth `vidclass synth` put there: refused before any video runs, the truth intact."""
+    import shutil
+
+    data = tmp_path / "long"
+    data.mkdir()
+    for ext in (".mp4", ".json"):
+        shutil.copy(run_and_long["long"] / f"long_000{ext}", data / f"long_000{ext}")
+    truth = (data / "long_000.json").read_bytes()
+    for target in (f"{data}/", str(data / "long_000.json")):
+        res = runner.invoke(
+            app, ["localize", str(run_and_long["run"]), str(data), "--json", target]
+        )
+        assert "not a vidclass result" in str(res.exception), res.output
+        assert (data / "long_000.json").read_bytes() == truth
 
 
 def test_issue21_p6_localize_json_without_a_slash_is_one_file(run_and_long, make_video, tmp_path):

@@ -513,7 +513,9 @@ def test_issue21_p6_a_failed_video_leaves_no_stale_output(runs, make_video, tmp_
         assert (tmp_path / suffix[1:] / f"good{suffix}").is_file(), suffix
     # one video, one file: the failed video's file from the earlier run goes too
     single = tmp_path / "single.json"
-    single.write_text(json.dumps({"video": str(bad), "label": "from an earlier run"}))
+    single.write_text(
+        json.dumps({"video": str(bad), "model": "early_fusion", "label": "from an earlier run"})
+    )
     res = runner.invoke(
         app, ["predict", str(runs["early_fusion"]), str(bad), "--json", str(single)]
     )

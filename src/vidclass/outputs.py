@@ -15,6 +15,10 @@ that `vidclass synth` writes beside each video. Any other value is one file: for
 result of the one video, or a list of every video's result; `--annotate` and `--plot` hold one
 video, so several videos and a file name are refused.
 
+An existing JSON file that is not a vidclass result (no `model` key: the ground truth that
+`vidclass synth` writes beside its videos, say) is never overwritten: the run is refused
+before any video runs.
+
 A video that fails leaves no output: its file from an earlier run is removed, so nothing stale
 is shown or scored (evaluation counts that video as missing and names it).
 """
@@ -132,6 +136,16 @@ class JsonTarget(Target):
     def __init__(self, value: str | None, names: dict[str, str], many: bool) -> None:
         super().__init__("--json", value, ".json", names, many)
         self.results: list[dict] = []
+        outs = {self.path(src, create=False) for src in names}
+        if value is not None and not self.folder:
+            outs.add(Path(value))
+        for out in sorted(p for p in outs if p is not None):
+            if out.is_file() and not is_result(out):
+                raise UserError(
+                    f"--json {value} would overwrite {out}, which is not a vidclass result (the "
+                    "ground truth `vidclass synth` writes beside its videos?); write the results "
+                    "to another file or folder, e.g. --json preds/"
+                )
 
     def write(self, src: str, result: dict) -> None:
         """Keep `src`'s result, and write it now unless it goes into the list file."""
@@ -145,6 +159,17 @@ class JsonTarget(Target):
         if self.value is not None and not self.folder and not self.single:
             Path(self.value).parent.mkdir(parents=True, exist_ok=True)
             write_json(Path(self.value), self.results)
+
+
+def is_result(path: Path) -> bool:
+    """`path` holds what predict, localize or detect wrote: a result object (or a list of
+    them), each naming its `model`; ground truth and other JSON files do not."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    items = data if isinstance(data, list) else [data]
+    return all(isinstance(d, dict) and "model" in d for d in items)
 
 
 def write_json(path: Path, data: object) -> None:
