@@ -101,10 +101,16 @@ class TwoStream(FrameModel):
             )
 
     def pretrained_parameters(self) -> list[nn.Parameter]:
-        """The RGB encoder and the flow stream's body (its stem meets a new modality)."""
+        """The RGB encoder and the flow stream's body. The flow stream's stem, its convolution
+        and the BatchNorm after it, meets a new modality: the cross-modality kernel sums 30
+        flow channels, whose responses ImageNet's RGB statistics do not describe. So that
+        BatchNorm keeps batch statistics under partial BN, as in TSN, and trains at the full
+        learning rate with the convolution it normalises."""
         if not self.config["pretrained"]:
             return []
-        flow_body = [p for n, p in self.temporal.named_parameters() if "_conv_stem" not in n]
+        net = self.temporal.net
+        stem = {id(p) for p in [*net._conv_stem.parameters(), *net._bn0.parameters()]}
+        flow_body = [p for p in self.temporal.parameters() if id(p) not in stem]
         return list(self.encoder.parameters()) + flow_body
 
     def frame_indices(self, mask: torch.Tensor) -> torch.Tensor:
