@@ -45,6 +45,11 @@ class Augment:
         return self.crop_scale < 1.0 or self.hflip or self.temporal_jitter
 
 
+# The prepared.json options that decide what a model is fed; a run records them and
+# `evaluate` refuses data prepared otherwise (workers, export_frames or the split do not count).
+INPUT_OPTIONS = ("frames", "interval", "sample_fps", "size", "pad", "mean", "std")
+
+
 def load_prepared_config(root: str | os.PathLike) -> dict:
     """The `prepared.json` of a prepared folder."""
     path = Path(root) / "prepared.json"
