@@ -297,6 +297,38 @@ def test_fine_tuning_keeps_the_imagenet_batchnorm_statistics_unless_asked(mode):
     assert not torch.equal(new_bn[0].running_mean, new_before)  # new layers: batch statistics
 
 
+def test_two_stream_flow_stem_batchnorm_learns_flow_statistics_under_partial_bn():
+    """TSN's partial BN leaves the first BN free: after the cross-modality conv it sees 2L
+    flow channels summed, which ImageNet's RGB statistics do not describe."""
+    from vidclass.train.batchnorm import hold_statistics, pretrained_batchnorms
+
+    torch.manual_seed(0)
+    model = build("two_stream", 3, flow_frames=3, **LITE0)
+    flow_bn, rgb_bn = model.temporal.net._bn0, model.encoder.net._bn0
+    held = pretrained_batchnorms(model)
+    assert "temporal.net._bn0" not in held and "encoder.net._bn0" in held
+    assert "temporal.net._blocks.1._bn0" in held  # the flow stream's body stays ImageNet's
+    hold_statistics(model, held, "frozen")
+    before = flow_bn.running_mean.clone(), rgb_bn.running_mean.clone()
+    batch = {**_clip_batch(t=4), "flow": torch.randn(2, 2, 3, SIZE, SIZE) * 0.3}
+    model.train()
+    model(batch).sum().backward()
+    assert not torch.equal(flow_bn.running_mean, before[0])  # learns the flow statistics
+    assert torch.equal(rgb_bn.running_mean, before[1])  # the RGB stem keeps ImageNet's
+    # It trains at the full rate with the stem convolution it normalises.
+    new = {id(p) for p in param_groups(model, model, 0.1)[0]["params"]}
+    assert {id(p) for p in [*flow_bn.parameters(), model.temporal.net._conv_stem.weight]} <= new
+    # Its statistics reach the flow's within a short run (70 steps on Weizmann), so evaluation
+    # normalizes as training did; at Lite0's momentum (0.01) they moved about half way.
+    net = model.temporal.net
+    with torch.no_grad():
+        stack = model.flow_stack(batch["flow"], batch["mask"])
+        responses = net._conv_stem(stack * net.in_scale + net.in_shift)
+        for _ in range(30):
+            model.temporal(stack)
+    assert torch.allclose(flow_bn.running_var, responses.var(dim=(0, 2, 3)), rtol=0.1, atol=0.05)
+
+
 def test_a_fine_tuned_run_saves_the_imagenet_statistics(tiny_data, tmp_path):
     """Through the whole loop (model.train() every epoch, resume identity, saving)."""
     from safetensors.torch import load_file

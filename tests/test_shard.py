@@ -151,6 +151,38 @@ def test_shards_prepared_with_other_options_are_refused(make_video, tmp_path):
         merge_shards(out)
 
 
+def test_a_shard_over_an_unsharded_prepare_removes_its_stale_dataset_files(make_video, tmp_path):
+    """The unsharded prepared.json would describe 16 px clips while the shard rewrites the
+    cache at 24 px: gone as the shard starts, written again by the merge."""
+    from vidclass.data.dataset import VideoDataset
+
+    src = make_source(make_video, 6)
+    out = tmp_path / "o"
+    prepare(src, out, quiet=True, workers=1, export_frames=True, **OPTIONS)
+    assert (out / "prepared.json").is_file() and (out / "frames.csv").is_file()
+    resized = {**OPTIONS, "size": 24}
+    prepare(src, out, shard="0/2", quiet=True, workers=1, **resized)
+    for name in ("prepared.json", "manifest.csv", "frames.csv"):
+        assert not (out / name).exists(), name
+    with pytest.raises(UserError, match="--merge"):
+        VideoDataset(out, split=None)
+    prepare(src, out, shard="1/2", quiet=True, workers=1, **resized)
+    merge_shards(out)
+    ds = VideoDataset(out, split=None)
+    assert ds.config["size"] == 24 and len(ds) == 6
+    assert {tuple(ds.load_frames(i).shape[1:3]) for i in range(len(ds))} == {(24, 24)}
+
+
+def test_train_on_unmerged_shards_says_to_run_merge(make_video, tmp_path):
+    src = make_source(make_video, 6)
+    out = tmp_path / "o"
+    prepare(src, out, shard="0/2", quiet=True, workers=1, **OPTIONS)
+    result = runner.invoke(app, ["train", str(out), "--model", "single_frame", "-q"])
+    assert result.exit_code == 1 and isinstance(result.exception, UserError)
+    message = str(result.exception)
+    assert "not merged" in message and f"vidclass prepare {out} --merge" in message
+
+
 def test_a_killed_shard_rerun_completes_and_merges_equal(make_video, tmp_path):
     src = make_source(make_video)
     out = tmp_path / "o"

@@ -306,6 +306,71 @@ def test_evaluate_cli_and_views(tiny_data, tmp_path):
     assert "pair accuracy" in result.output
 
 
+def test_evaluate_refuses_data_prepared_with_other_size_or_pad_unless_allowed(tiny_data, tmp_path):
+    from vidclass.data.prepare import prepare
+
+    run = tmp_path / "run"
+    train(tiny_data, run, TrainConfig(model="single_frame", epochs=1, batch_size=4), quiet=True)
+    videos = tiny_data.parent / "videos"
+    other = tmp_path / "other"
+    prepare(videos, other, frames=8, size=24, pad="repeat", test_fraction=1 / 3, quiet=True)
+    refused = runner.invoke(app, ["evaluate", str(run), str(other), "-q"])
+    assert refused.exit_code == 1 and isinstance(refused.exception, UserError)
+    message = str(refused.exception)
+    assert "size: run 32, data 24" in message and "pad: run zeros, data repeat" in message
+    assert "--size 32 --pad zeros" in message and "--allow-mismatch" in message
+    assert not (run / "eval-test.json").exists()  # no figures written for refused data
+
+    allowed = runner.invoke(app, ["evaluate", str(run), str(other), "-q", "--allow-mismatch"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "warning" in allowed.output and "size: run 32, data 24" in allowed.output
+    saved = json.loads((run / "eval-test.json").read_text())
+    assert saved["input_mismatch"] == ["size: run 32, data 24", "pad: run zeros, data repeat"]
+
+
+def test_evaluate_accepts_data_that_differs_only_in_workers_export_or_split(tiny_data, tmp_path):
+    from vidclass.data.prepare import prepare
+
+    run = tmp_path / "run"
+    train(tiny_data, run, TrainConfig(model="single_frame", epochs=1, batch_size=4), quiet=True)
+    same = tmp_path / "same"
+    prepare(
+        tiny_data.parent / "videos",
+        same,
+        frames=8,
+        size=32,
+        workers=1,
+        export_frames=True,
+        seed=5,
+        test_fraction=1 / 3,
+        quiet=True,
+    )
+    result = runner.invoke(app, ["evaluate", str(run), str(same), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "input_mismatch" not in json.loads((run / "eval-test.json").read_text())
+
+
+def test_evaluate_mismatch_rules_for_frames_sampling_and_older_runs():
+    from vidclass.train.evaluate import input_mismatches
+
+    spread = {"frames": 8, "interval": None, "sample_fps": None, "size": 112, "pad": "zeros"}
+    run = {"prepared": spread}
+    assert input_mismatches(run, {**spread, "frames": 16}) == {"frames": (8, 16)}
+    assert input_mismatches(run, {**spread, "interval": 2}) == {"interval": (None, 2)}
+    # With a fixed step, frames is only a cap: a longer cache gives --views its windows.
+    stepped = {**spread, "interval": 2}
+    assert input_mismatches({"prepared": stepped}, {**stepped, "frames": 32}) == {}
+    assert input_mismatches({"prepared": stepped}, {**stepped, "interval": 4}) == {
+        "interval": (2, 4)
+    }
+    # A run saved before config.json held "prepared" is checked on what it did record.
+    old = {"frames": 8, "size": 224, "pad": "repeat", "normalize": "imagenet"}
+    assert input_mismatches(old, {**spread, "size": 112}) == {
+        "size": (224, 112),
+        "pad": ("repeat", "zeros"),
+    }
+
+
 def test_compare_writes_all_its_files(tiny_data, tmp_path):
     out = tmp_path / "cmp"
     result = runner.invoke(

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vidclass.cli.common import console, finish
+from vidclass.cli.common import console, err_console, finish
 from vidclass.train.config import DEFAULTS as TRAIN
 
 if TYPE_CHECKING:
@@ -245,9 +245,18 @@ def evaluate(
         1, "--views", min=1, help="Views averaged per video (temporal windows or crops)."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics JSON here."),
+    allow_mismatch: bool = typer.Option(
+        False,
+        "--allow-mismatch",
+        help="Score data prepared with other options (size, pad, sampling) than the run's "
+        "training data, with a warning (refused otherwise).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Top-1/top-5, per-class precision/recall/F1, pair accuracy and a confusion matrix.
+
+    Data prepared with other options than the run's training data (size, pad, sampling) is
+    refused, each difference named; `--allow-mismatch` scores it with a warning.
 
     Examples:
 
@@ -260,10 +269,20 @@ def evaluate(
     from vidclass.report.tables import print_evaluation
     from vidclass.train.evaluate import evaluate as run_evaluate
 
-    metrics = run_evaluate(run, data, split=split, views=views, quiet=quiet)
+    metrics = run_evaluate(
+        run, data, split=split, views=views, quiet=quiet, allow_mismatch=allow_mismatch
+    )
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2))
     print_evaluation(metrics, console)
+    # Last, so it is what the user reads: the figures above are not comparable.
+    if differ := metrics.get("input_mismatch"):
+        err_console.print(
+            f"[bold yellow]warning: {escape(str(data))} was prepared otherwise than the data "
+            f"{escape(str(run))} was trained on ({escape('; '.join(differ))}): these figures "
+            "are not the model's on its own kind of input[/bold yellow]",
+            soft_wrap=True,
+        )
 
 
 def compare(

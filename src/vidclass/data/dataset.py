@@ -23,6 +23,7 @@ from vidclass.atomic import save_array
 from vidclass.data.derived import open_derived
 from vidclass.data.prepare import read_manifest, video_signature
 from vidclass.data.sampling import PAD_MODES, pad_clip
+from vidclass.data.shard import find_shard_manifests
 from vidclass.errors import UserError
 
 NORMALIZATIONS = ("imagenet", "clip", "none")
@@ -45,10 +46,21 @@ class Augment:
         return self.crop_scale < 1.0 or self.hflip or self.temporal_jitter
 
 
+# The prepared.json options that decide what a model is fed; a run records them and
+# `evaluate` refuses data prepared otherwise (workers, export_frames or the split do not count).
+INPUT_OPTIONS = ("frames", "interval", "sample_fps", "size", "pad", "mean", "std")
+
+
 def load_prepared_config(root: str | os.PathLike) -> dict:
-    """The `prepared.json` of a prepared folder."""
+    """The `prepared.json` of a prepared folder (a sharded one once merged)."""
     path = Path(root) / "prepared.json"
     if not path.is_file():
+        if shards := find_shard_manifests(Path(root)):
+            raise UserError(
+                f"{path}: not found: {root} was prepared in shards that are not merged yet "
+                f"({len(shards)} finished, manifest.shard-I-of-N.csv); once every shard has "
+                f"finished, run `vidclass prepare {root} --merge`"
+            )
         raise UserError(f"{path}: not found; run `vidclass prepare SRC --out {root}` first")
     return json.loads(path.read_text())
 

@@ -65,6 +65,10 @@ from vidclass.data.shard import (
 from vidclass.data.sources import SPLITS, SourceVideo, discover
 from vidclass.errors import UserError
 
+# What one run, or the merge of shards, writes for the whole folder (prepared.json first:
+# readers check it before the rest).
+DATASET_FILES = ("prepared.json", "manifest.csv", "frames.csv")
+
 # The names this module has always offered; they live in the step modules now.
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -204,12 +208,16 @@ def _start_shard(
     out: Path, src: Path, videos: list[SourceVideo], shard: tuple[int, int]
 ) -> tuple[list[SourceVideo], Path]:
     """(the shard's videos, its manifest's path): its old manifest removed first (a shard
-    redone with other options is not complete until it finishes again) and its own
-    temporaries swept up, never those of another shard."""
+    redone with other options is not complete until it finishes again), and the folder's
+    dataset files, unsharded or merged: they describe cache files this shard rewrites, so
+    until `--merge` writes them again, `train` says to merge rather than read stale ones.
+    Its own temporaries are swept up, never those of another shard."""
     index, count = shard
     mine = [v for v in videos if shard_of(shard_key(v, src), count) == index]
     marker = out / shard_manifest_name(index, count)
     marker.unlink(missing_ok=True)
+    for name in DATASET_FILES:
+        (out / name).unlink(missing_ok=True)
     (out / "cache").mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, [v.video_id for v in mine], [marker.name])
     return mine, marker
@@ -303,7 +311,7 @@ def merge_shards(out: str | os.PathLike) -> PrepareResult:
             f"{out}: {len(lost)} cached videos are gone (e.g. cache/{lost[0]}.npy); run shard "
             f"{', '.join(f'{i}/{count}' for i in shards)} again"
         )
-    remove_stale_temporaries(out, [], ["manifest.csv", "prepared.json", "frames.csv"])
+    remove_stale_temporaries(out, [], list(DATASET_FILES))
     sampling = params["sampling"]
     merged, warnings = write_dataset(
         out,

@@ -37,16 +37,78 @@ class _Views(Dataset):
         return self.base.view(j // self.views, j % self.views, self.views)
 
 
-def dataset_for_run(config: dict, data: str | Path, split: str | None) -> VideoDataset:
+def _recorded_inputs(config: dict) -> dict:
+    """The prepared options a run was trained on (runs older than ``config["prepared"]``
+    recorded only these five)."""
+    if "prepared" in config:
+        return config["prepared"]
+    return {k: config[k] for k in ("frames", "size", "pad", "mean", "std") if k in config}
+
+
+# The `vidclass prepare` option that sets each recorded one (mean and std are fixed).
+_FLAGS = {
+    "frames": "--frames",
+    "interval": "--interval",
+    "sample_fps": "--fps",
+    "size": "--size",
+    "pad": "--pad",
+}
+
+
+def input_mismatches(config: dict, prepared: dict) -> dict[str, tuple]:
+    """``{option: (run's value, data's value)}`` for each prepared option on which the data
+    differs from what the run was trained on. ``frames`` counts only for spread sampling,
+    where it sets the frame rate; with ``--interval``/``--fps`` it is only a cap, and a longer
+    cache is what gives ``--views`` its temporal windows."""
+    run = _recorded_inputs(config)
+    spread = run.get("interval") is None and run.get("sample_fps") is None
+    return {
+        key: (value, prepared[key])
+        for key, value in run.items()
+        if key in prepared and prepared[key] != value and (key != "frames" or spread)
+    }
+
+
+def describe_mismatches(differ: dict[str, tuple]) -> list[str]:
+    """``["size: run 224, data 112", ...]``."""
+    return [f"{k}: run {_show(run)}, data {_show(data)}" for k, (run, data) in differ.items()]
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def _prepare_again(differ: dict[str, tuple], data: str | Path) -> str:
+    """The prepare command line that would make the data match the run."""
+    flags = [f"{_FLAGS[k]} {run}" for k, (run, _) in differ.items() if k in _FLAGS and run]
+    dropped = [_FLAGS[k] for k, (run, _) in differ.items() if k in _FLAGS and run is None]
+    line = " ".join([f"`vidclass prepare SRC --out {data}", *flags]) + "`"
+    return line + (f" (without {', '.join(dropped)})" if dropped else "")
+
+
+def dataset_for_run(
+    config: dict, data: str | Path, split: str | None, allow_mismatch: bool = False
+) -> tuple[VideoDataset, dict[str, tuple]]:
     """The split of `data` fed the way the run's model was trained (frames, normalization,
-    flow); refuses data whose classes differ from the model's."""
+    flow), and the prepared options on which `data` differs from the run's training data.
+    Refuses data whose classes differ, or whose options do unless `allow_mismatch`."""
     prepared = load_prepared_config(data)
     if prepared["classes"] != config["classes"]:
         raise UserError(
             f"{data}: its classes {prepared['classes'][:4]}... differ from the model's "
             f"{config['classes'][:4]}...; evaluate on data prepared from the same classes"
         )
-    return VideoDataset(
+    differ = input_mismatches(config, prepared)
+    if differ and not allow_mismatch:
+        raise UserError(
+            f"{data}: prepared otherwise than the data the run was trained on "
+            f"({'; '.join(describe_mismatches(differ))}), so its figures would not be the "
+            f"model's; prepare the videos again with {_prepare_again(differ, data)}, or pass "
+            "--allow-mismatch to score them anyway"
+        )
+    ds = VideoDataset(
         data,
         split=split,
         frames=config["frames"],
@@ -54,6 +116,7 @@ def dataset_for_run(config: dict, data: str | Path, split: str | None) -> VideoD
         with_flow=config.get("needs_flow", False),
         flow_method=config.get("flow_method", "farneback"),
     )
+    return ds, differ
 
 
 def evaluate(
@@ -63,13 +126,17 @@ def evaluate(
     views: int = 1,
     batch_size: int = 16,
     quiet: bool = False,
+    allow_mismatch: bool = False,
 ) -> dict:
-    """Score the run's best checkpoint on `split`; write JSON + confusion PNG into the run."""
+    """Score the run's best checkpoint on `split`; write JSON + confusion PNG into the run.
+
+    Data prepared with other options than the run's (size, pad, sampling) is refused; with
+    `allow_mismatch` it is scored and ``metrics["input_mismatch"]`` lists the differences."""
     if views < 1:
         raise UserError(f"--views must be at least 1, got {views}")
     run = Path(run)
     model, config = load_model(run)
-    ds = dataset_for_run(config, data, split)
+    ds, differ = dataset_for_run(config, data, split, allow_mismatch)
     loader = DataLoader(_Views(ds, views), batch_size=batch_size)
     start = time.perf_counter()
     probs, labels, ids, _ = predict_loader(
@@ -93,6 +160,8 @@ def evaluate(
             "clips_per_s": len(ids) / seconds if seconds > 0 else None,
         }
     )
+    if differ:
+        metrics["input_mismatch"] = describe_mismatches(differ)
     from vidclass.report.plots import plot_confusion
 
     plot_confusion(

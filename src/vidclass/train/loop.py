@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import vidclass
 from vidclass.atomic import write_text
-from vidclass.data.dataset import Augment, VideoDataset, load_prepared_config
+from vidclass.data.dataset import INPUT_OPTIONS, Augment, VideoDataset, load_prepared_config
 from vidclass.data.prepare import read_manifest
 from vidclass.errors import UserError
 from vidclass.models import build
@@ -306,6 +306,7 @@ def _run_config(
         "flow_method": cfg.flow_method,
         "pairs": prepared.get("pairs", []),
         "sample_fps": training_frame_rate(data, prepared),
+        "prepared": {k: prepared.get(k) for k in INPUT_OPTIONS},
         "train": asdict(cfg),
         "selection": selection,
         "data": str(data.resolve()),
