@@ -173,6 +173,23 @@ def test_a_shard_over_an_unsharded_prepare_removes_its_stale_dataset_files(make_
     assert {tuple(ds.load_frames(i).shape[1:3]) for i in range(len(ds))} == {(24, 24)}
 
 
+def test_an_unsharded_prepare_over_shards_removes_their_manifests(make_video, tmp_path):
+    """The mirror image: shards at 16 px, merged, then one prepare at 24 px. The old shard
+    manifests would let a later --merge write the 16 px prepared.json over 24 px clips."""
+    from vidclass.data.dataset import VideoDataset
+
+    src = make_source(make_video, 6)
+    out = tmp_path / "o"
+    for i in range(2):
+        prepare(src, out, shard=f"{i}/2", quiet=True, workers=1, **OPTIONS)
+    merge_shards(out)
+    prepare(src, out, quiet=True, workers=1, **{**OPTIONS, "size": 24})
+    assert not list(out.glob("manifest.shard-*.csv"))
+    with pytest.raises(UserError):
+        merge_shards(out)
+    assert VideoDataset(out, split=None).config["size"] == 24
+
+
 def test_train_on_unmerged_shards_says_to_run_merge(make_video, tmp_path):
     src = make_source(make_video, 6)
     out = tmp_path / "o"

@@ -154,6 +154,10 @@ def prepare(
     if shard is None:
         cache.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)
+        # an earlier sharded run's manifests describe cache files this run rewrites: a later
+        # --merge would put their options back over this run's clips
+        for old in find_shard_manifests(out).values():
+            old.unlink()
     else:
         videos, marker = _start_shard(out, src, videos, shard)
     export_dir = out / "frames" if export_frames else None
