@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidclass.data.crop import FIT, crop_window, run_crop
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
@@ -90,6 +91,7 @@ class Classifier:
         self.classes: list[str] = list(config["classes"])
         self.frames = int(config["frames"])
         self.size = int(config["size"])
+        self.crop = run_crop(config)  # how prepare cropped the training clips
         self.sample_fps = float(config.get("sample_fps") or 8.0)
         self.needs_flow = bool(config.get("needs_flow"))
         self.flow_method = str(config.get("flow_method", "farneback"))
@@ -215,7 +217,9 @@ class Classifier:
             raise UserError(f"--smooth must be at least 1 (windows averaged), got {smooth}")
         avg = RollingAverage(smooth)
         state = _State()
-        info, frames = iter_frames(source, self.size, self.sample_fps, keep_frames=keep_frames)
+        info, frames = iter_frames(
+            source, self.size, self.sample_fps, keep_frames=keep_frames, fit=FIT[self.crop]
+        )
         with decoder_core():
             yield from self._windows(info, frames, avg, state, window, stride)
 
@@ -244,7 +248,7 @@ class Classifier:
                 flows = frame_features.FlowCache(self.flow_method)
 
         def score(items: list[tuple[int, float, np.ndarray]]):
-            samples = [s for *_, s in items]
+            samples = crop_window([s for *_, s in items], self.config)
             if self.per_frame:
                 probs = self.frame_probs(samples)
                 dt = 1.0 / self.sample_fps
