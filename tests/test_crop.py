@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import moving_square_frames
 from typer.testing import CliRunner
 
+from conftest import moving_square_frames
 from vidclass import Classifier
 from vidclass.cli import app
 from vidclass.data.crop import apply_crop, fixed_box
