@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--crop", default="center", help="prepare --crop: center, full or person.")
     ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
     args = ap.parse_args()
     if not args.data.is_dir():
@@ -152,11 +153,19 @@ def main() -> None:
     variants = args.variants.split(",")
     records = []
     for fold in folds:
-        tag = f"{args.frames}x{args.size}"
+        tag = f"{args.frames}x{args.size}" + ("" if args.crop == "center" else f"-{args.crop}")
         data = args.out / tag / f"fold{fold}" / "prepared"
         if not args.summary_only and not (data / "manifest.csv").exists():
             labels = write_fold_csv(args.data, fold, args.out / tag / "labels")
-            prepare(labels, data, frames=args.frames, size=args.size, seed=args.seed, quiet=True)
+            prepare(
+                labels,
+                data,
+                frames=args.frames,
+                size=args.size,
+                seed=args.seed,
+                crop=args.crop,
+                quiet=True,
+            )
         for method in methods:
             for variant in variants:
                 out = args.out / tag / f"fold{fold}" / "runs" / f"{method}-{variant}"

@@ -197,7 +197,14 @@ def prepare(
         None, "--fps", help="Take F frames per second (instead of --interval)."
     ),
     size: int = typer.Option(
-        112, "--size", min=8, help="Square output size (short side resize, centre crop)."
+        112, "--size", min=8, help="Square output size (the crop resized to it)."
+    ),
+    crop: str = typer.Option(
+        "center",
+        "--crop",
+        help="Region the model sees: 'center' (short side to --size, centre square), 'full' "
+        "(whole frame padded to a square) or 'person' (a square following the moving person; "
+        "the whole frame where none is found). The manifest's crop column says what each got.",
     ),
     pad: str = typer.Option(
         "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."
@@ -250,6 +257,8 @@ def prepare(
 
         vidclass prepare videos.csv --out data/mine --frames auto --interval 4 --export-frames
 
+        vidclass prepare data/people --out data/people-224 --size 224 --crop person
+
         vidclass prepare data/synth --out data/prepared --shard 0/4   # ... to 3/4, anywhere
 
         vidclass prepare data/prepared --merge   # once all 4 shards are done (exit 1 if not)
@@ -285,6 +294,7 @@ def prepare(
         group_regex=group_regex,
         quiet=quiet,
         shard=shard,
+        crop=crop,
     )
     if result.shard is not None:
         _print_shard(result, out)

@@ -1,5 +1,5 @@
-"""The per-video work of `prepare`: probe, sample, decode, resize and cache each video (and
-export its frames as JPEGs), in worker processes, reusing what the cache already holds.
+"""The per-video work of `prepare`: probe, sample, decode, crop, resize and cache each video
+(and export its frames as JPEGs), in worker processes, reusing what the cache already holds.
 
 Each video's work depends on that video and the options only, so any subset of a source's
 videos can be extracted on its own and the results put together afterwards.
@@ -18,6 +18,7 @@ import numpy as np
 
 from vidclass.atomic import write_bytes
 from vidclass.data.cache import reusable, write_json
+from vidclass.data.crop import DEFAULT_BOX_SOURCE, FIT, crop_clip, source_boxes
 from vidclass.data.sampling import sample_indices, sampled_length
 from vidclass.data.sources import SourceVideo
 from vidclass.errors import UserError, VideoError
@@ -54,7 +55,8 @@ def probe_task(path: str) -> dict:
 
 
 def extract_task(task: dict) -> dict:
-    """Worker: sample, decode, resize and cache one video; always returns a sidecar record."""
+    """Worker: sample, decode, crop, resize and cache one video; always returns a sidecar
+    record (with the crop's status and its box per sampled frame, in source pixels)."""
     p = Path(task["path"])
     cache = Path(task["cache_dir"])
     record = {
@@ -75,7 +77,8 @@ def extract_task(task: dict) -> dict:
                 info.fps,
                 params["sample_fps"],
             )
-            frames, seen = decode_indices(p, container, indices, params["size"])
+            mode = params.get("crop", "center")  # absent: prepared before --crop existed
+            frames, seen = decode_indices(p, container, indices, params["size"], FIT[mode])
         if len(frames) < len(indices) and seen < info.num_frames / 2:
             raise VideoError(
                 p,
@@ -84,6 +87,12 @@ def extract_task(task: dict) -> dict:
             )
         if len(frames) < len(indices):
             info = VideoInfo(**{**info.to_dict(), "num_frames": seen})
+        crop = crop_clip(
+            frames, mode, params["size"], params.get("person_boxes", DEFAULT_BOX_SOURCE)
+        )
+        boxes = source_boxes(crop, frames.shape[1:3], info.width, info.height)
+        frames = crop.frames
+        record["crop"] = {"status": crop.status, "boxes": boxes}
         npy = cache / f"{task['video_id']}.npy"
         write_bytes(npy, lambda fh: np.save(fh, frames))
         if task["export_dir"]:

@@ -35,6 +35,7 @@ MANIFEST_COLUMNS = [
     "width",
     "height",
     "sampled_frames",
+    "crop",
     "status",
     "error",
 ]
@@ -59,8 +60,9 @@ def write_dataset(
     """Rows and split of every video, written out; returns (rows, warnings about the split).
 
     `sampling` is the options every video was sampled with (frames, interval, sample_fps,
-    size), `records` each video's sidecar record by id; `pairs` the time-reversed class
-    pairs (read from the source's classes.json when not given)."""
+    size, and crop with its person_boxes unless the crop is `center`), `records` each video's
+    sidecar record by id; `pairs` the time-reversed class pairs (read from the source's
+    classes.json when not given)."""
     rows = manifest_rows(videos, classes, records)
     warnings = assign_splits(rows, videos, split_mode, test_fraction, val_fraction, seed)
     write_manifest(out / "manifest.csv", rows)
@@ -74,6 +76,8 @@ def write_dataset(
         "interval": sampling["interval"],
         "sample_fps": sampling["sample_fps"],
         "size": sampling["size"],
+        "crop": sampling.get("crop", "center"),
+        "person_boxes": sampling.get("person_boxes"),
         "pad": pad,
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
@@ -129,11 +133,18 @@ def manifest_rows(
                 "width": info.get("width", ""),
                 "height": info.get("height", ""),
                 "sampled_frames": rec.get("sampled_frames", 0),
+                "crop": "" if rec.get("error") else crop_status(rec),
                 "status": "failed" if rec.get("error") else "ok",
                 "error": rec.get("error") or "",
             }
         )
     return rows
+
+
+def crop_status(record: dict) -> str:
+    """What `crop_clip` did to a video (`center`, `full`, `person`, `full-fallback`: no person
+    found, so shown whole); a sidecar from before `--crop` existed was centre-cropped."""
+    return (record.get("crop") or {}).get("status") or "center"
 
 
 def assign_splits(

@@ -4,8 +4,10 @@ Output layout of `prepare(src, out)`:
 
     out/manifest.csv         one row per video, failed ones included with their reason
     out/prepared.json        the options, classes and normalization a loader needs
-    out/cache/<id>.npy       uint8 (T, size, size, 3): the sampled real frames, no padding
-    out/cache/<id>.json      what was done to that video (resume: same source + options → skip)
+    out/cache/<id>.npy       uint8 (T, size, size, 3): the sampled real frames, cropped
+                             (`vidclass.data.crop`), no padding
+    out/cache/<id>.json      what was done to that video (resume: same source + options → skip),
+                             with its crop box per sampled frame
     out/frames/<id>/000001.jpg, out/frames.csv   with `export_frames`
 
 Every file is written to a temporary name and renamed, so a killed run leaves no half
@@ -33,6 +35,7 @@ from vidclass.data.cache import (
     source_signature,
     video_signature,
 )
+from vidclass.data.crop import DEFAULT_BOX_SOURCE, check_mode
 from vidclass.data.extract import (
     MAX_AUTO_FRAMES,
     auto_frames,
@@ -129,6 +132,7 @@ def prepare(
     group_regex: str | None = None,
     quiet: bool = False,
     shard: tuple[int, int] | str | None = None,
+    crop: str = "center",
 ) -> PrepareResult:
     """Probe, sample, pad-plan, resize and cache every video; write the manifest and split.
 
@@ -136,6 +140,9 @@ def prepare(
     (or the split the source gives), and `val_fraction` of each class's clips is carved out
     of the training side to choose the best epoch, so the test split never chooses anything.
     Failed videos are kept as `failed` rows with a reason; check `result.failed`.
+
+    `crop` decides the region of each frame the model sees (`vidclass.data.crop`: `center`,
+    `full`, `person`); the manifest's `crop` column says what each video got.
 
     With `shard=(I, N)` (or `"I/N"`) only the I-th of N shards of the videos is done (see
     `vidclass.data.shard`), and `manifest.shard-I-of-N.csv` is written instead of the
@@ -146,6 +153,7 @@ def prepare(
     if shard is not None:
         shard = parse_shard(shard if isinstance(shard, str) else f"{shard[0]}/{shard[1]}")
     fixed_frames = _check_options(frames, interval, sample_fps, pad, sharded=shard is not None)
+    check_mode(crop)
 
     classes, videos, split_mode, skipped = discover(
         src, Path(ucf101_splits) if ucf101_splits else None, fold, group_regex
@@ -171,6 +179,10 @@ def prepare(
             videos, sidecars, signatures, interval, sample_fps, workers, quiet
         )
     params = {"frames": fixed_frames, "interval": interval, "sample_fps": sample_fps, "size": size}
+    if crop != "center":  # a centre crop keeps the options, so the caches, it always had
+        params["crop"] = crop
+        if crop == "person":
+            params["person_boxes"] = DEFAULT_BOX_SOURCE
     records, reused = extract_all(
         videos, cache, params, export_dir, sidecars, signatures, workers, quiet
     )

@@ -185,5 +185,6 @@ def row_to_video(row: dict) -> tuple[SourceVideo, dict]:
         "info": info or None,
         "sampled_frames": int(row["sampled_frames"] or 0),
         "error": row["error"] or None,
+        "crop": {"status": row["crop"]} if row.get("crop") else None,
     }
     return video, record

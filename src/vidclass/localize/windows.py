@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vidclass.data.crop import FIT, crop_window, per_window
 from vidclass.errors import UserError
 from vidclass.predict.features import FlowCache
 from vidclass.predict.options import (
@@ -103,12 +104,14 @@ def score_windows(
     scales = [WindowScores(s, k) for s, k in zip(sampling.spans, steps, strict=True)]
     T = clf.frames
     keep = (T - 1) * max(steps) + 1
-    info, frames = iter_frames(video, clf.size, rate)
+    info, frames = iter_frames(video, clf.size, rate, fit=FIT[clf.crop])
     buf: deque[np.ndarray] = deque(maxlen=keep)
     times: list[float] = []
     pending: list[tuple[WindowScores, float, list[np.ndarray], np.ndarray | None]] = []
     last_end = [-1] * len(scales)
-    flow_cache = FlowCache(clf.flow_method) if clf.needs_flow else None
+    # A person crop is decided per window: its flow is computed per window too.
+    shared_flow = clf.needs_flow and not per_window(clf.crop)
+    flow_cache = FlowCache(clf.flow_method) if shared_flow else None
 
     def flush() -> None:
         if not pending:
@@ -124,7 +127,7 @@ def score_windows(
         k = steps[scale_i]
         idx = list(range(i - (T - 1) * k, i + 1, k))
         first = len(times) - 1 - (i - idx[0])
-        frames_ = [buf[len(buf) - 1 - (i - j)] for j in idx]
+        frames_ = crop_window([buf[len(buf) - 1 - (i - j)] for j in idx], clf.config)
         t0, t1 = times[first], times[-1] + 1.0 / rate
         flow = flow_cache.clip(idx, frames_) if flow_cache else None
         pending.append((scales[scale_i], (t0 + t1) / 2, frames_, flow))

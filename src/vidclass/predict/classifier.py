@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidclass.data.crop import run_crop
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
@@ -69,6 +70,7 @@ class Classifier:
         self.classes: list[str] = list(config["classes"])
         self.frames = int(config["frames"])
         self.size = int(config["size"])
+        self.crop = run_crop(config)  # how prepare cropped the training clips
         self.sample_fps = float(config.get("sample_fps") or 8.0)
         self.needs_flow = bool(config.get("needs_flow"))
         self.flow_method = str(config.get("flow_method", "farneback"))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidclass.data.crop import per_window
 from vidclass.data.dataset import normalize_clip
 from vidclass.models.blocks import FrameModel
 from vidclass.models.cnn_lstm import CNNLSTM, with_deltas
@@ -34,6 +35,8 @@ def reuse_reason(model: object, config: dict) -> str | None:
         return "not a frame-based model"
     if config.get("normalize") == "clip":
         return "normalized per clip, so a frame's input depends on its window"
+    if per_window(config.get("crop", "center")):
+        return "cropped per clip (--crop person), so a frame's input depends on its window"
     if type(model).encode_frames is FrameModel.encode_frames:
         return None
     if type(model).encode_frames is CNNLSTM.encode_frames:

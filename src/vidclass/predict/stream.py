@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vidclass.data.crop import FIT, crop_window
 from vidclass.errors import UserError
 from vidclass.predict import features as frame_features
 from vidclass.predict.options import PredictOptions
@@ -67,7 +68,9 @@ def events(
         raise UserError(f"--smooth must be at least 1 (windows averaged), got {smooth}")
     avg = RollingAverage(smooth)
     state = State()
-    info, frames = iter_frames(source, clf.size, clf.sample_fps, keep_frames=keep_frames)
+    info, frames = iter_frames(
+        source, clf.size, clf.sample_fps, keep_frames=keep_frames, fit=FIT[clf.crop]
+    )
     with decoder_core():
         yield from _windows(clf, info, frames, avg, state, window, stride)
 
@@ -84,7 +87,7 @@ def _windows(clf: Classifier, info, frames, avg: RollingAverage, state: State, w
             flows = frame_features.FlowCache(clf.flow_method)
 
     def score(items: list[tuple[int, float, np.ndarray]]):
-        samples = [s for *_, s in items]
+        samples = crop_window([s for *_, s in items], clf.config)
         if clf.per_frame:
             probs = clf.frame_probs(samples)
             dt = 1.0 / clf.sample_fps

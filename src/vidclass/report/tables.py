@@ -37,6 +37,15 @@ def print_prepare_summary(result, console: Console) -> None:
     console.print(
         f"{len(result.ok)} ok, {len(result.failed)} failed, {done}, {result.seconds:.1f} s"
     )
+    crops = Counter(r.get("crop") for r in result.ok)
+    if set(crops) - {"center", None}:
+        fallback = crops.pop("full-fallback", 0)
+        parts = [f"{n} {c}" for c, n in sorted(crops.items())]
+        if fallback:
+            parts.append(
+                f"[yellow]{fallback} shown whole (full-fallback: no person found)[/yellow]"
+            )
+        console.print(f"crops: {', '.join(parts)} (the manifest's crop column)")
     for w in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
     if result.skipped:

@@ -55,7 +55,7 @@ def encoder_digest(model: FrameModel) -> str:
 def feature_spec(model: FrameModel, dataset: VideoDataset) -> dict:
     """Everything that determines the cached features of a clip, besides the video itself."""
     prepared = dataset.config
-    return {
+    spec = {
         "model_class": type(model).__name__,
         # A subclass that transforms the features (cnn_lstm's deltas) overrides encode_frames.
         "encode_frames": type(model).encode_frames.__qualname__,
@@ -73,6 +73,9 @@ def feature_spec(model: FrameModel, dataset: VideoDataset) -> dict:
             k: prepared.get(k) for k in ("size", "frames", "interval", "sample_fps", "source")
         },
     }
+    if prepared.get("crop", "center") != "center":  # centre crops keep their old caches
+        spec["prepared"].update(crop=prepared["crop"], person_boxes=prepared.get("person_boxes"))
+    return spec
 
 
 def feature_folder(model: FrameModel, dataset: VideoDataset) -> Path:

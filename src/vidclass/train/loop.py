@@ -298,6 +298,8 @@ def _run_config(
         "classes": prepared["classes"],
         "frames": frames,
         "size": prepared["size"],
+        "crop": prepared.get("crop", "center"),
+        "person_boxes": prepared.get("person_boxes"),
         "normalize": normalize,
         "mean": prepared["mean"],
         "std": prepared["std"],

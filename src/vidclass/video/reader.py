@@ -29,7 +29,8 @@ class StreamFrame:
 
     index: int
     t: float
-    sample: np.ndarray | None  # uint8 (size, size, 3) when this frame is sampled
+    sample: np.ndarray | None  # uint8 (size, size, 3) when this frame is sampled (fit "source":
+    # the uncropped frame)
     image: np.ndarray | None  # uint8 (H, W, 3) RGB when keep_frames
 
 
@@ -119,8 +120,10 @@ def iter_frames(
     keep_frames: bool = False,
     max_queue: int = 32,
     sample: bool = True,
+    fit: str = "center",
 ) -> tuple[SourceInfo, Iterator[StreamFrame]]:
-    """(info, frames): decoding runs ahead on a thread; frames are sampled every 1/sample_fps s.
+    """(info, frames): decoding runs ahead on a thread; frames are sampled every 1/sample_fps s
+    and fitted for the model as `prepare` fits them (`fit`, see `decode.FITS`).
 
     File timestamps come from the frame index and the stream's frame rate (robust to the odd
     timestamps of real AVI files); live sources use the frames' own timestamps.
@@ -134,7 +137,7 @@ def iter_frames(
         daemon=True,
     )
     thread.start()
-    return info, decoder.consume(thread, size)
+    return info, decoder.consume(thread, size, fit)
 
 
 class _Decoder:
@@ -195,7 +198,7 @@ class _Decoder:
         finally:
             q.put(_END)
 
-    def consume(self, thread: threading.Thread, size: int) -> Iterator[StreamFrame]:
+    def consume(self, thread: threading.Thread, size: int, fit: str) -> Iterator[StreamFrame]:
         """The caller's side; closing it (or its end) stops the thread and the container."""
         info, q = self.info, self.q
         got_any = False
@@ -212,7 +215,7 @@ class _Decoder:
                     raise item
                 got_any = True
                 if item.sample is not None:
-                    item.sample = frame_to_array(item.sample, size)
+                    item.sample = frame_to_array(item.sample, size, fit)
                 yield item
             if not got_any:
                 raise VideoError(info.path, "no frame could be decoded (corrupt or empty video)")

@@ -1,0 +1,214 @@
+"""Which region of each frame a model sees: one function decides it (`crop_clip`), run by
+`prepare` on a clip's sampled frames and by `Classifier` on each window's, so training,
+evaluation and prediction crop identically (the run records the mode; tests/test_crop.py
+compares the tensors).
+
+Modes (`prepare --crop`):
+
+- `center`: short side to the size, the centre square (the default; what prepare always did,
+  byte for byte).
+- `full`: the whole frame, long side to the size, zero-padded (black) to a square.
+- `person`: a square around the person, one side per clip, following the person's centre
+  from frame to frame (smoothed), kept inside the frame where it fits and padded where it
+  does not. The person is found by a box source chosen by name (`BOX_SOURCES`; `motion`, the
+  motion detector of `vidclass detect`, for static cameras). A clip where none is found is
+  shown whole, as `full` (status `full-fallback`, which the manifest's `crop` column says).
+
+`center` and `full` depend on the frame alone, so they are done while decoding (the fit of
+`vidclass.video.decode`); `person` needs the clip, so its frames are decoded uncropped (fit
+`source`) and cut here. Boxes are square `x1, y1, x2, y2` per frame, in pixels of the frames
+given (`prepare` records them in the source video's pixels); they may reach past the frame,
+where the crop is zero padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vidclass.data.motion import MotionDetector, median_background
+from vidclass.errors import UserError
+
+CROP_MODES = ("center", "full", "person")
+CROP_STATUSES = ("center", "full", "person", "full-fallback")
+FIT = {"center": "center", "full": "full", "person": "source"}  # how each mode is decoded
+
+# The person is looked for on frames at most this small (short side): fast, yet an arm a few
+# pixels wide still survives the detector's 3x3 opening (at 96 px, 4 of Weizmann's 90 clips,
+# all of waving, lost their moving arm and fell back to the whole frame; at 144, none).
+DETECT_SHORT_SIDE = 160
+KEEP_BLOB = 0.2  # a frame's blobs under this share of its largest are left out of its box
+SIDE_QUANTILE = 0.8  # the person's size: this quantile of the per-frame boxes' long sides
+MARGIN = 1.25  # the crop's side over the person's size
+MIN_SIDE = 0.5  # ... and at least this share of the frame's short side (noise finds specks)
+SMOOTH = 5  # sampled frames the box centres are averaged over (centred)
+
+# frames (T, H, W, 3) uint8 -> (T, 4) float32 box of the person per frame, NaN where none
+BoxSource = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Crop:
+    """What `crop_clip` made of a clip: the model's frames, the boxes, and what was done."""
+
+    frames: np.ndarray  # uint8 (T, size, size, 3)
+    boxes: np.ndarray  # float32 (T, 4) square x1, y1, x2, y2 per frame
+    status: str  # one of CROP_STATUSES
+
+
+def per_window(mode: str) -> bool:
+    """Whether a frame's crop depends on the clip around it (so windows sharing a frame may
+    see it cropped differently, and must not share its features or optical flow)."""
+    return mode == "person"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in CROP_MODES:
+        raise UserError(f"--crop {mode!r}: choose one of {', '.join(CROP_MODES)}")
+    return mode
+
+
+def motion_person_boxes(frames: np.ndarray) -> np.ndarray:
+    """The motion detector on a clip of a static camera: its background is the median of the
+    clip's frames, each frame's box covers its main moving blobs (NaN rows: nothing moved)."""
+    h, w = frames.shape[1:3]
+    scale = min(1.0, DETECT_SHORT_SIDE / min(h, w))
+    if scale < 1.0:
+        small = (max(1, round(w * scale)), max(1, round(h * scale)))
+        frames = np.stack([cv2.resize(f, small, interpolation=cv2.INTER_AREA) for f in frames])
+    detector = MotionDetector()
+    detector.prime(median_background(frames))
+    out = np.full((len(frames), 4), np.nan, np.float32)
+    for i, frame in enumerate(frames):
+        boxes, _ = detector(frame)
+        if len(boxes):
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            main = boxes[area >= KEEP_BLOB * area.max()]
+            out[i] = [*main[:, :2].min(0), *main[:, 2:].max(0)]
+    return out / np.float32(scale)
+
+
+# The person's box per frame, by name. Issue 23's pretrained person detector (an optional
+# extra) adds its entry here; the name a clip was prepared with is recorded, so prediction
+# uses the same one.
+BOX_SOURCES: dict[str, BoxSource] = {"motion": motion_person_boxes}
+DEFAULT_BOX_SOURCE = "motion"
+
+
+def fixed_box(width: float, height: float, mode: str) -> np.ndarray:
+    """The square of a `center` (inside) or `full` (padded) crop of a width x height frame."""
+    side = min(width, height) if mode == "center" else max(width, height)
+    x, y = (width - side) / 2, (height - side) / 2
+    return np.array([x, y, x + side, y + side], np.float32)
+
+
+def person_track(found: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """Square boxes `(T, 4)` (whole pixels) of one side following the person, from the
+    per-frame boxes `found` (NaN rows: not found); None when no frame has a person.
+
+    The side is MARGIN x the person's size: the larger of the per-frame boxes' long side
+    (their SIDE_QUANTILE) and the height the boxes span over the clip (someone who waves
+    moves only an arm, but from hip to above the head)."""
+    ok = ~np.isnan(found[:, 0])
+    if not ok.any():
+        return None
+    boxes = found[ok]
+    long_side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    span = np.quantile(boxes[:, 3], 0.9) - np.quantile(boxes[:, 1], 0.1)
+    size = max(float(np.quantile(long_side, SIDE_QUANTILE)), float(span))
+    side = round(min(max(MARGIN * size, MIN_SIDE * min(width, height)), max(width, height)))
+    t = np.arange(len(found))
+    centres = []
+    for lo, hi, limit in ((0, 2, width), (1, 3, height)):
+        c = np.interp(t, t[ok], (boxes[:, lo] + boxes[:, hi]) / 2)  # nearest found at the ends
+        k = min(SMOOTH, len(c))
+        c = np.convolve(np.pad(c, (k // 2, k - 1 - k // 2), mode="edge"), np.ones(k) / k, "valid")
+        start = np.clip(c - side / 2, min(0, limit - side), max(0, limit - side))
+        centres.append(np.round(start))
+    x1, y1 = centres
+    return np.stack([x1, y1, x1 + side, y1 + side], 1).astype(np.float32)
+
+
+def apply_crop(frames: Sequence[np.ndarray], boxes: np.ndarray, size: int) -> np.ndarray:
+    """uint8 `(T, size, size, 3)`: each frame's square box (whole pixels; zero outside the
+    frame) resized to `size` (area-averaged when shrinking, bilinear when enlarging)."""
+    out = np.empty((len(frames), size, size, 3), np.uint8)
+    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
+        x1, y1, x2, _ = (int(v) for v in np.round(box))
+        side = x2 - x1
+        y2 = y1 + side
+        h, w = frame.shape[:2]
+        if x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h:
+            region = frame[y1:y2, x1:x2]
+        else:
+            region = np.zeros((side, side, 3), np.uint8)
+            sx, sy = max(0, x1), max(0, y1)
+            ex, ey = min(w, x2), min(h, y2)
+            if ex > sx and ey > sy:
+                region[sy - y1 : ey - y1, sx - x1 : ex - x1] = frame[sy:ey, sx:ex]
+        mode = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+        out[i] = cv2.resize(region, (size, size), interpolation=mode)
+    return out
+
+
+def crop_clip(
+    frames: Sequence[np.ndarray] | np.ndarray,
+    mode: str,
+    size: int,
+    box_source: str = DEFAULT_BOX_SOURCE,
+) -> Crop:
+    """The model's frames of one clip (or window) of frames decoded with `FIT[mode]`.
+
+    `center` and `full` frames were fitted while decoding and pass unchanged (their boxes
+    then cover the square they are); `person` frames are cut around the person found by
+    `box_source`, or shown whole when none is found."""
+    frames = np.stack(list(frames)) if not isinstance(frames, np.ndarray) else frames
+    if check_mode(mode) != "person":
+        box = np.array([0, 0, frames.shape[2], frames.shape[1]], np.float32)
+        return Crop(frames, np.tile(box, (len(frames), 1)), mode)
+    if box_source not in BOX_SOURCES:
+        raise UserError(
+            f"person boxes from {box_source!r}: not available here; choose one of "
+            f"{', '.join(BOX_SOURCES)}"
+        )
+    h, w = frames.shape[1:3]
+    boxes = person_track(BOX_SOURCES[box_source](frames), w, h)
+    if boxes is None:
+        side = max(w, h)
+        x, y = (w - side) // 2, (h - side) // 2
+        whole = np.tile(np.array([x, y, x + side, y + side], np.float32), (len(frames), 1))
+        return Crop(apply_crop(frames, whole, size), whole, "full-fallback")
+    return Crop(apply_crop(frames, boxes, size), boxes, "person")
+
+
+def run_crop(config: dict) -> str:
+    """The crop mode a run's clips were prepared with (`center` for runs from before
+    `--crop`): `Classifier` decodes with its fit and crops each window with `crop_window`."""
+    mode = str(config.get("crop") or "center")
+    if mode not in CROP_MODES:
+        raise UserError(
+            f"the run was trained on clips cropped {mode!r}, which this version of vidclass "
+            f"does not know (it knows {', '.join(CROP_MODES)}); use the version that trained it"
+        )
+    return mode
+
+
+def crop_window(frames: Sequence[np.ndarray], config: dict) -> list[np.ndarray]:
+    """A window of sampled frames (decoded with the run's `FIT`) cropped for the model as
+    `prepare` cropped the run's training clips: uint8 `(size, size, 3)` each."""
+    source = config.get("person_boxes") or DEFAULT_BOX_SOURCE
+    return list(crop_clip(frames, run_crop(config), int(config["size"]), source).frames)
+
+
+def source_boxes(crop: Crop, frame_shape: tuple[int, ...], width: int, height: int) -> list:
+    """The crop's boxes in the source video's pixels (`frame_shape`: the frames' (H, W) as
+    decoded for the crop), rounded to 0.1 px, for the sidecar."""
+    if crop.status in ("center", "full"):
+        box = fixed_box(width, height, crop.status)
+        return [[round(float(v), 1) for v in box]] * len(crop.boxes)
+    sx, sy = width / frame_shape[1], height / frame_shape[0]
+    scaled = crop.boxes * np.array([sx, sy, sx, sy], np.float32)
+    return [[round(float(v), 1) for v in b] for b in scaled]
