@@ -160,12 +160,7 @@ def prepare(
     )
     listing, marker, cache = videos, None, out / "cache"
     if shard is None:
-        cache.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)
-        # an earlier sharded run's manifests describe cache files this run rewrites: a later
-        # --merge would put their options back over this run's clips
-        for old in find_shard_manifests(out).values():
-            old.unlink()
+        _start_unsharded(out)
     else:
         videos, marker = _start_shard(out, src, videos, shard)
     export_dir = out / "frames" if export_frames else None
@@ -218,6 +213,16 @@ def prepare(
         )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _start_unsharded(out: Path) -> None:
+    """The cache folder made and its temporaries swept up; an earlier sharded run's manifests
+    removed: they describe cache files this run rewrites, and a later `--merge` would put
+    their options back over this run's clips."""
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    for old in find_shard_manifests(out).values():
+        old.unlink()
 
 
 def _start_shard(
