@@ -51,6 +51,12 @@ def predict(
     backend: str = typer.Option(
         "torch", "--backend", help="torch | onnx (exports RUN/model.onnx once)."
     ),
+    tta: str = typer.Option(
+        "auto",
+        "--tta",
+        help="auto | flip | none: average each window with its mirror image (auto: when the "
+        "run was trained with --hflip; flip doubles the cost).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Label whole videos, with a per-window timeline, smoothing against flicker, an annotated copy.
@@ -71,7 +77,7 @@ def predict(
     from vidclass.predict.inputs import output_path
     from vidclass.video.reader import is_live_source
 
-    clf = Classifier.load(run, backend=backend)
+    clf = Classifier.load(run, backend=backend, tta=tta)
     sources = video_inputs(videos)
     many = len(sources) > 1
     results: list[dict] = []

@@ -22,6 +22,7 @@ import torch
 
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
+from vidclass.data.views import flip_item, resolve_tta
 from vidclass.errors import UserError
 from vidclass.predict import features as frame_features
 from vidclass.predict.options import DetectOptions, PredictOptions
@@ -82,11 +83,14 @@ class Classifier:
         backend: str = "torch",
         head=None,
         encoder: frame_features.Encoder | None = None,
+        tta: str = "auto",
     ) -> None:
         """`head`: the torch model whose `forward_features` scores cached frame features
         (default: `model` itself with the torch backend); `encoder`: what encodes the frames
-        (default: the head's encoder in channels_last; `load` passes onnxruntime's)."""
+        (default: the head's encoder in channels_last; `load` passes onnxruntime's); `tta`:
+        `flip` averages each window with its mirror image, `none` not, `auto` as trained."""
         self.model, self.config, self.backend = model, config, backend
+        self.flip = resolve_tta(config, tta)
         self.classes: list[str] = list(config["classes"])
         self.frames = int(config["frames"])
         self.size = int(config["size"])
@@ -105,8 +109,9 @@ class Classifier:
             self.encoder = frame_features.torch_encoder(head)
 
     @classmethod
-    def load(cls, run: str | os.PathLike, backend: str = "torch") -> Classifier:
-        """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once and uses it."""
+    def load(cls, run: str | os.PathLike, backend: str = "torch", tta: str = "auto") -> Classifier:
+        """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once and uses it;
+        `tta` as for the constructor."""
         from vidclass.models.run import load_model, read_config
 
         if backend not in BACKENDS:
@@ -120,9 +125,9 @@ class Classifier:
             if frame_features.stale(path, weights):
                 export_onnx(run, path, dynamic_batch=True)
             head, encoder = frame_features.onnx_frame_encoder(run, config)
-            return cls(OnnxModel(path), config, backend, head=head, encoder=encoder)
+            return cls(OnnxModel(path), config, backend, head=head, encoder=encoder, tta=tta)
         model, config = load_model(run)
-        return cls(model, config, backend)
+        return cls(model, config, backend, tta=tta)
 
     # ------------------------------------------------------------------ model calls
 
@@ -157,6 +162,12 @@ class Classifier:
         flows = flows if flows is not None else [None] * len(windows)
         parts = [self._batch(w, f) for w, f in zip(windows, flows, strict=True)]
         batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if self.flip:  # the mean of the windows' and their mirror images' probabilities
+            return (self._batch_probs(batch) + self._batch_probs(flip_item(batch))) / 2
+        return self._batch_probs(batch)
+
+    def _batch_probs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """`(B, K)` probabilities of a batch built by `_batch`."""
         if self.backend == "onnx":
             logits = np.asarray(self.model(batch))
             e = np.exp(logits - logits.max(1, keepdims=True))
@@ -166,19 +177,27 @@ class Classifier:
             return torch.softmax(self.model(tensors), dim=1).float().numpy()
 
     def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
-        """Per-frame probabilities `(n, K)` of a single-frame model.
+        """Per-frame probabilities `(n, K)` of a single-frame model (with test-time flip, the
+        mean of each frame's and its mirror image's).
 
         With shared features (the default) the encoder and the classifier run on the frames
         directly. Otherwise with ONNX, where the graph only gives clip logits, each frame is a
         clip of one real frame: its clip output is then that frame's own prediction.
         """
+        probs = self._frame_probs(samples)
+        if self.flip:
+            probs = (probs + self._frame_probs([s[:, ::-1] for s in samples])) / 2
+        return probs
+
+    def _frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         if self.reuse_features:
             with torch.inference_mode(), _flush_denormal():
                 features = frame_features.encode_frames(self.encoder, self.config, samples)
                 logits = self.head.frame_logits_from_features(features[None])[0]
                 return torch.softmax(logits, dim=-1).float().numpy()
         if self.backend == "onnx":
-            return self.windows_probs([[s] for s in samples])
+            parts = [self._batch([s]) for s in samples]
+            return self._batch_probs({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
         batch = self._batch(samples)
         with torch.inference_mode(), _flush_denormal():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
@@ -193,15 +212,23 @@ class Classifier:
         samples: list[np.ndarray],
     ) -> np.ndarray:
         """`window_probs` of the window of sample `indices`, from features (and optical flow)
-        kept in `ring` (and `flows`) for the frames it shares with the windows before it."""
-        flow = None
+        kept in `ring` (and `flows`) for the frames it shares with the windows before it;
+        with test-time flip, averaged with the mirrored window's (`ring.mirror`)."""
+        flow = mirrored = None
         if flows is not None:
             flow = flows.window(indices, samples, self.frames)
+            mirrored = flip_item({"flow": flow})["flow"]
         with torch.inference_mode(), _flush_denormal():
             logits = frame_features.window_logits(
                 self.head, ring, indices, samples, self.frames, flow
             )
-            return torch.softmax(logits, dim=1)[0].float().numpy()
+            probs = torch.softmax(logits, dim=1)[0]
+            if ring.mirror is not None:
+                logits = frame_features.window_logits(
+                    self.head, ring.mirror, indices, samples, self.frames, mirrored
+                )
+                probs = (probs + torch.softmax(logits, dim=1)[0]) / 2
+            return probs.float().numpy()
 
     # ------------------------------------------------------------------ streaming
 
@@ -239,7 +266,9 @@ class Classifier:
         since, emitted, count = 0, False, 0
         ring = flows = None
         if self.reuse_features and not self.per_frame:
-            ring = frame_features.FeatureRing(self.encoder, self.config, keep=window)
+            ring = frame_features.FeatureRing(
+                self.encoder, self.config, keep=window, mirror=self.flip
+            )
             if self.needs_flow:
                 flows = frame_features.FlowCache(self.flow_method)
 

@@ -2,7 +2,9 @@
 
 Writes `RUN/eval-<split>.json` (top-1, top-5, per-class precision/recall/F1, confusion, pair
 accuracy, throughput) and `RUN/confusion-<split>.png`. With `views > 1` each video is scored
-as the mean of several views (temporal windows, or crops), as the field reports results.
+as the mean of several views (temporal windows, or crops), as the field reports results; with
+test-time flip (`tta`, by default on for a run trained with mirrored clips) each view is
+averaged with its mirror image too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidclass.atomic import write_text
 from vidclass.data.dataset import VideoDataset, load_prepared_config
+from vidclass.data.views import TestTimeFlip, resolve_tta
 from vidclass.errors import UserError
 from vidclass.evaluation.classification import average_views, classification_metrics
 from vidclass.models.run import load_model
@@ -63,14 +66,19 @@ def evaluate(
     views: int = 1,
     batch_size: int = 16,
     quiet: bool = False,
+    tta: str = "auto",
 ) -> dict:
-    """Score the run's best checkpoint on `split`; write JSON + confusion PNG into the run."""
+    """Score the run's best checkpoint on `split`; write JSON + confusion PNG into the run.
+    `tta`: `flip` averages each clip with its mirror image, `none` does not, `auto` does
+    what the run was trained for (see `data.views.resolve_tta`)."""
     if views < 1:
         raise UserError(f"--views must be at least 1, got {views}")
     run = Path(run)
     model, config = load_model(run)
+    flip = resolve_tta(config, tta)
     ds = dataset_for_run(config, data, split)
-    loader = DataLoader(_Views(ds, views), batch_size=batch_size)
+    items: Dataset = _Views(ds, views)
+    loader = DataLoader(TestTimeFlip(items) if flip else items, batch_size=batch_size)
     start = time.perf_counter()
     probs, labels, ids, _ = predict_loader(
         model, track(loader, description=f"evaluate {split}", quiet=quiet), torch.device("cpu")
@@ -89,6 +97,7 @@ def evaluate(
             "data": str(Path(data).resolve()),
             "split": split,
             "views": views,
+            "tta": "flip" if flip else "none",
             "num_videos": len(video_ids),
             "clips_per_s": len(ids) / seconds if seconds > 0 else None,
         }
