@@ -110,8 +110,8 @@ class Classifier:
 
     @classmethod
     def load(cls, run: str | os.PathLike, backend: str = "torch", tta: str = "auto") -> Classifier:
-        """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once and uses it;
-        `tta` as for the constructor."""
+        """Load a run folder (`tta`: see `__init__`); `backend="onnx"` exports `RUN/model.onnx`
+        once and uses it."""
         from vidclass.models.run import load_model, read_config
 
         if backend not in BACKENDS:
@@ -184,6 +184,8 @@ class Classifier:
         directly. Otherwise with ONNX, where the graph only gives clip logits, each frame is a
         clip of one real frame: its clip output is then that frame's own prediction.
         """
+        if not self.reuse_features and self.backend == "onnx":
+            return self.windows_probs([[s] for s in samples])  # flipped there
         probs = self._frame_probs(samples)
         if self.flip:
             probs = (probs + self._frame_probs([s[:, ::-1] for s in samples])) / 2
@@ -195,9 +197,6 @@ class Classifier:
                 features = frame_features.encode_frames(self.encoder, self.config, samples)
                 logits = self.head.frame_logits_from_features(features[None])[0]
                 return torch.softmax(logits, dim=-1).float().numpy()
-        if self.backend == "onnx":
-            parts = [self._batch([s]) for s in samples]
-            return self._batch_probs({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
         batch = self._batch(samples)
         with torch.inference_mode(), _flush_denormal():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
@@ -214,21 +213,11 @@ class Classifier:
         """`window_probs` of the window of sample `indices`, from features (and optical flow)
         kept in `ring` (and `flows`) for the frames it shares with the windows before it;
         with test-time flip, averaged with the mirrored window's (`ring.mirror`)."""
-        flow = mirrored = None
+        flow = None
         if flows is not None:
             flow = flows.window(indices, samples, self.frames)
-            mirrored = flip_item({"flow": flow})["flow"]
         with torch.inference_mode(), _flush_denormal():
-            logits = frame_features.window_logits(
-                self.head, ring, indices, samples, self.frames, flow
-            )
-            probs = torch.softmax(logits, dim=1)[0]
-            if ring.mirror is not None:
-                logits = frame_features.window_logits(
-                    self.head, ring.mirror, indices, samples, self.frames, mirrored
-                )
-                probs = (probs + torch.softmax(logits, dim=1)[0]) / 2
-            return probs.float().numpy()
+            return frame_features.window_probs(self.head, ring, indices, samples, self.frames, flow)
 
     # ------------------------------------------------------------------ streaming
 
@@ -266,9 +255,7 @@ class Classifier:
         since, emitted, count = 0, False, 0
         ring = flows = None
         if self.reuse_features and not self.per_frame:
-            ring = frame_features.FeatureRing(
-                self.encoder, self.config, keep=window, mirror=self.flip
-            )
+            ring = frame_features.FeatureRing(self.encoder, self.config, window, self.flip)
             if self.needs_flow:
                 flows = frame_features.FlowCache(self.flow_method)
 

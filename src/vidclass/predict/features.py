@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vidclass.data.dataset import normalize_clip
+from vidclass.data.views import flip_item
 from vidclass.errors import UserError
 from vidclass.models.blocks import FrameModel
 from vidclass.models.cnn_lstm import CNNLSTM
@@ -228,6 +229,25 @@ def window_logits(
         features = encoded.new_zeros(1, length, encoded.shape[-1])
         features.scatter_(1, chosen[:, :, None].expand_as(encoded), encoded)
     return model.forward_features(features, mask, flow)
+
+
+def window_probs(
+    model: FrameModel,
+    ring: FeatureRing,
+    indices: list[int],
+    frames: list[np.ndarray],
+    length: int,
+    flow: torch.Tensor | None = None,
+) -> np.ndarray:
+    """Probabilities ``(K,)`` of one window (see `window_logits`); with a mirror ring
+    (test-time flip), the mean of the window's and its mirror image's, whose flow is the
+    window's mirrored (x negated)."""
+    probs = torch.softmax(window_logits(model, ring, indices, frames, length, flow), dim=1)[0]
+    if ring.mirror is not None:
+        mirrored = None if flow is None else flip_item({"flow": flow})["flow"]
+        logits = window_logits(model, ring.mirror, indices, frames, length, mirrored)
+        probs = (probs + torch.softmax(logits, dim=1)[0]) / 2
+    return probs.float().numpy()
 
 
 class FlowCache:
