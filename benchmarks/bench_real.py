@@ -76,17 +76,25 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
+        hflip=args.hflip,
     )
     t0 = time.perf_counter()
     result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
     train_s = time.perf_counter() - t0
+    # The other test-time choice too (with and without averaging each clip with its mirror),
+    # first, so that eval-test.json is left with the run's own.
+    other = "none" if args.hflip else "flip"
+    second = evaluate(out, data, split="test", quiet=True, tta=other)
     t1 = time.perf_counter()
     metrics = evaluate(out, data, split="test", quiet=True)
     eval_s = time.perf_counter() - t1
     record = {
         "method": method,
         "variant": variant,
+        "hflip": args.hflip,
         "top1": metrics["top1"],
+        f"top1_tta_{metrics['tta']}": metrics["top1"],
+        f"top1_tta_{other}": second["top1"],
         "test_clips": metrics["num_videos"] if "num_videos" in metrics else None,
         "best_epoch": result.best_epoch,
         "best_val_acc": result.best_val_acc,
@@ -144,6 +152,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crop", default="center", help="prepare --crop: center, full or person.")
+    ap.add_argument(
+        "--hflip", action="store_true", help="Train with mirrored clips (runs named *-hflip)."
+    )
     ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
     args = ap.parse_args()
     if not args.data.is_dir():
@@ -168,7 +179,8 @@ def main() -> None:
             )
         for method in methods:
             for variant in variants:
-                out = args.out / tag / f"fold{fold}" / "runs" / f"{method}-{variant}"
+                name = f"{method}-{variant}" + ("-hflip" if args.hflip else "")
+                out = args.out / tag / f"fold{fold}" / "runs" / name
                 if args.summary_only:
                     if (out / "result.json").exists():
                         records.append(
@@ -179,6 +191,8 @@ def main() -> None:
                 records.append({**r, "fold": fold})
                 print(
                     f"fold {fold} {method:12s} {variant:8s} top-1 {100 * r['top1']:5.1f} %  "
+                    f"(tta none {100 * r['top1_tta_none']:5.1f}, flip "
+                    f"{100 * r['top1_tta_flip']:5.1f})  "
                     f"epoch {r['best_epoch']:2d}  train {r['train_s']:6.0f} s  "
                     f"infer {r['infer_clips_per_s']:5.1f} clips/s",
                     flush=True,

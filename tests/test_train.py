@@ -328,6 +328,28 @@ def test_evaluate_refuses_data_prepared_with_other_size_or_pad_unless_allowed(ti
     assert saved["input_mismatch"] == ["size: run 32, data 24", "pad: run zeros, data repeat"]
 
 
+def test_evaluate_refuses_data_cropped_otherwise_than_the_run(tiny_data, tmp_path):
+    """A run on centre crops (prepared.json without a crop) scored on full-frame data, and
+    one on full frames scored on centre crops: both refused, naming the crop."""
+    from vidclass.data.prepare import prepare
+
+    videos = tiny_data.parent / "videos"
+    full = tmp_path / "full"
+    prepare(videos, full, frames=8, size=32, crop="full", test_fraction=1 / 3, quiet=True)
+    cfg = TrainConfig(model="single_frame", epochs=1, batch_size=4)
+    for run_data, other, words in (
+        (tiny_data, full, "crop: run center, data full"),
+        (full, tiny_data, "crop: run full, data center"),
+    ):
+        run = tmp_path / f"run-{run_data.name}"
+        train(run_data, run, cfg, quiet=True)
+        refused = runner.invoke(app, ["evaluate", str(run), str(other), "-q"])
+        assert isinstance(refused.exception, UserError), refused.output
+        assert words in str(refused.exception)
+        same = runner.invoke(app, ["evaluate", str(run), str(run_data), "-q"])
+        assert same.exit_code == 0, same.output
+
+
 def test_evaluate_accepts_data_that_differs_only_in_workers_export_or_split(tiny_data, tmp_path):
     from vidclass.data.prepare import prepare
 

@@ -54,6 +54,12 @@ def predict(
     backend: str = typer.Option(
         "torch", "--backend", help="torch | onnx (exports RUN/model.onnx once)."
     ),
+    tta: str = typer.Option(
+        "auto",
+        "--tta",
+        help="auto | flip | none: average each window with its mirror image (auto: when the "
+        "run was trained with --hflip; flip doubles the cost).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Label whole videos, with a per-window timeline, smoothing against flicker, an annotated copy.
@@ -75,7 +81,7 @@ def predict(
     from vidclass.predict.classifier import Classifier
     from vidclass.video.reader import is_live_source
 
-    clf = Classifier.load(run, backend=backend)
+    clf = Classifier.load(run, backend=backend, tta=tta)
     inputs = video_inputs(videos)
     many = len(inputs.videos) > 1
     to_json = JsonTarget(json_out, inputs.names, many)

@@ -132,6 +132,12 @@ def train(
         help="Random crops and temporal jitter [default: on, off with a frozen backbone].",
         show_default=False,
     ),
+    hflip: bool = typer.Option(
+        TRAIN.hflip,
+        "--hflip/--no-hflip",
+        help="Train on mirrored clips too (a frozen backbone caches both views) and average "
+        "each clip with its mirror at test time; refused for mirror-pair classes (move_left).",
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last saved epoch."
     ),
@@ -150,6 +156,8 @@ def train(
         vidclass train data/prepared --model slow_fusion --epochs 15
 
         vidclass train data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone
+
+        vidclass train data/ucf --model cnn_lstm --backbone efficientnet_lite0 --freeze-backbone --hflip
 
         vidclass train data/prepared --model slowfast --out runs/sf --resume
 
@@ -170,6 +178,7 @@ def train(
         workers=workers,
         normalize=normalize,
         augment=augment,
+        hflip=hflip,
     )
     result = run_train(data, out or Path("runs") / model, cfg, resume=resume, quiet=quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process reports
@@ -205,6 +214,9 @@ def features(
     option: list[str] = typer.Option([], "--option", help="As for `vidclass train`."),
     normalize: str = typer.Option("auto", "--normalize", help="As for `vidclass train`."),
     seed: int = typer.Option(TRAIN.seed, "--seed", help="As for `vidclass train`."),
+    hflip: bool = typer.Option(
+        TRAIN.hflip, "--hflip/--no-hflip", help="Also the mirrored view, as for `vidclass train`."
+    ),
     shard: str | None = typer.Option(
         None, "--shard", help="I/N: only the I-th (from 0) of N shards of the videos."
     ),
@@ -229,11 +241,14 @@ def features(
         options=_model_options(backbone, pretrained, freeze_backbone, option),
         seed=seed,
         normalize=normalize,
+        hflip=hflip,
     )
     result = fill_features(data, cfg, shard=shard, quiet=quiet)
+    folders = result.folders or {"orig": result.folder}
+    there = result.videos * len(folders) - result.encoded
     console.print(
-        f"features: {result.encoded} encoded, {result.videos - result.encoded} already there, "
-        f"in {result.folder}"
+        f"features: {result.encoded} encoded, {there} already there, in "
+        + ", ".join(str(f) for f in folders.values())
     )
 
 
@@ -243,6 +258,12 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="Which split of the manifest."),
     views: int = typer.Option(
         1, "--views", min=1, help="Views averaged per video (temporal windows or crops)."
+    ),
+    tta: str = typer.Option(
+        "auto",
+        "--tta",
+        help="auto | flip | none: average each view with its mirror image (auto: when the "
+        "run was trained with --hflip).",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics JSON here."),
     allow_mismatch: bool = typer.Option(
@@ -263,6 +284,8 @@ def evaluate(
         vidclass evaluate runs/slow_fusion data/prepared
 
         vidclass evaluate runs/cnn_lstm data/ucf --split test --views 3 --json eval.json
+
+        vidclass evaluate runs/cnn_lstm data/ucf --tta none
     """
     import json
 
@@ -270,7 +293,13 @@ def evaluate(
     from vidclass.train.evaluate import evaluate as run_evaluate
 
     metrics = run_evaluate(
-        run, data, split=split, views=views, quiet=quiet, allow_mismatch=allow_mismatch
+        run,
+        data,
+        split=split,
+        views=views,
+        quiet=quiet,
+        tta=tta,
+        allow_mismatch=allow_mismatch,
     )
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2))

@@ -48,7 +48,20 @@ class Augment:
 
 # The prepared.json options that decide what a model is fed; a run records them and
 # `evaluate` refuses data prepared otherwise (workers, export_frames or the split do not count).
-INPUT_OPTIONS = ("frames", "interval", "sample_fps", "size", "pad", "mean", "std")
+INPUT_OPTIONS = (
+    "frames",
+    "interval",
+    "sample_fps",
+    "size",
+    "pad",
+    "mean",
+    "std",
+    "crop",
+    "person_boxes",
+)
+# What a prepared.json without the option means (centre crops predate `--crop` and keep
+# their old caches, so they do not record it).
+INPUT_DEFAULTS = {"crop": "center"}
 
 
 def load_prepared_config(root: str | os.PathLike) -> dict:

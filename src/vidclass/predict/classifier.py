@@ -21,6 +21,7 @@ import torch
 from vidclass.data.crop import run_crop
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
+from vidclass.data.views import flip_item, resolve_tta
 from vidclass.errors import UserError
 from vidclass.predict import features as frame_features
 from vidclass.predict import stream as streaming
@@ -62,11 +63,14 @@ class Classifier:
         backend: str = "torch",
         head=None,
         encoder: frame_features.Encoder | None = None,
+        tta: str = "auto",
     ) -> None:
         """`head`: the torch model whose `forward_features` scores cached frame features
         (default: `model` itself with the torch backend); `encoder`: what encodes the frames
-        (default: the head's encoder in channels_last; `load` passes onnxruntime's)."""
+        (default: the head's encoder in channels_last; `load` passes onnxruntime's); `tta`:
+        `flip` averages each window with its mirror image, `none` not, `auto` as trained."""
         self.model, self.config, self.backend = model, config, backend
+        self.flip = resolve_tta(config, tta)
         self.classes: list[str] = list(config["classes"])
         self.frames = int(config["frames"])
         self.size = int(config["size"])
@@ -86,9 +90,9 @@ class Classifier:
             self.encoder = frame_features.torch_encoder(head)
 
     @classmethod
-    def load(cls, run: str | os.PathLike, backend: str = "torch") -> Classifier:
-        """Load a run folder; `backend="onnx"` exports `RUN/model.onnx` once (again when the
-        weights or config change) and uses it."""
+    def load(cls, run: str | os.PathLike, backend: str = "torch", tta: str = "auto") -> Classifier:
+        """Load a run folder (`tta`: see `__init__`); `backend="onnx"` exports `RUN/model.onnx`
+        once (again when the weights or config change) and uses it."""
         from vidclass.models.run import load_model, read_config
 
         if backend not in BACKENDS:
@@ -106,9 +110,9 @@ class Classifier:
                 lambda out: export_onnx(run, out, dynamic_batch=True),
             )
             head, encoder = frame_features.onnx_frame_encoder(run, config, digest)
-            return cls(OnnxModel(path), config, backend, head=head, encoder=encoder)
+            return cls(OnnxModel(path), config, backend, head=head, encoder=encoder, tta=tta)
         model, config = load_model(run)
-        return cls(model, config, backend)
+        return cls(model, config, backend, tta=tta)
 
     # ------------------------------------------------------------------ model calls
 
@@ -143,6 +147,12 @@ class Classifier:
         flows = flows if flows is not None else [None] * len(windows)
         parts = [self._batch(w, f) for w, f in zip(windows, flows, strict=True)]
         batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if self.flip:  # the mean of the windows' and their mirror images' probabilities
+            return (self._batch_probs(batch) + self._batch_probs(flip_item(batch))) / 2
+        return self._batch_probs(batch)
+
+    def _batch_probs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """`(B, K)` probabilities of a batch built by `_batch`."""
         if self.backend == "onnx":
             logits = np.asarray(self.model(batch))
             e = np.exp(logits - logits.max(1, keepdims=True))
@@ -152,19 +162,26 @@ class Classifier:
             return torch.softmax(self.model(tensors), dim=1).float().numpy()
 
     def frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
-        """Per-frame probabilities `(n, K)` of a single-frame model.
+        """Per-frame probabilities `(n, K)` of a single-frame model (with test-time flip, the
+        mean of each frame's and its mirror image's).
 
         With shared features (the default) the encoder and the classifier run on the frames
         directly. Otherwise with ONNX, where the graph only gives clip logits, each frame is a
         clip of one real frame: its clip output is then that frame's own prediction.
         """
+        if not self.reuse_features and self.backend == "onnx":
+            return self.windows_probs([[s] for s in samples])  # flipped there
+        probs = self._frame_probs(samples)
+        if self.flip:
+            probs = (probs + self._frame_probs([s[:, ::-1] for s in samples])) / 2
+        return probs
+
+    def _frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         if self.reuse_features:
             with torch.inference_mode(), _flush_denormal():
                 features = frame_features.encode_frames(self.encoder, self.config, samples)
                 logits = self.head.frame_logits_from_features(features[None])[0]
                 return torch.softmax(logits, dim=-1).float().numpy()
-        if self.backend == "onnx":
-            return self.windows_probs([[s] for s in samples])
         batch = self._batch(samples)
         with torch.inference_mode(), _flush_denormal():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
@@ -179,15 +196,13 @@ class Classifier:
         samples: list[np.ndarray],
     ) -> np.ndarray:
         """`window_probs` of the window of sample `indices`, from features (and optical flow)
-        kept in `ring` (and `flows`) for the frames it shares with the windows before it."""
+        kept in `ring` (and `flows`) for the frames it shares with the windows before it;
+        with test-time flip, averaged with the mirrored window's (`ring.mirror`)."""
         flow = None
         if flows is not None:
             flow = flows.window(indices, samples, self.frames)
         with torch.inference_mode(), _flush_denormal():
-            logits = frame_features.window_logits(
-                self.head, ring, indices, samples, self.frames, flow
-            )
-            return torch.softmax(logits, dim=1)[0].float().numpy()
+            return frame_features.window_probs(self.head, ring, indices, samples, self.frames, flow)
 
     # ------------------------------------------------------------------ tasks
 

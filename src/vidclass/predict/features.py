@@ -18,6 +18,7 @@ import torch
 
 from vidclass.data.crop import per_window
 from vidclass.data.dataset import normalize_clip
+from vidclass.data.views import flip_item
 from vidclass.models.blocks import FrameModel
 from vidclass.models.cnn_lstm import CNNLSTM, with_deltas
 
@@ -127,18 +128,23 @@ def encode_frames(encode: Encoder, config: dict, frames: list[np.ndarray]) -> to
 class FeatureRing:
     """Encoder features of the last ``keep`` sampled frames, by sample index: a frame is
     encoded the first time a window reads it and forgotten once no window can, so memory is
-    bounded by ``keep`` rows whatever the length of the video."""
+    bounded by ``keep`` rows whatever the length of the video. ``flipped``: of the frames'
+    mirror images; ``mirror``: keep such a ring beside this one (test-time flip)."""
 
-    def __init__(self, encode: Encoder, config: dict, keep: int) -> None:
-        self.encode, self.config, self.keep = encode, config, keep
+    def __init__(
+        self, encode: Encoder, config: dict, keep: int, mirror: bool = False, flipped: bool = False
+    ) -> None:
+        self.encode, self.config, self.keep, self.flipped = encode, config, keep, flipped
         self.rows: dict[int, torch.Tensor] = {}
         self.encoded = 0  # frames run through the encoder so far
+        self.mirror = FeatureRing(encode, config, keep, flipped=True) if mirror else None
 
     def get(self, indices: list[int], frames: list[np.ndarray]) -> torch.Tensor:
         """``(n, D)`` features of sample ``indices`` (uint8 ``(H, W, 3)`` ``frames``)."""
         new = {i: f for i, f in zip(indices, frames, strict=True) if i not in self.rows}
         if new:
-            rows = encode_frames(self.encode, self.config, list(new.values()))
+            todo = [f[:, ::-1] for f in new.values()] if self.flipped else list(new.values())
+            rows = encode_frames(self.encode, self.config, todo)
             self.rows.update(zip(new, rows, strict=True))
             self.encoded += len(new)
         out = torch.stack([self.rows[i] for i in indices])
@@ -176,6 +182,25 @@ def window_logits(
         features = encoded.new_zeros(1, length, encoded.shape[-1])
         features.scatter_(1, chosen[:, :, None].expand_as(encoded), encoded)
     return model.forward_features(features, mask, flow)
+
+
+def window_probs(
+    model: FrameModel,
+    ring: FeatureRing,
+    indices: list[int],
+    frames: list[np.ndarray],
+    length: int,
+    flow: torch.Tensor | None = None,
+) -> np.ndarray:
+    """Probabilities ``(K,)`` of one window (see `window_logits`); with a mirror ring
+    (test-time flip), the mean of the window's and its mirror image's, whose flow is the
+    window's mirrored (x negated)."""
+    probs = torch.softmax(window_logits(model, ring, indices, frames, length, flow), dim=1)[0]
+    if ring.mirror is not None:
+        mirrored = None if flow is None else flip_item({"flow": flow})["flow"]
+        logits = window_logits(model, ring.mirror, indices, frames, length, mirrored)
+        probs = (probs + torch.softmax(logits, dim=1)[0]) / 2
+    return probs.float().numpy()
 
 
 class FlowCache:

@@ -82,7 +82,7 @@ def _windows(clf: Classifier, info, frames, avg: RollingAverage, state: State, w
     since, emitted, count = 0, False, 0
     ring = flows = None
     if clf.reuse_features and not clf.per_frame:
-        ring = frame_features.FeatureRing(clf.encoder, clf.config, keep=window)
+        ring = frame_features.FeatureRing(clf.encoder, clf.config, window, clf.flip)
         if clf.needs_flow:
             flows = frame_features.FlowCache(clf.flow_method)
 

@@ -32,6 +32,10 @@ class TrainConfig:
     # None = auto: random crops and temporal jitter for every method that encodes its clips
     # each epoch; off for a frozen backbone, whose features are computed once per clip.
     augment: bool | None = None
+    # Mirrored clips: a frozen backbone's features of each clip and of its mirror image are
+    # cached once and one of the two is drawn per clip per epoch; other methods flip at random.
+    # The run then averages each clip with its mirror at test time (config.json "tta").
+    hflip: bool = False
     val_split: str = "val"  # the split that chooses the best epoch; never "test"
     flow_method: str = "farneback"
 
@@ -53,6 +57,7 @@ RESUME_KEYS = (
     "seed",
     "normalize",
     "augment",
+    "hflip",
     "val_split",
     "flow_method",
 )

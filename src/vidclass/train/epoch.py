@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from vidclass.evaluation.classification import average_views
 from vidclass.progress import make_progress
 from vidclass.train.optim import Schedule
 
@@ -73,8 +74,13 @@ def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device):
 
 
 def val_scores(net: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
-    """(accuracy, mean negative log-likelihood) of `net` on the validation loader."""
-    probs, labels, _, _ = predict_loader(net, loader, device)
+    """(accuracy, mean negative log-likelihood) of `net` on the validation loader; the views
+    of one video (a clip and its mirror, with test-time flip) are averaged first."""
+    probs, labels, ids, _ = predict_loader(net, loader, device)
+    if len(set(ids)) < len(ids):
+        first = {vid: i for i, vid in reversed(list(enumerate(ids)))}
+        ids, probs = average_views(probs, ids)
+        labels, probs = np.array([labels[first[v]] for v in ids]), probs.astype(np.float32)
     acc = float((probs.argmax(1) == labels).mean())
     loss = float(
         F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(labels))

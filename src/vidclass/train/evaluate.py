@@ -2,7 +2,9 @@
 
 Writes `RUN/eval-<split>.json` (top-1, top-5, per-class precision/recall/F1, confusion, pair
 accuracy, throughput) and `RUN/confusion-<split>.png`. With `views > 1` each video is scored
-as the mean of several views (temporal windows, or crops), as the field reports results.
+as the mean of several views (temporal windows, or crops), as the field reports results; with
+test-time flip (`tta`, by default on for a run trained with mirrored clips) each view is
+averaged with its mirror image too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidclass.atomic import write_text
-from vidclass.data.dataset import VideoDataset, load_prepared_config
+from vidclass.data.dataset import INPUT_DEFAULTS, VideoDataset, load_prepared_config
+from vidclass.data.views import TestTimeFlip, resolve_tta
 from vidclass.errors import UserError
 from vidclass.evaluation.classification import average_views, classification_metrics
 from vidclass.models.run import load_model
@@ -41,8 +44,12 @@ def _recorded_inputs(config: dict) -> dict:
     """The prepared options a run was trained on (runs older than ``config["prepared"]``
     recorded only these five)."""
     if "prepared" in config:
-        return config["prepared"]
-    return {k: config[k] for k in ("frames", "size", "pad", "mean", "std") if k in config}
+        recorded = dict(config["prepared"])
+        for key, default in INPUT_DEFAULTS.items():
+            recorded[key] = recorded.get(key) or default
+        return recorded
+    old = {k: config[k] for k in ("frames", "size", "pad", "mean", "std") if k in config}
+    return {**old, "crop": config.get("crop") or INPUT_DEFAULTS["crop"]}
 
 
 # The `vidclass prepare` option that sets each recorded one (mean and std are fixed).
@@ -52,6 +59,7 @@ _FLAGS = {
     "sample_fps": "--fps",
     "size": "--size",
     "pad": "--pad",
+    "crop": "--crop",
 }
 
 
@@ -61,6 +69,7 @@ def input_mismatches(config: dict, prepared: dict) -> dict[str, tuple]:
     where it sets the frame rate; with ``--interval``/``--fps`` it is only a cap, and a longer
     cache is what gives ``--views`` its temporal windows."""
     run = _recorded_inputs(config)
+    prepared = {**INPUT_DEFAULTS, **prepared}
     spread = run.get("interval") is None and run.get("sample_fps") is None
     return {
         key: (value, prepared[key])
@@ -127,17 +136,22 @@ def evaluate(
     batch_size: int = 16,
     quiet: bool = False,
     allow_mismatch: bool = False,
+    tta: str = "auto",
 ) -> dict:
     """Score the run's best checkpoint on `split`; write JSON + confusion PNG into the run.
 
     Data prepared with other options than the run's (size, pad, sampling) is refused; with
-    `allow_mismatch` it is scored and ``metrics["input_mismatch"]`` lists the differences."""
+    `allow_mismatch` it is scored and ``metrics["input_mismatch"]`` lists the differences.
+    `tta`: `flip` averages each clip with its mirror image, `none` does not, `auto` does
+    what the run was trained for (see `data.views.resolve_tta`)."""
     if views < 1:
         raise UserError(f"--views must be at least 1, got {views}")
     run = Path(run)
     model, config = load_model(run)
+    flip = resolve_tta(config, tta)
     ds, differ = dataset_for_run(config, data, split, allow_mismatch)
-    loader = DataLoader(_Views(ds, views), batch_size=batch_size)
+    items: Dataset = _Views(ds, views)
+    loader = DataLoader(TestTimeFlip(items) if flip else items, batch_size=batch_size)
     start = time.perf_counter()
     probs, labels, ids, _ = predict_loader(
         model, track(loader, description=f"evaluate {split}", quiet=quiet), torch.device("cpu")
@@ -156,6 +170,7 @@ def evaluate(
             "data": str(Path(data).resolve()),
             "split": split,
             "views": views,
+            "tta": "flip" if flip else "none",
             "num_videos": len(video_ids),
             "clips_per_s": len(ids) / seconds if seconds > 0 else None,
         }

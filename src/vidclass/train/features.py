@@ -5,7 +5,9 @@ clip every epoch is wasted work; on a CPU it is nearly all the work. The feature
 next to the prepared data: `DATA/features/<backbone>-<digest>/<video_id>.<signature>.npy`,
 float32 `(T, D)`. The digest covers everything that determines them (see `feature_spec`) and
 the spec is kept and checked in the folder's `spec.json`; the signature is the prepared
-video's, so a video that `prepare` redid is encoded again.
+video's, so a video that `prepare` redid is encoded again. Each view of the clips
+(`data.views`: as prepared, mirrored) has its own folder, its spec naming the view, so adding
+a view encodes only that view and no view is ever read for another.
 
 `train` fills the cache before its first epoch; `fill_features` (`vidclass features`) fills
 it ahead, whole or one shard of the videos at a time, so a large set's encoding spreads over
@@ -15,7 +17,8 @@ machines.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from vidclass.atomic import save_array
 from vidclass.data.dataset import VideoDataset, load_prepared_config
 from vidclass.data.derived import open_derived
 from vidclass.data.shard import parse_shard, shard_of
+from vidclass.data.views import HFLIP, ORIG, VIEWS, apply_view, check_flip
 from vidclass.errors import UserError
 from vidclass.models import build
 from vidclass.models.blocks import FrameModel
@@ -52,10 +56,11 @@ def encoder_digest(model: FrameModel) -> str:
     return h.hexdigest()[:16]
 
 
-def feature_spec(model: FrameModel, dataset: VideoDataset) -> dict:
+def feature_spec(model: FrameModel, dataset: VideoDataset, view: str = ORIG) -> dict:
     """Everything that determines the cached features of a clip, besides the video itself."""
     prepared = dataset.config
     spec = {
+        "view": {"name": view, "means": VIEWS[view]},
         "model_class": type(model).__name__,
         # A subclass that transforms the features (cnn_lstm's deltas) overrides encode_frames.
         "encode_frames": type(model).encode_frames.__qualname__,
@@ -78,11 +83,15 @@ def feature_spec(model: FrameModel, dataset: VideoDataset) -> dict:
     return spec
 
 
-def feature_folder(model: FrameModel, dataset: VideoDataset) -> Path:
-    """`DATA/features/<backbone>-<digest>/`, created or verified against its spec."""
-    return open_derived(
-        dataset.root / "features", str(model.config.get("backbone")), feature_spec(model, dataset)
-    )
+def feature_folder(model: FrameModel, dataset: VideoDataset, view: str = ORIG) -> Path:
+    """`DATA/features/<backbone>-<digest>/` of one view, created or verified against its spec."""
+    spec = feature_spec(model, dataset, view)
+    return open_derived(dataset.root / "features", str(model.config.get("backbone")), spec)
+
+
+def train_views(config: TrainConfig) -> tuple[str, ...]:
+    """The views a run trains on: the clips as prepared, and their mirror images with hflip."""
+    return (ORIG, HFLIP) if config.hflip else (ORIG,)
 
 
 def feature_path(folder: Path, dataset: VideoDataset, i: int) -> Path:
@@ -101,26 +110,49 @@ class FeatureHead(nn.Module):
 
 
 class FeatureDataset(Dataset):
-    """The items of a VideoDataset with cached `features (T, D)` in place of `video`."""
+    """The items of a VideoDataset with cached `features (T, D)` in place of `video`.
 
-    def __init__(self, base: VideoDataset, folder: Path, feature_dim: int) -> None:
-        self.base, self.folder, self.feature_dim = base, folder, feature_dim
+    `folders`: the feature folder of each view; an item is one of `views`, drawn per (seed,
+    epoch, item) like `VideoDataset`'s augmentation, so a resumed run draws what an
+    uninterrupted one draws. `mirrored(i)` is item i's `hflip` view (test-time flip)."""
+
+    def __init__(
+        self,
+        base: VideoDataset,
+        folders: Path | dict[str, Path],
+        feature_dim: int,
+        views: Sequence[str] = (ORIG,),
+    ) -> None:
+        self.base, self.feature_dim, self.views = base, feature_dim, tuple(views)
+        self.folders = folders if isinstance(folders, dict) else {ORIG: folders}
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, i: int) -> dict:
+        if len(self.views) == 1:
+            return self.item(i, self.views[0])
+        rng = random.Random(f"{self.base.seed}/{self.base.epoch}/{i}/view")
+        return self.item(i, self.views[rng.randrange(len(self.views))])
+
+    def mirrored(self, i: int) -> dict:
+        return self.item(i, HFLIP)
+
+    def item(self, i: int, view: str) -> dict:
+        """Item i seen through `view`: that view's cached features (and flow, mirrored too)."""
         row = self.base.rows[i]
-        path = feature_path(self.folder, self.base, i)
+        folder = self.folders[view]
+        path = feature_path(folder, self.base, i)
         feats = torch.from_numpy(np.load(path))
         if tuple(feats.shape) != (self.base.frames, self.feature_dim):
             raise RuntimeError(
                 f"{path}: features of shape {tuple(feats.shape)}, expected "
-                f"{(self.base.frames, self.feature_dim)}; delete {self.folder} and train again"
+                f"{(self.base.frames, self.feature_dim)}; delete {folder} and train again"
             )
         if self.base.with_flow:
             item = self.base[i]
             item.pop("video")
+            item = apply_view(item, view)
         else:
             mask = torch.zeros(self.base.frames, dtype=torch.bool)
             mask[: min(row["sampled_frames"], self.base.frames)] = True
@@ -136,10 +168,11 @@ def cache_features(
     folder: Path,
     quiet: bool = False,
     keep: Callable[[str], bool] | None = None,
+    view: str = ORIG,
 ) -> int:
-    """Encode every clip of `datasets` not cached yet (or, with `keep`, those of the video ids
-    it keeps); return how many were encoded. Atomic writes: safe to interrupt, and safe for
-    several processes filling one folder with different videos.
+    """Encode `view` of every clip of `datasets` not cached in `folder` yet (or, with `keep`,
+    those of the video ids it keeps); return how many were encoded. Atomic writes: safe to
+    interrupt, and safe for several processes filling one folder with different videos.
 
     Each video is encoded alone, in one forward pass of its own frames: its features are then a
     function of that video only, the same bytes whichever other videos share the run (a
@@ -162,8 +195,8 @@ def cache_features(
             ds.root, split=None, frames=ds.frames, pad=ds.pad, normalize=ds.normalize
         )
         index = {r["video_id"]: i for i, r in enumerate(plain.rows)}
-        for i in track(todo, description="features", quiet=quiet):
-            item = plain[index[ds.rows[i]["video_id"]]]
+        for i in track(todo, description=f"features ({view})", quiet=quiet):
+            item = apply_view(plain[index[ds.rows[i]["video_id"]]], view)
             video, mask = item["video"][None].to(device), item["mask"][None].to(device)
             feats = model.encode_frames(video, mask)[0].float().cpu().numpy()
             save_array(feature_path(folder, ds, i), feats)
@@ -176,9 +209,10 @@ def cache_features(
 class FeatureFill:
     """What `fill_features` did."""
 
-    folder: Path
-    encoded: int  # computed now
+    folder: Path  # of the clips as prepared
+    encoded: int  # computed now, over every view
     videos: int  # this shard's videos (all of them without a shard)
+    folders: dict[str, Path] | None = None  # of each view
 
 
 def fill_features(
@@ -212,14 +246,19 @@ def fill_features(
         datasets.append(VideoDataset(data, split=config.val_split, normalize=normalize))
     except UserError:
         pass  # no validation split: training encodes none either
-    folder = feature_folder(model, train_ds)
+    if config.hflip:
+        check_flip(classes, "--hflip")
+    folders = {v: feature_folder(model, train_ds, v) for v in train_views(config)}
 
     def keep(video_id: str) -> bool:
         return shard_of(video_id, count) == index
 
-    encoded = cache_features(model, datasets, folder, quiet=quiet, keep=keep)
+    encoded = sum(
+        cache_features(model, datasets, folder, quiet=quiet, keep=keep, view=view)
+        for view, folder in folders.items()
+    )
     mine = {r["video_id"] for d in datasets for r in d.rows if keep(r["video_id"])}
-    return FeatureFill(folder=folder, encoded=encoded, videos=len(mine))
+    return FeatureFill(folder=folders[ORIG], encoded=encoded, videos=len(mine), folders=folders)
 
 
 def _shard_text(shard: tuple[int, int] | str) -> str:

@@ -24,13 +24,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 import vidclass
 from vidclass.atomic import write_text
-from vidclass.data.dataset import INPUT_OPTIONS, Augment, VideoDataset, load_prepared_config
+from vidclass.data.dataset import (
+    INPUT_DEFAULTS,
+    INPUT_OPTIONS,
+    Augment,
+    VideoDataset,
+    load_prepared_config,
+)
 from vidclass.data.prepare import read_manifest
+from vidclass.data.views import TestTimeFlip, check_flip
 from vidclass.errors import UserError
 from vidclass.models import build
 from vidclass.models.run import MODEL_FILE, save_model
@@ -45,6 +52,7 @@ from vidclass.train.features import (
     FeatureHead,
     cache_features,
     feature_folder,
+    train_views,
     uses_feature_cache,
 )
 from vidclass.train.optim import Schedule, lr_at, make_optimizer, param_groups
@@ -234,8 +242,13 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
         )
     # augment=None (auto): on wherever clips are encoded each epoch.
     cfg = replace(cfg, augment=not feature_mode if cfg.augment is None else cfg.augment)
-
-    augment = Augment(crop_scale=0.85, temporal_jitter=True) if cfg.augment else None
+    if cfg.hflip:
+        for warning in check_flip(prepared["classes"], "--hflip"):
+            if not quiet and ctx.is_main:
+                print(f"warning: {warning}")
+    augment = Augment(crop_scale=0.85, temporal_jitter=True) if cfg.augment else Augment()
+    # A frozen backbone sees mirrored clips through their cached `hflip` view instead.
+    augment = replace(augment, hflip=cfg.hflip and not feature_mode)
     train_ds = VideoDataset(
         data,
         split="train",
@@ -259,7 +272,7 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
     )
     frames = train_ds.frames
     held = pretrained_batchnorms(model)  # named before SyncBatchNorm replaces the modules
-    net, train_ds, val_ds = _network(model, train_ds, val_ds, feature_mode, ctx, quiet)
+    net, train_ds, val_ds = _network(model, train_ds, val_ds, cfg, ctx, quiet)
     hold_statistics(model, held, cfg.pretrained_bn)
     sampler, train_loader, val_loader = _loaders(data, train_ds, val_ds, cfg, ctx)
     optimizer = make_optimizer(net, model, cfg)
@@ -307,8 +320,11 @@ def _run_config(
         "needs_flow": bool(getattr(model, "needs_flow", False)),
         "flow_method": cfg.flow_method,
         "pairs": prepared.get("pairs", []),
+        # What evaluate and predict do by default: average a clip with its mirror image
+        # where the model was trained on both (the val split chose the epoch that way too).
+        "tta": "flip" if cfg.hflip else "none",
         "sample_fps": training_frame_rate(data, prepared),
-        "prepared": {k: prepared.get(k) for k in INPUT_OPTIONS},
+        "prepared": {k: prepared.get(k, INPUT_DEFAULTS.get(k)) for k in INPUT_OPTIONS},
         "train": asdict(cfg),
         "selection": selection,
         "data": str(data.resolve()),
@@ -320,21 +336,27 @@ def _network(
     model: nn.Module,
     train_ds: VideoDataset,
     val_ds: VideoDataset | None,
-    feature_mode: bool,
+    cfg: TrainConfig,
     ctx: Dist,
     quiet: bool,
-) -> tuple[nn.Module, VideoDataset | FeatureDataset, VideoDataset | FeatureDataset | None]:
-    """What is trained, and on what: a frozen backbone's features are cached once and only
-    its head trains on them; with several processes the net is wrapped in DDP."""
+) -> tuple[nn.Module, VideoDataset | FeatureDataset, Dataset | None]:
+    """What is trained, and on what: a frozen backbone's features are cached once per view
+    and only its head trains on them; with several processes the net is wrapped in DDP.
+    With hflip the val split scores each clip with its mirror, as evaluate will."""
     net: nn.Module = model
-    if feature_mode:
-        folder = feature_folder(model, train_ds)
+    if uses_feature_cache(model):
+        views = train_views(cfg)
+        folders = {v: feature_folder(model, train_ds, v) for v in views}
         if ctx.is_main:
-            cache_features(model, [d for d in (train_ds, val_ds) if d], folder, quiet=quiet)
+            for view, folder in folders.items():
+                datasets = [d for d in (train_ds, val_ds) if d]
+                cache_features(model, datasets, folder, quiet=quiet, view=view)
         barrier(ctx)
-        train_ds = FeatureDataset(train_ds, folder, model.feature_dim)
-        val_ds = FeatureDataset(val_ds, folder, model.feature_dim) if val_ds else None
+        train_ds = FeatureDataset(train_ds, folders, model.feature_dim, views)
+        val_ds = FeatureDataset(val_ds, folders, model.feature_dim) if val_ds else None
         net = FeatureHead(model)
+    if cfg.hflip and val_ds is not None:
+        val_ds = TestTimeFlip(val_ds)
     if ctx.enabled:
         if ctx.device.type == "cpu":
             # Statistics over the global batch, as one process would compute them.
