@@ -214,7 +214,7 @@ def test_val_and_evaluate_average_each_clip_with_its_mirror(plain_data, tmp_path
     # evaluate's probabilities are the mean of the clip's and its mirror's.
     model, config = run_format.load_model(tmp_path / "run")
     for split in ("test", "val"):
-        ds = dataset_for_run(config, data, split)
+        ds, _ = dataset_for_run(config, data, split)
         flipped = evaluate(tmp_path / "run", data, split=split, quiet=True)
         plain = evaluate(tmp_path / "run", data, split=split, quiet=True, tta="none")
         assert plain["tta"] == "none" and flipped["tta"] == "flip"
