@@ -11,6 +11,12 @@ pretrained variant's mean top-1 over its from-scratch version's on the same fold
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_real.py            # all: hours on 2 cores
     .venv/bin/python benchmarks/bench_real.py --folds 0 --methods slow_fusion --variants frozen
+    .venv/bin/python benchmarks/bench_real.py --variants frozen --size 224 --methods tsn \
+        --epochs 60 --refit --label-smoothing 0.1 --option dropout=0.5   # training levers
+
+A lever away from its default names the run folder (``tsn-frozen-e60-refit-ls0.1-dropout0.5``),
+so runs of other settings are never read back for one another. With ``--refit`` the first
+pass (``RUN/select``, the epoch chosen on val, no refit) is evaluated too: one run gives both.
 
 Runs are kept under --out (resumable: a finished run is read back, not retrained). Needs
 ../shared/realdata/weizmann (see its README).
@@ -33,6 +39,7 @@ from vidclass.train.loop import train
 
 WEIZMANN = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "weizmann"
 ACTORS = ("daria", "denis", "eli", "ido", "ira", "lena", "lyova", "moshe", "shahar")
+DEFAULT_EPOCHS = 15
 VARIANTS = {
     "scratch": {"backbone": "small"},
     "frozen": {"backbone": "efficientnet_lite0", "pretrained": True, "freeze_backbone": True},
@@ -72,10 +79,14 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
         return json.loads(result_file.read_text())
     cfg = TrainConfig(
         model=method,
-        options=dict(VARIANTS[variant]),
+        options={**VARIANTS[variant], **args.options},
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        refit=args.refit,
     )
     t0 = time.perf_counter()
     result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
@@ -95,6 +106,9 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     }
     n = record["test_clips"] or 30
     record["infer_clips_per_s"] = n / eval_s
+    if args.refit and result.first_pass is not None:  # the same recipe without the refit
+        record["top1_select"] = evaluate(out / "select", data, split="test", quiet=True)["top1"]
+        record["select_epoch"] = result.first_pass.best_epoch
     result_file.write_text(json.dumps(record, indent=2))
     return record
 
@@ -102,27 +116,52 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
 SHORT = {"scratch": "s", "frozen": "fr", "finetune": "ft"}
 
 
-def summarize(records: list[dict], methods: list[str], variants: list[str]) -> None:
+def lever_suffix(args: argparse.Namespace) -> str:
+    """The training levers away from their defaults, as a run-folder suffix."""
+    parts = [f"e{args.epochs}"] if args.epochs != DEFAULT_EPOCHS else []
+    parts += ["refit"] if args.refit else []
+    parts += [f"ls{args.label_smoothing:g}"] if args.label_smoothing else []
+    parts += [f"wd{args.weight_decay:g}"] if args.weight_decay != TrainConfig.weight_decay else []
+    parts += [f"lr{args.lr:g}"] if args.lr != TrainConfig.lr else []
+    parts += [f"{k}{v}" for k, v in sorted(args.options.items())]
+    return "".join(f"-{p}" for p in parts)
+
+
+def parse_options(items: list[str]) -> dict:
+    """Repeated ``--option key=value`` (JSON values) → model options."""
+    options = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def summarize(
+    records: list[dict], methods: list[str], variants: list[str], key: str = "top1"
+) -> None:
     """Mean ± spread over folds; × = mean over the folds both ran of variant / scratch."""
     print("\n| method | " + " | ".join(variants) + " | train s (per fold) | evaluate clips/s |")
     print("|---|" + "---:|" * (len(variants) + 2))
     for m in methods:
         cells, times, speeds = [], [], []
         scratch = {
-            r["fold"]: r["top1"] for r in records if r["method"] == m and r["variant"] == "scratch"
+            r["fold"]: r[key] for r in records if r["method"] == m and r["variant"] == "scratch"
         }
         for v in variants:
-            rs = [r for r in records if r["method"] == m and r["variant"] == v]
+            rs = [r for r in records if r["method"] == m and r["variant"] == v and key in r]
             if not rs:
                 cells.append("–")
                 continue
-            acc = [r["top1"] for r in rs]
+            acc = [r[key] for r in rs]
             sd = statistics.pstdev(acc) if len(acc) > 1 else 0.0
             cell = f"{100 * statistics.mean(acc):.1f} ± {100 * sd:.1f} (n={len(acc)})"
             both = [r["fold"] for r in rs if r["fold"] in scratch]
             base = statistics.mean(scratch[f] for f in both) if both else 0.0
             if v != "scratch" and base > 0:
-                mine = statistics.mean(r["top1"] for r in rs if r["fold"] in scratch)
+                mine = statistics.mean(r[key] for r in rs if r["fold"] in scratch)
                 cell += f" ×{mine / base:.2f}"
             cells.append(cell)
             short = SHORT.get(v, v)
@@ -138,13 +177,19 @@ def main() -> None:
     ap.add_argument("--folds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(MODELS))
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--refit", action="store_true", help="Epochs chosen on val, then train+val.")
+    ap.add_argument("--option", action="append", default=[], help="Model option key=value.")
     ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
     args = ap.parse_args()
+    args.options = parse_options(args.option)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: not found (the Weizmann set in ../shared/realdata)")
     folds = [int(f) for f in args.folds.split(",")]
@@ -159,7 +204,8 @@ def main() -> None:
             prepare(labels, data, frames=args.frames, size=args.size, seed=args.seed, quiet=True)
         for method in methods:
             for variant in variants:
-                out = args.out / tag / f"fold{fold}" / "runs" / f"{method}-{variant}"
+                name = f"{method}-{variant}{lever_suffix(args)}"
+                out = args.out / tag / f"fold{fold}" / "runs" / name
                 if args.summary_only:
                     if (out / "result.json").exists():
                         records.append(
@@ -171,10 +217,18 @@ def main() -> None:
                 print(
                     f"fold {fold} {method:12s} {variant:8s} top-1 {100 * r['top1']:5.1f} %  "
                     f"epoch {r['best_epoch']:2d}  train {r['train_s']:6.0f} s  "
-                    f"infer {r['infer_clips_per_s']:5.1f} clips/s",
+                    f"infer {r['infer_clips_per_s']:5.1f} clips/s"
+                    + (
+                        f"  (pass 1: top-1 {100 * r['top1_select']:5.1f} %)"
+                        if "top1_select" in r
+                        else ""
+                    ),
                     flush=True,
                 )
     summarize(records, methods, variants)
+    if any("top1_select" in r for r in records):
+        print("\nThe same runs' first pass (epoch chosen on val, no refit):")
+        summarize(records, methods, variants, key="top1_select")
 
 
 if __name__ == "__main__":

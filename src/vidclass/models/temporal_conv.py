@@ -48,7 +48,9 @@ class TemporalConv(FrameModel):
     ) -> None:
         super().__init__()
         if layers < 1 or hidden < 1:
-            raise UserError(f"temporal_conv: layers and hidden must be >= 1, got {layers}, {hidden}")
+            raise UserError(
+                f"temporal_conv: layers and hidden must be >= 1, got {layers}, {hidden}"
+            )
         if kernel < 1 or kernel % 2 == 0:
             raise UserError(f"temporal_conv: kernel must be odd (same length out), got {kernel}")
         if pool not in POOLS:
