@@ -92,7 +92,10 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    metrics = evaluate(out, data, split="test", quiet=True)
+    if args.cached_eval and variant == "frozen":
+        metrics = cached_evaluate(out, data)
+    else:
+        metrics = evaluate(out, data, split="test", quiet=True)
     eval_s = time.perf_counter() - t1
     record = {
         "method": method,
@@ -107,10 +110,32 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     n = record["test_clips"] or 30
     record["infer_clips_per_s"] = n / eval_s
     if args.refit and result.first_pass is not None:  # the same recipe without the refit
-        record["top1_select"] = evaluate(out / "select", data, split="test", quiet=True)["top1"]
+        score = cached_evaluate if args.cached_eval and variant == "frozen" else evaluate
+        record["top1_select"] = score(out / "select", data, split="test", quiet=True)["top1"]
         record["select_epoch"] = result.first_pass.best_epoch
     result_file.write_text(json.dumps(record, indent=2))
     return record
+
+
+def cached_evaluate(run: Path, data: Path, split: str = "test", quiet: bool = True) -> dict:
+    """Top-1 of a frozen-backbone run from the feature cache, the test clips encoded once per
+    fold rather than once per run (a lever sweep evaluates many heads on the same features);
+    `evaluate` computes the same figure from the videos, up to float rounding."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from vidclass.models.run import load_model
+    from vidclass.train.epoch import predict_loader
+    from vidclass.train.evaluate import dataset_for_run
+    from vidclass.train.features import FeatureDataset, FeatureHead, cache_features, feature_folder
+
+    model, config = load_model(run)
+    ds = dataset_for_run(config, data, split)
+    folder = feature_folder(model, ds)
+    cache_features(model, [ds], folder, quiet=quiet)
+    loader = DataLoader(FeatureDataset(ds, folder, model.feature_dim), batch_size=16)
+    probs, labels, _, _ = predict_loader(FeatureHead(model), loader, torch.device("cpu"))
+    return {"top1": float((probs.argmax(1) == labels).mean()), "num_videos": len(labels)}
 
 
 SHORT = {"scratch": "s", "frozen": "fr", "finetune": "ft"}
@@ -187,6 +212,11 @@ def main() -> None:
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--refit", action="store_true", help="Epochs chosen on val, then train+val.")
     ap.add_argument("--option", action="append", default=[], help="Model option key=value.")
+    ap.add_argument(
+        "--cached-eval",
+        action="store_true",
+        help="Frozen variants: test top-1 from cached test features (no clips/s figure).",
+    )
     ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
     args = ap.parse_args()
     args.options = parse_options(args.option)
