@@ -11,6 +11,12 @@ pretrained variant's mean top-1 over its from-scratch version's on the same fold
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_real.py            # all: hours on 2 cores
     .venv/bin/python benchmarks/bench_real.py --folds 0 --methods slow_fusion --variants frozen
+    .venv/bin/python benchmarks/bench_real.py --variants frozen --size 224 --methods tsn \
+        --epochs 60 --refit --label-smoothing 0.1 --option dropout=0.5   # training levers
+
+A lever away from its default names the run folder (``tsn-frozen-e60-refit-ls0.1-dropout0.5``),
+so runs of other settings are never read back for one another. With ``--refit`` the first
+pass (``RUN/select``, the epoch chosen on val, no refit) is evaluated too: one run gives both.
 
 Runs are kept under --out (resumable: a finished run is read back, not retrained). Needs
 ../shared/realdata/weizmann (see its README).
@@ -33,6 +39,7 @@ from vidclass.train.loop import train
 
 WEIZMANN = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "weizmann"
 ACTORS = ("daria", "denis", "eli", "ido", "ira", "lena", "lyova", "moshe", "shahar")
+DEFAULT_EPOCHS = 15
 VARIANTS = {
     "scratch": {"backbone": "small"},
     "frozen": {"backbone": "efficientnet_lite0", "pretrained": True, "freeze_backbone": True},
@@ -72,11 +79,15 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
         return json.loads(result_file.read_text())
     cfg = TrainConfig(
         model=method,
-        options=dict(VARIANTS[variant]),
+        options={**VARIANTS[variant], **args.options},
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
         hflip=args.hflip,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        refit=args.refit,
     )
     t0 = time.perf_counter()
     result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
@@ -86,7 +97,10 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     other = "none" if args.hflip else "flip"
     second = evaluate(out, data, split="test", quiet=True, tta=other)
     t1 = time.perf_counter()
-    metrics = evaluate(out, data, split="test", quiet=True)
+    if args.cached_eval and variant == "frozen":
+        metrics = cached_evaluate(out, data)
+    else:
+        metrics = evaluate(out, data, split="test", quiet=True)
     eval_s = time.perf_counter() - t1
     record = {
         "method": method,
@@ -103,34 +117,85 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     }
     n = record["test_clips"] or 30
     record["infer_clips_per_s"] = n / eval_s
+    if args.refit and result.first_pass is not None:  # the same recipe without the refit
+        score = cached_evaluate if args.cached_eval and variant == "frozen" else evaluate
+        record["top1_select"] = score(out / "select", data, split="test", quiet=True)["top1"]
+        record["select_epoch"] = result.first_pass.best_epoch
     result_file.write_text(json.dumps(record, indent=2))
     return record
+
+
+def cached_evaluate(run: Path, data: Path, split: str = "test", quiet: bool = True) -> dict:
+    """Top-1 of a frozen-backbone run from the feature cache, the test clips encoded once per
+    fold rather than once per run (a lever sweep evaluates many heads on the same features);
+    `evaluate` computes the same figure from the videos, up to float rounding."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from vidclass.models.run import load_model
+    from vidclass.train.epoch import predict_loader
+    from vidclass.train.evaluate import dataset_for_run
+    from vidclass.train.features import FeatureDataset, FeatureHead, cache_features, feature_folder
+
+    model, config = load_model(run)
+    ds = dataset_for_run(config, data, split)
+    folder = feature_folder(model, ds)
+    cache_features(model, [ds], folder, quiet=quiet)
+    loader = DataLoader(FeatureDataset(ds, folder, model.feature_dim), batch_size=16)
+    probs, labels, _, _ = predict_loader(FeatureHead(model), loader, torch.device("cpu"))
+    return {"top1": float((probs.argmax(1) == labels).mean()), "num_videos": len(labels)}
 
 
 SHORT = {"scratch": "s", "frozen": "fr", "finetune": "ft"}
 
 
-def summarize(records: list[dict], methods: list[str], variants: list[str]) -> None:
+def lever_suffix(args: argparse.Namespace) -> str:
+    """The training levers away from their defaults, as a run-folder suffix."""
+    parts = [f"e{args.epochs}"] if args.epochs != DEFAULT_EPOCHS else []
+    parts += ["refit"] if args.refit else []
+    parts += ["hflip"] if args.hflip else []
+    parts += [f"ls{args.label_smoothing:g}"] if args.label_smoothing else []
+    parts += [f"wd{args.weight_decay:g}"] if args.weight_decay != TrainConfig.weight_decay else []
+    parts += [f"lr{args.lr:g}"] if args.lr != TrainConfig.lr else []
+    parts += [f"{k}{v}" for k, v in sorted(args.options.items())]
+    return "".join(f"-{p}" for p in parts)
+
+
+def parse_options(items: list[str]) -> dict:
+    """Repeated ``--option key=value`` (JSON values) → model options."""
+    options = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def summarize(
+    records: list[dict], methods: list[str], variants: list[str], key: str = "top1"
+) -> None:
     """Mean ± spread over folds; × = mean over the folds both ran of variant / scratch."""
     print("\n| method | " + " | ".join(variants) + " | train s (per fold) | evaluate clips/s |")
     print("|---|" + "---:|" * (len(variants) + 2))
     for m in methods:
         cells, times, speeds = [], [], []
         scratch = {
-            r["fold"]: r["top1"] for r in records if r["method"] == m and r["variant"] == "scratch"
+            r["fold"]: r[key] for r in records if r["method"] == m and r["variant"] == "scratch"
         }
         for v in variants:
-            rs = [r for r in records if r["method"] == m and r["variant"] == v]
+            rs = [r for r in records if r["method"] == m and r["variant"] == v and key in r]
             if not rs:
                 cells.append("–")
                 continue
-            acc = [r["top1"] for r in rs]
+            acc = [r[key] for r in rs]
             sd = statistics.pstdev(acc) if len(acc) > 1 else 0.0
             cell = f"{100 * statistics.mean(acc):.1f} ± {100 * sd:.1f} (n={len(acc)})"
             both = [r["fold"] for r in rs if r["fold"] in scratch]
             base = statistics.mean(scratch[f] for f in both) if both else 0.0
             if v != "scratch" and base > 0:
-                mine = statistics.mean(r["top1"] for r in rs if r["fold"] in scratch)
+                mine = statistics.mean(r[key] for r in rs if r["fold"] in scratch)
                 cell += f" ×{mine / base:.2f}"
             cells.append(cell)
             short = SHORT.get(v, v)
@@ -146,7 +211,7 @@ def main() -> None:
     ap.add_argument("--folds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(MODELS))
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--frames", type=int, default=16)
@@ -155,8 +220,19 @@ def main() -> None:
     ap.add_argument(
         "--hflip", action="store_true", help="Train with mirrored clips (runs named *-hflip)."
     )
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--refit", action="store_true", help="Epochs chosen on val, then train+val.")
+    ap.add_argument("--option", action="append", default=[], help="Model option key=value.")
+    ap.add_argument(
+        "--cached-eval",
+        action="store_true",
+        help="Frozen variants: test top-1 from cached test features (no clips/s figure).",
+    )
     ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
     args = ap.parse_args()
+    args.options = parse_options(args.option)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: not found (the Weizmann set in ../shared/realdata)")
     folds = [int(f) for f in args.folds.split(",")]
@@ -179,7 +255,7 @@ def main() -> None:
             )
         for method in methods:
             for variant in variants:
-                name = f"{method}-{variant}" + ("-hflip" if args.hflip else "")
+                name = f"{method}-{variant}{lever_suffix(args)}"
                 out = args.out / tag / f"fold{fold}" / "runs" / name
                 if args.summary_only:
                     if (out / "result.json").exists():
@@ -194,10 +270,18 @@ def main() -> None:
                     f"(tta none {100 * r['top1_tta_none']:5.1f}, flip "
                     f"{100 * r['top1_tta_flip']:5.1f})  "
                     f"epoch {r['best_epoch']:2d}  train {r['train_s']:6.0f} s  "
-                    f"infer {r['infer_clips_per_s']:5.1f} clips/s",
+                    f"infer {r['infer_clips_per_s']:5.1f} clips/s"
+                    + (
+                        f"  (pass 1: top-1 {100 * r['top1_select']:5.1f} %)"
+                        if "top1_select" in r
+                        else ""
+                    ),
                     flush=True,
                 )
     summarize(records, methods, variants)
+    if any("top1_select" in r for r in records):
+        print("\nThe same runs' first pass (epoch chosen on val, no refit):")
+        summarize(records, methods, variants, key="top1_select")
 
 
 if __name__ == "__main__":

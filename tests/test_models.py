@@ -21,7 +21,10 @@ TEMPORAL = [
     "slowfast",
     "two_stream",
     "multires",
+    "temporal_conv",
 ]
+# Blind to order by construction: the mean over a set of frames.
+ORDER_BLIND = ["single_frame", "tsn"]
 B, T, S = 2, 8, 64
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -105,7 +108,7 @@ def test_forward_backward_shapes_and_gradients(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_overfits_two_classes(name: str) -> None:
     torch.manual_seed(0)
-    batch, labels = moving_square_clips(8, colour_classes=name == "single_frame")
+    batch, labels = moving_square_clips(8, colour_classes=name in ORDER_BLIND)
     model = build(name, 2)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     accuracy = 0.0
@@ -124,9 +127,10 @@ def test_overfits_two_classes(name: str) -> None:
     assert accuracy == 1.0, f"{name}: train accuracy {accuracy} after {step + 1} steps"
 
 
-def test_single_frame_ignores_order() -> None:
+@pytest.mark.parametrize("name", ORDER_BLIND)
+def test_order_blind_models_ignore_order(name: str) -> None:
     torch.manual_seed(0)
-    model = build("single_frame", 5).eval()
+    model = build(name, 5).eval()
     batch = random_batch()
     batch["mask"][1, 6:] = False
     batch["video"][1, :, 6:] = 0
@@ -161,7 +165,7 @@ def test_two_stream_temporal_stream_sees_order() -> None:
     assert spatial.shape == temporal.shape == (B, 5)
 
 
-@pytest.mark.parametrize("name", ["single_frame", "cnn_lstm"])
+@pytest.mark.parametrize("name", ["single_frame", "cnn_lstm", "tsn", "temporal_conv"])
 def test_padding_changes_nothing(name: str) -> None:
     torch.manual_seed(0)
     model = build(name, 5).eval()
@@ -171,6 +175,50 @@ def test_padding_changes_nothing(name: str) -> None:
     with torch.no_grad():
         a, b = model(batch), model(pad_batch(batch, 4))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["single_frame", "cnn_lstm", "tsn", "temporal_conv"])
+def test_heads_on_cached_features_ignore_padding_rows(name: str) -> None:
+    """What a clip's head gives from its real frames alone, whatever sits in its padding rows
+    (cached features of padding are zeros, but the head must not rely on it)."""
+    torch.manual_seed(0)
+    model = build(name, 5).eval()
+    feats = torch.randn(2, T, model.feature_dim)
+    mask = torch.ones(2, T, dtype=torch.bool)
+    mask[1, 3:] = False
+    junk = feats.clone()
+    junk[1, 3:] = 100.0
+    with torch.no_grad():
+        a = model.forward_features(feats, mask)
+        b = model.forward_features(junk, mask)
+        alone = model.forward_features(feats[1:, :3], mask[1:, :3])
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a[1:], alone, atol=1e-5, rtol=0)
+
+
+def test_tsn_consensus_is_the_mean_of_real_frame_logits() -> None:
+    """Average consensus before the classifier, as mmaction2's TSNHead: in eval mode the
+    clip's logits are the mean of its real frames' logits (single_frame instead averages
+    probabilities)."""
+    torch.manual_seed(0)
+    model = build("tsn", 4).eval()
+    feats = torch.randn(2, T, model.feature_dim)
+    mask = torch.ones(2, T, dtype=torch.bool)
+    mask[0, 5:] = False
+    with torch.no_grad():
+        logits = model.forward_features(feats, mask)
+        per_frame = model.classifier(feats)
+    torch.testing.assert_close(logits[0], per_frame[0, :5].mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits[1], per_frame[1].mean(0), atol=1e-5, rtol=0)
+
+
+def test_temporal_conv_refuses_options_it_cannot_build() -> None:
+    with pytest.raises(UserError, match="odd"):
+        build("temporal_conv", 3, kernel=4)
+    with pytest.raises(UserError, match="pool"):
+        build("temporal_conv", 3, pool="median")
+    with pytest.raises(UserError, match="layers"):
+        build("temporal_conv", 3, layers=0)
 
 
 def test_bidirectional_lstm_respects_mask() -> None:

@@ -121,6 +121,16 @@ def train(
         help="Fine-tuning: frozen keeps the ImageNet layers' BatchNorm statistics (small "
         "batches); train re-estimates them from each batch.",
     ),
+    weight_decay: float = typer.Option(
+        TRAIN.weight_decay, "--weight-decay", min=0.0, help="AdamW's decoupled weight decay."
+    ),
+    label_smoothing: float = typer.Option(
+        TRAIN.label_smoothing,
+        "--label-smoothing",
+        min=0.0,
+        max=0.99,
+        help="Cross-entropy target: 1 - s on the label, s spread over the classes.",
+    ),
     normalize: str = typer.Option(
         TRAIN.normalize,
         "--normalize",
@@ -137,6 +147,12 @@ def train(
         "--hflip/--no-hflip",
         help="Train on mirrored clips too (a frozen backbone caches both views) and average "
         "each clip with its mirror at test time; refused for mirror-pair classes (move_left).",
+    ),
+    refit: bool = typer.Option(
+        TRAIN.refit,
+        "--refit/--no-refit",
+        help="Choose the epoch count on val (pass 1, in RUN/select), then train again on "
+        "train + val for that many epochs and keep the last (val is then no longer held out).",
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last saved epoch."
@@ -161,6 +177,8 @@ def train(
 
         vidclass train data/prepared --model slowfast --out runs/sf --resume
 
+        vidclass train data/ucf --model tsn --backbone efficientnet_lite0 --freeze-backbone --refit
+
         torchrun --standalone --nproc_per_node 2 -m vidclass train data/prepared --model early_fusion
     """
     from vidclass.train.config import TrainConfig
@@ -174,11 +192,14 @@ def train(
         lr=lr,
         pretrained_lr_scale=pretrained_lr_scale,
         pretrained_bn=pretrained_bn,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
         seed=seed,
         workers=workers,
         normalize=normalize,
         augment=augment,
         hflip=hflip,
+        refit=refit,
     )
     result = run_train(data, out or Path("runs") / model, cfg, resume=resume, quiet=quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process reports
@@ -187,6 +208,14 @@ def train(
 
 def _print_trained(result: TrainResult) -> None:
     """The best epoch chosen on val (or why the last one was kept), and where the run is."""
+    if result.first_pass is not None:
+        chosen = result.selection["chosen_by"]
+        console.print(
+            f"[green]refit: {result.best_epoch} epochs ({escape(chosen)}), trained again on "
+            f"{result.selection['train_clips']} train + val clips[/green]; run in {result.run} "
+            f"(the pass that chose: {result.first_pass.run})"
+        )
+        return
     if result.best_val_acc is None:
         console.print(
             f"[yellow]kept the last epoch ({result.best_epoch}): "

@@ -98,12 +98,13 @@ def normalize_clip(
 
 
 class VideoDataset(Dataset):
-    """Clips of one split of a prepared folder, padded to a common length with a mask."""
+    """Clips of one split of a prepared folder (or of several, e.g. ``("train", "val")`` for
+    a refit), padded to a common length with a mask."""
 
     def __init__(
         self,
         root: str | os.PathLike,
-        split: str | None = "train",
+        split: str | tuple[str, ...] | None = "train",
         frames: int | None = None,
         pad: str | None = None,
         normalize: str = "imagenet",
@@ -116,7 +117,8 @@ class VideoDataset(Dataset):
         self.config = load_prepared_config(self.root)
         rows = [r for r in read_manifest(self.root) if r["status"] == "ok"]
         if split is not None:
-            rows = [r for r in rows if r["split"] == split]
+            splits = (split,) if isinstance(split, str) else tuple(split)
+            rows = [r for r in rows if r["split"] in splits]
         if not rows:
             raise UserError(f"{self.root}: no usable videos in split {split!r}")
         self.rows = rows

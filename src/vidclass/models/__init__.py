@@ -5,7 +5,7 @@
 ``(B, num_classes)``. Every model has ``config`` (its options, defaults filled, JSON-safe:
 ``build(name, n, **model.config)`` rebuilds it) and ``needs_flow``.
 
-Frame-based models (single_frame, late_fusion, cnn_lstm, two_stream) also split into
+Frame-based models (single_frame, late_fusion, cnn_lstm, two_stream, tsn, temporal_conv) split into
 ``encode_frames(video, mask) -> (B, T, D)`` and ``forward_features(features, mask, flow=None)``
 so features of a frozen backbone can be cached (see :mod:`vidclass.models.blocks`).
 """
@@ -26,6 +26,8 @@ from vidclass.models.multires import build_multires
 from vidclass.models.single_frame import build_single_frame
 from vidclass.models.slow_fusion import build_slow_fusion
 from vidclass.models.slowfast import build_slowfast
+from vidclass.models.temporal_conv import build_temporal_conv
+from vidclass.models.tsn import build_tsn
 from vidclass.models.two_stream import build_two_stream
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -37,6 +39,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "two_stream": build_two_stream,
     "slowfast": build_slowfast,
     "multires": build_multires,
+    "tsn": build_tsn,
+    "temporal_conv": build_temporal_conv,
 }
 
 DESCRIPTIONS = {
@@ -48,6 +52,8 @@ DESCRIPTIONS = {
     "two_stream": "RGB centre frame + stack of 15 optical-flow fields, probabilities averaged",
     "slowfast": "slow (T/4 frames, wide) + fast (T frames, 1/8 channels) with laterals",
     "multires": "3D context stream at half res + fovea stream on centre crop, ~2x cheaper",
+    "tsn": "TSN consensus: mean of real-frame features -> dropout -> FC; blind to order",
+    "temporal_conv": "2 temporal convs (3 frames) over frame features, max over time -> FC",
 }
 
 # How each method starts from ImageNet EfficientNet-Lite0 (``backbone="efficientnet_lite0"``).
@@ -60,9 +66,11 @@ PRETRAINED_INIT = {
     "two_stream": "ImageNet RGB; flow stem = mean RGB kernel (TSN)",
     "slowfast": "slow = ImageNet (2+1)D; fast new; laterals zero",
     "multires": "both streams ImageNet (2+1)D, own copies",
+    "tsn": "ImageNet frame encoder; FC new",
+    "temporal_conv": "ImageNet frame encoder; temporal convs new",
 }
 
-FRAME_MODELS = ("single_frame", "late_fusion", "cnn_lstm", "two_stream")
+FRAME_MODELS = ("single_frame", "late_fusion", "cnn_lstm", "two_stream", "tsn", "temporal_conv")
 
 DEFAULT_FRAMES = 16
 DEFAULT_SIZE = 112

@@ -25,7 +25,7 @@ from vidclass.train.config import TrainConfig
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import train
 from vidclass.train.resume import RunMismatch
-from vidclass.train.selection import LAST_EPOCH
+from vidclass.train.selection import LAST_EPOCH, REFIT
 
 REPORT_SPLIT = "test"
 
@@ -184,6 +184,8 @@ def write_outputs(out: Path, comparison: dict) -> None:
 
 
 def _chosen(selection: dict | None) -> str:
+    if selection and selection.get("rule") == REFIT:
+        return f"{selection['chosen_by']}, then refit on train + {selection['split']}"
     if selection and selection.get("split") and selection.get("rule") != LAST_EPOCH:
         return f"chosen on {selection['split']}"
     return "the last: " + (selection or {}).get("reason", "no validation split")

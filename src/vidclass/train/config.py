@@ -25,6 +25,9 @@ class TrainConfig:
     # "train" re-estimates them from each batch.
     pretrained_bn: str = "frozen"
     weight_decay: float = 1e-4
+    # Cross-entropy against (1 - s) on the label + s spread over all classes (Szegedy et al.
+    # 2016): keeps a head on few clips from driving its logits apart without limit.
+    label_smoothing: float = 0.0
     warmup_epochs: float = 1.0
     seed: int = 0
     workers: int = 0
@@ -38,6 +41,9 @@ class TrainConfig:
     hflip: bool = False
     val_split: str = "val"  # the split that chooses the best epoch; never "test"
     flow_method: str = "farneback"
+    # Choose the epoch count on val, then train again from scratch on train + val for that
+    # many epochs and keep the last (train/refit.py): every labelled clip trains the model.
+    refit: bool = False
 
 
 DEFAULTS = TrainConfig(model="")
@@ -53,6 +59,7 @@ RESUME_KEYS = (
     "pretrained_lr_scale",
     "pretrained_bn",
     "weight_decay",
+    "label_smoothing",
     "warmup_epochs",
     "seed",
     "normalize",
@@ -60,6 +67,7 @@ RESUME_KEYS = (
     "hflip",
     "val_split",
     "flow_method",
+    "refit",
 )
 
 

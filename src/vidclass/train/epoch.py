@@ -27,8 +27,10 @@ def train_epoch(
     epoch: int,
     schedule: Schedule,
     quiet: bool,
+    label_smoothing: float = 0.0,
 ) -> tuple[float, float, float]:
-    """One epoch of optimiser steps → (summed loss, correct clips, clips) on this process."""
+    """One epoch of optimiser steps → (summed loss, correct clips, clips) on this process; the
+    loss is cross-entropy with `label_smoothing` (what the optimiser saw)."""
     net.train()
     loss_sum = correct = seen = 0.0
     with make_progress(quiet) as progress:
@@ -40,7 +42,7 @@ def train_epoch(
             batch = to_device(batch, device)
             labels = torch.as_tensor(batch["label"], device=device)
             logits = net(batch)
-            loss = F.cross_entropy(logits, labels)
+            loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -100,6 +100,7 @@ class TrainResult:
     train_time_s: float
     selection: dict | None = None  # how the saved epoch was chosen (see `selection_rule`)
     resumed_from_epoch: int = 0  # epochs found done in the run folder (== epochs: reused)
+    first_pass: TrainResult | None = None  # with refit: the pass that chose the epoch count
 
 
 @dataclass
@@ -116,6 +117,7 @@ class _Run:
     val_loader: DataLoader | None
     optimizer: torch.optim.Optimizer
     schedule: Schedule
+    last_epoch: int  # cfg.epochs, or with a refit the epoch count chosen on val
     selection: dict  # how the saved epoch is chosen (`selection_rule`)
     identity: dict  # what a resumed run must share with the saved one
     run_config: dict  # config.json, less the best epoch
@@ -134,20 +136,33 @@ def train(
     resume: bool = False,
     quiet: bool = False,
 ) -> TrainResult:
-    """Train `config.model` on the prepared folder `data`; write the run folder `out`."""
+    """Train `config.model` on the prepared folder `data`; write the run folder `out` (with
+    `config.refit`, the pass that chooses the epoch count in `out/select`)."""
     ctx = init_from_env()
     try:
+        if config.refit:
+            from vidclass.train.refit import train_and_refit  # it drives this module's passes
+
+            return train_and_refit(Path(data), Path(out), config, resume, quiet, ctx)
         return _train(Path(data), Path(out), config, resume, quiet, ctx)
     finally:
         shutdown(ctx)
 
 
 def _train(
-    data: Path, out: Path, cfg: TrainConfig, resume: bool, quiet: bool, ctx: Dist
+    data: Path,
+    out: Path,
+    cfg: TrainConfig,
+    resume: bool,
+    quiet: bool,
+    ctx: Dist,
+    refit: dict | None = None,
 ) -> TrainResult:
+    """One pass; with `refit` ({"epochs", "selection"} from train/refit.py) on train + val
+    for that many epochs of the same schedule, keeping the last."""
     state_path = out / ckpt.STATE_FILE
     _check_request(out, cfg, resume, ctx)
-    run = _set_up(data, cfg, ctx, quiet)
+    run = _set_up(data, cfg, ctx, quiet, refit)
     history: list[dict] = []
     best: dict = {"epoch": 0, "val_acc": None, "val_loss": None}
     start_epoch = 1
@@ -159,12 +174,12 @@ def _train(
         print(f"no saved state in {out}; starting from the first epoch")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        if not quiet and start_epoch <= cfg.epochs:
+        if not quiet and start_epoch <= run.last_epoch:
             print(describe_selection(run.selection))
-            if hint := resolution_hint(run.run_config):
+            if refit is None and (hint := resolution_hint(run.run_config)):
                 print(hint)
 
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    for epoch in range(start_epoch, run.last_epoch + 1):
         row = _run_epoch(run, epoch, ctx, quiet)
         history.append(row)
         if ctx.is_main:
@@ -190,6 +205,8 @@ def _check_request(out: Path, cfg: TrainConfig, resume: bool, ctx: Dist) -> None
     """Refuse a run that cannot be trained as asked, before anything is loaded."""
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise UserError("epochs and batch size must be at least 1 and the learning rate positive")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise UserError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if cfg.batch_size % ctx.world_size:
         raise UserError(
             f"--batch-size {cfg.batch_size} is the global batch and must divide evenly over "
@@ -225,8 +242,9 @@ def resolution_hint(run_config: dict) -> str | None:
     )
 
 
-def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
-    """The model, data, loaders and optimiser of a run, in the order that fixes its RNG."""
+def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool, refit: dict | None) -> _Run:
+    """The model, data, loaders and optimiser of a run, in the order that fixes its RNG (a
+    refit starts from the same initial weights as the pass that chose its epoch count)."""
     prepared = load_prepared_config(data)
     normalize = resolve_normalize(cfg)
     check_mode(cfg.pretrained_bn)
@@ -251,15 +269,18 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
     augment = replace(augment, hflip=cfg.hflip and not feature_mode)
     train_ds = VideoDataset(
         data,
-        split="train",
+        split="train" if refit is None else ("train", cfg.val_split),
         normalize=normalize,
         augment=augment,
         with_flow=needs_flow,
         flow_method=cfg.flow_method,
         seed=cfg.seed,
     )
-    val_ds = _optional_split(data, cfg.val_split, normalize, needs_flow, cfg.flow_method)
-    selection = selection_rule(train_ds, val_ds, cfg.val_split)
+    if refit is None:
+        val_ds = _optional_split(data, cfg.val_split, normalize, needs_flow, cfg.flow_method)
+        selection = selection_rule(train_ds, val_ds, cfg.val_split)
+    else:  # val trains too: nothing is left to choose on
+        val_ds, selection = None, refit["selection"]
     # As JSON will give it back from the saved state (tuples become lists).
     identity = json.loads(
         json.dumps(
@@ -267,6 +288,7 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
                 **{k: getattr(cfg, k) for k in RESUME_KEYS},
                 "options": model.config,
                 "data": data_fingerprint(train_ds, val_ds),
+                **({"refit_epochs": refit["epochs"]} if refit else {}),
             }
         )
     )
@@ -288,6 +310,7 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool) -> _Run:
         val_loader=val_loader,
         optimizer=optimizer,
         schedule=schedule,
+        last_epoch=cfg.epochs if refit is None else refit["epochs"],
         selection=selection,
         identity=identity,
         run_config=_run_config(data, cfg, model, prepared, frames, normalize, selection),
@@ -413,6 +436,7 @@ def _run_epoch(run: _Run, epoch: int, ctx: Dist, quiet: bool) -> dict:
         epoch,
         run.schedule,
         quiet or not ctx.is_main,
+        run.cfg.label_smoothing,
     )
     loss_sum, correct, seen = all_sum([loss_sum, correct, seen], ctx)
     epoch_time = time.perf_counter() - t0
@@ -446,7 +470,7 @@ def _end_epoch(
     if not quiet:
         val = f", val acc {row['val_acc']:.3f}" if row["val_acc"] is not None else ""
         print(
-            f"epoch {row['epoch']}/{run.cfg.epochs}: loss {row['train_loss']:.4f}, "
+            f"epoch {row['epoch']}/{run.last_epoch}: loss {row['train_loss']:.4f}, "
             f"train acc {row['train_acc']:.3f}{val} ({row['epoch_time_s']:.1f} s)"
         )
     return best

@@ -7,6 +7,8 @@ from vidclass.data.dataset import VideoDataset
 
 BY_VAL = "val accuracy, ties broken by lower val loss"
 LAST_EPOCH = "last epoch"
+# train/refit.py: the epoch count chosen on val (by BY_VAL), then val trains too.
+REFIT = "refit: the epoch count chosen on val, then trained again on train + val, last epoch kept"
 
 
 def selection_rule(train_ds: VideoDataset, val_ds: VideoDataset | None, split: str) -> dict:
@@ -31,6 +33,12 @@ def selection_rule(train_ds: VideoDataset, val_ds: VideoDataset | None, split: s
 
 
 def describe_selection(selection: dict) -> str:
+    if selection["rule"] == REFIT:
+        return (
+            f"refit: training again from the start on train + {selection['split']} "
+            f"({selection['train_clips']} clips) for the {selection['chosen_epoch']} epochs "
+            f"{selection['chosen_by']}, keeping the last"
+        )
     if selection["rule"] == BY_VAL:
         return f"choosing the epoch on {selection['split']} ({selection['clips']} clips): {BY_VAL}"
     return f"warning: keeping the last epoch: {selection['reason']}"
