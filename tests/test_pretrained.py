@@ -257,7 +257,7 @@ def test_every_training_option_but_workers_is_part_of_a_runs_identity():
 
 
 def test_a_pretrained_run_on_small_frames_is_told_what_224_px_would_give():
-    from vidclass.train.loop import PRETRAINED_MIN_SIZE, resolution_hint
+    from vidclass.train.run_config import PRETRAINED_MIN_SIZE, resolution_hint
 
     lite0 = {"backbone": "efficientnet_lite0", "pretrained": True}
     hint = resolution_hint({"options": lite0, "size": 112})
