@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidclass.data.crop import FIT, crop_window, run_crop
+from vidclass.data.crop import FIT, crop_window, per_window, run_crop
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.sampling import pad_clip
 from vidclass.errors import UserError
@@ -245,7 +245,7 @@ class Classifier:
         if self.reuse_features and not self.per_frame:
             ring = frame_features.FeatureRing(self.encoder, self.config, keep=window)
             if self.needs_flow:
-                flows = frame_features.FlowCache(self.flow_method)
+                flows = frame_features.FlowCache(self.flow_method, not per_window(self.crop))
 
         def score(items: list[tuple[int, float, np.ndarray]]):
             samples = crop_window([s for *_, s in items], self.config)
