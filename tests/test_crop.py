@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import moving_square_frames
+from test_predict_features import CLASSES, calibrated
 from vidclass import Classifier
 from vidclass.cli import app
 from vidclass.data.crop import apply_crop, fixed_box
@@ -22,7 +23,6 @@ from vidclass.data.dataset import VideoDataset, load_prepared_config
 from vidclass.data.prepare import merge_shards, prepare, read_manifest
 from vidclass.data.sampling import sample_indices
 from vidclass.models import build
-from vidclass.predict.features import reuse_reason
 from vidclass.train.features import cache_features, feature_folder, feature_path
 from vidclass.train.loop import TrainConfig, train
 from vidclass.video.decode import read_frames
@@ -107,11 +107,38 @@ def test_prepare_and_the_classifier_feed_the_model_identical_tensors(crop, clips
         assert seen and all(v.shape[-2:] == (32, 32) for v in seen)
 
 
-def test_a_person_crop_is_decided_per_window_so_windows_share_no_features():
-    model = build("cnn_lstm", 2, backbone="small")
-    config = {"normalize": "imagenet", "crop": "center"}
-    assert reuse_reason(model, config) is None
-    assert "per clip" in reuse_reason(model, {**config, "crop": "person"})
+@pytest.mark.parametrize("name", ["cnn_lstm", "two_stream"])
+def test_person_windows_share_no_frame_features_and_score_as_whole_windows(name, make_video):
+    """A person crop is decided per window, so a frame's features (and flow) are never carried
+    into the next window; the fast path (encoder, then head) still gives the timeline of
+    running every window whole."""
+    video = make_video("v.mp4", n=50, fps=10)  # 40 samples at 8 fps
+    model = calibrated(name, "small")  # BatchNorm statistics that make windows differ
+    config = {
+        "model": name,
+        "classes": [f"c{i}" for i in range(CLASSES)],
+        "frames": 8,
+        "size": 32,
+        "crop": "person",
+        "normalize": "imagenet",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "needs_flow": name == "two_stream",
+        "sample_fps": 8.0,
+    }
+    clf = Classifier(model, config)
+    assert clf.reuse_features
+    encode, encoded = clf.encoder, []
+    clf.encoder = lambda frames: (encoded.append(len(frames)), encode(frames))[1]
+    reference = Classifier(model, config)
+    reference.reuse_features = False
+    units = clf.predict(video)["timeline"]
+    expect = reference.predict(video)["timeline"]
+    probs = np.array([u["probs"] for u in units])
+    np.testing.assert_allclose(probs, np.array([u["probs"] for u in expect]), atol=1e-5)
+    assert len(units) == 9 and np.ptp(probs, axis=0).max() > 1e-3
+    if name == "cnn_lstm":
+        assert sum(encoded) == 8 * len(units), "every window's frames encoded anew"
 
 
 def test_changing_the_crop_rebuilds_the_frozen_features(clips, tmp_path):

@@ -45,6 +45,10 @@ SIDE_QUANTILE = 0.8  # the person's size: this quantile of the per-frame boxes' 
 MARGIN = 1.25  # the crop's side over the person's size
 MIN_SIDE = 0.5  # ... and at least this share of the frame's short side (noise finds specks)
 SMOOTH = 5  # sampled frames the box centres are averaged over (centred)
+# OpenCV's area averaging was measured 6x slower than bilinear (16 crops of 320 px to 224:
+# 22 vs 3.8 ms); below a 2x shrink bilinear differs from it by 0.2 grey levels on average.
+# (The small copy the person is looked for on is bilinear too: 36 vs 5.6 ms for 16 frames.)
+AREA_ABOVE = 2.0
 
 # frames (T, H, W, 3) uint8 -> (T, 4) float32 box of the person per frame, NaN where none
 BoxSource = Callable[[np.ndarray], np.ndarray]
@@ -78,7 +82,7 @@ def motion_person_boxes(frames: np.ndarray) -> np.ndarray:
     scale = min(1.0, DETECT_SHORT_SIDE / min(h, w))
     if scale < 1.0:
         small = (max(1, round(w * scale)), max(1, round(h * scale)))
-        frames = np.stack([cv2.resize(f, small, interpolation=cv2.INTER_AREA) for f in frames])
+        frames = np.stack([cv2.resize(f, small, interpolation=cv2.INTER_LINEAR) for f in frames])
     detector = MotionDetector()
     detector.prime(median_background(frames))
     out = np.full((len(frames), 4), np.nan, np.float32)
@@ -134,7 +138,7 @@ def person_track(found: np.ndarray, width: int, height: int) -> np.ndarray | Non
 
 def apply_crop(frames: Sequence[np.ndarray], boxes: np.ndarray, size: int) -> np.ndarray:
     """uint8 `(T, size, size, 3)`: each frame's square box (whole pixels; zero outside the
-    frame) resized to `size` (area-averaged when shrinking, bilinear when enlarging)."""
+    frame) resized to `size`: bilinear, area-averaged when shrinking more than AREA_ABOVE x."""
     out = np.empty((len(frames), size, size, 3), np.uint8)
     for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
         x1, y1, x2, _ = (int(v) for v in np.round(box))
@@ -149,7 +153,7 @@ def apply_crop(frames: Sequence[np.ndarray], boxes: np.ndarray, size: int) -> np
             ex, ey = min(w, x2), min(h, y2)
             if ex > sx and ey > sy:
                 region[sy - y1 : ey - y1, sx - x1 : ex - x1] = frame[sy:ey, sx:ex]
-        mode = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+        mode = cv2.INTER_AREA if side > AREA_ABOVE * size else cv2.INTER_LINEAR
         out[i] = cv2.resize(region, (size, size), interpolation=mode)
     return out
 

@@ -110,8 +110,7 @@ def score_windows(
     pending: list[tuple[WindowScores, float, list[np.ndarray], np.ndarray | None]] = []
     last_end = [-1] * len(scales)
     # A person crop is decided per window: its flow is computed per window too.
-    shared_flow = clf.needs_flow and not per_window(clf.crop)
-    flow_cache = FlowCache(clf.flow_method) if shared_flow else None
+    flow_cache = FlowCache(clf.flow_method, not per_window(clf.crop)) if clf.needs_flow else None
 
     def flush() -> None:
         if not pending:

@@ -36,8 +36,6 @@ def reuse_reason(model: object, config: dict) -> str | None:
         return "not a frame-based model"
     if config.get("normalize") == "clip":
         return "normalized per clip, so a frame's input depends on its window"
-    if per_window(config.get("crop", "center")):
-        return "cropped per clip (--crop person), so a frame's input depends on its window"
     if type(model).encode_frames is FrameModel.encode_frames:
         return None
     if type(model).encode_frames is CNNLSTM.encode_frames:
@@ -129,7 +127,11 @@ class FeatureRing:
     """Encoder features of the last ``keep`` sampled frames, by sample index: a frame is
     encoded the first time a window reads it and forgotten once no window can, so memory is
     bounded by ``keep`` rows whatever the length of the video. ``flipped``: of the frames'
-    mirror images; ``mirror``: keep such a ring beside this one (test-time flip)."""
+    mirror images; ``mirror``: keep such a ring beside this one (test-time flip).
+
+    With a crop decided per window (``--crop person``) a frame may be cut differently in the
+    next window, so nothing is kept between windows: each window's frames are encoded anew
+    (still by the fast encoder, with only the head per window)."""
 
     def __init__(
         self, encode: Encoder, config: dict, keep: int, mirror: bool = False, flipped: bool = False
@@ -138,9 +140,12 @@ class FeatureRing:
         self.rows: dict[int, torch.Tensor] = {}
         self.encoded = 0  # frames run through the encoder so far
         self.mirror = FeatureRing(encode, config, keep, flipped=True) if mirror else None
+        self.shared = not per_window(config.get("crop", "center"))
 
     def get(self, indices: list[int], frames: list[np.ndarray]) -> torch.Tensor:
         """``(n, D)`` features of sample ``indices`` (uint8 ``(H, W, 3)`` ``frames``)."""
+        if not self.shared:
+            self.rows.clear()
         new = {i: f for i, f in zip(indices, frames, strict=True) if i not in self.rows}
         if new:
             todo = [f[:, ::-1] for f in new.values()] if self.flipped else list(new.values())
@@ -205,16 +210,19 @@ def window_probs(
 
 class FlowCache:
     """Optical flow between two sampled frames, computed once: overlapping windows of the
-    two-stream model share most of their frame pairs (about 7 of 8 at the defaults)."""
+    two-stream model share most of their frame pairs (about 7 of 8 at the defaults); none
+    when not ``shared`` (a crop decided per window)."""
 
-    def __init__(self, method: str) -> None:
-        self.method = method
+    def __init__(self, method: str, shared: bool = True) -> None:
+        self.method, self.shared = method, shared
         self.pairs: dict[tuple[int, int], np.ndarray] = {}
 
     def clip(self, idx: list[int], frames: list[np.ndarray]) -> np.ndarray:
         """`(2, n-1, H, W)` flow of a window of sample indices `idx` and their frames."""
         from vidclass.data.flow import compute_flow
 
+        if not self.shared:
+            self.pairs.clear()
         fields = []
         for j in range(len(idx) - 1):
             key = (idx[j], idx[j + 1])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidclass.data.crop import FIT, crop_window
+from vidclass.data.crop import FIT, crop_window, per_window
 from vidclass.errors import UserError
 from vidclass.predict import features as frame_features
 from vidclass.predict.options import PredictOptions
@@ -84,7 +84,7 @@ def _windows(clf: Classifier, info, frames, avg: RollingAverage, state: State, w
     if clf.reuse_features and not clf.per_frame:
         ring = frame_features.FeatureRing(clf.encoder, clf.config, window, clf.flip)
         if clf.needs_flow:
-            flows = frame_features.FlowCache(clf.flow_method)
+            flows = frame_features.FlowCache(clf.flow_method, not per_window(clf.crop))
 
     def score(items: list[tuple[int, float, np.ndarray]]):
         samples = crop_window([s for *_, s in items], clf.config)
