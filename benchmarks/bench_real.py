@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -107,7 +108,7 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
         "variant": variant,
         "hflip": args.hflip,
         "top1": metrics["top1"],
-        f"top1_tta_{metrics['tta']}": metrics["top1"],
+        f"top1_tta_{metrics.get('tta', 'flip' if args.hflip else 'none')}": metrics["top1"],
         f"top1_tta_{other}": second["top1"],
         "test_clips": metrics["num_videos"] if "num_videos" in metrics else None,
         "best_epoch": result.best_epoch,
@@ -117,6 +118,9 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     }
     n = record["test_clips"] or 30
     record["infer_clips_per_s"] = n / eval_s
+    if args.cached_eval and variant == "frozen":  # the last epoch: what val's choice changed
+        first = out / "select" if result.first_pass is not None else out
+        record["top1_last"] = cached_evaluate(first, data, last=True)["top1"]
     if args.refit and result.first_pass is not None:  # the same recipe without the refit
         score = cached_evaluate if args.cached_eval and variant == "frozen" else evaluate
         record["top1_select"] = score(out / "select", data, split="test", quiet=True)["top1"]
@@ -125,10 +129,13 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     return record
 
 
-def cached_evaluate(run: Path, data: Path, split: str = "test", quiet: bool = True) -> dict:
+def cached_evaluate(
+    run: Path, data: Path, split: str = "test", quiet: bool = True, last: bool = False
+) -> dict:
     """Top-1 of a frozen-backbone run from the feature cache, the test clips encoded once per
     fold rather than once per run (a lever sweep evaluates many heads on the same features);
-    `evaluate` computes the same figure from the videos, up to float rounding."""
+    `evaluate` computes the same figure from the videos, up to float rounding. `last`: the
+    run's last epoch (from its state file) instead of the epoch it kept."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -138,6 +145,11 @@ def cached_evaluate(run: Path, data: Path, split: str = "test", quiet: bool = Tr
     from vidclass.train.features import FeatureDataset, FeatureHead, cache_features, feature_folder
 
     model, config = load_model(run)
+    if last:
+        from vidclass.train.checkpoint import load_state
+
+        tensors, _ = load_state(run / "state.safetensors")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ds = dataset_for_run(config, data, split)
     folder = feature_folder(model, ds)
     cache_features(model, [ds], folder, quiet=quiet)
@@ -230,6 +242,12 @@ def main() -> None:
         action="store_true",
         help="Frozen variants: test top-1 from cached test features (no clips/s figure).",
     )
+    ap.add_argument(
+        "--inner",
+        type=int,
+        default=0,
+        help="N inner folds per fold, without its test actors: choose a recipe on these.",
+    )
     ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
     args = ap.parse_args()
     args.options = parse_options(args.option)
@@ -239,49 +257,86 @@ def main() -> None:
     methods = args.methods.split(",")
     variants = args.variants.split(",")
     records = []
-    for fold in folds:
-        tag = f"{args.frames}x{args.size}" + ("" if args.crop == "center" else f"-{args.crop}")
-        data = args.out / tag / f"fold{fold}" / "prepared"
-        if not args.summary_only and not (data / "manifest.csv").exists():
-            labels = write_fold_csv(args.data, fold, args.out / tag / "labels")
-            prepare(
-                labels,
-                data,
-                frames=args.frames,
-                size=args.size,
-                seed=args.seed,
-                crop=args.crop,
-                quiet=True,
-            )
-        for method in methods:
-            for variant in variants:
-                name = f"{method}-{variant}{lever_suffix(args)}"
-                out = args.out / tag / f"fold{fold}" / "runs" / name
-                if args.summary_only:
-                    if (out / "result.json").exists():
-                        records.append(
-                            {**json.loads((out / "result.json").read_text()), "fold": fold}
-                        )
-                    continue
-                r = run_one(data, out, method, variant, args)
-                records.append({**r, "fold": fold})
-                print(
-                    f"fold {fold} {method:12s} {variant:8s} top-1 {100 * r['top1']:5.1f} %  "
-                    f"(tta none {100 * r['top1_tta_none']:5.1f}, flip "
-                    f"{100 * r['top1_tta_flip']:5.1f})  "
-                    f"epoch {r['best_epoch']:2d}  train {r['train_s']:6.0f} s  "
-                    f"infer {r['infer_clips_per_s']:5.1f} clips/s"
-                    + (
-                        f"  (pass 1: top-1 {100 * r['top1_select']:5.1f} %)"
-                        if "top1_select" in r
-                        else ""
-                    ),
-                    flush=True,
-                )
+    for outer in folds:
+        for fold, data in fold_data(args, outer):
+            run_fold(args, fold, data, methods, variants, records)
     summarize(records, methods, variants)
     if any("top1_select" in r for r in records):
         print("\nThe same runs' first pass (epoch chosen on val, no refit):")
         summarize(records, methods, variants, key="top1_select")
+
+
+def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
+    """(fold name, prepared folder): the fold, or with --inner N its N inner folds."""
+    tag = f"{args.frames}x{args.size}" + ("" if args.crop == "center" else f"-{args.crop}")
+    data = args.out / tag / f"fold{fold}" / "prepared"
+    if not args.summary_only and not (data / "manifest.csv").exists():
+        labels = write_fold_csv(args.data, fold, args.out / tag / "labels")
+        prepare(
+            labels,
+            data,
+            frames=args.frames,
+            size=args.size,
+            seed=args.seed,
+            crop=args.crop,
+            quiet=True,
+        )
+    if not args.inner:
+        return [(str(fold), data)]
+    return [(f"{fold}.{j}", inner_fold(data, fold, j)) for j in range(args.inner)]
+
+
+def inner_fold(data: Path, fold: int, j: int) -> Path:
+    """Fold `fold` without its test actors, for choosing a recipe: of the six other actors
+    the j-th is the test set, the next one val and four train; the held-out actors' clips
+    are marked `outer-test` and never read. A copy of the fold's prepared folder (mtimes
+    kept, so its cached features stay valid) with the manifest's splits rewritten."""
+    out = data.parent.with_name(f"fold{fold}.{j}") / "prepared"
+    if (out / "manifest.csv").exists():
+        return out
+    rest = [a for a, s in fold_split(fold).items() if s != "test"]
+    test, val = rest[j % len(rest)], rest[(j + 1) % len(rest)]
+    split = {a: "test" if a == test else "val" if a == val else "train" for a in rest}
+    tmp = out.with_name("prepared.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(data, tmp)
+    with (tmp / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["split"] = split.get(r["group"], "outer-test")
+    with (tmp / "manifest.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.rename(out)
+    return out
+
+
+def run_fold(args, fold: str, data: Path, methods, variants, records: list[dict]) -> None:
+    """Every method × variant on one (outer or inner) fold; its records appended."""
+    for method in methods:
+        for variant in variants:
+            name = f"{method}-{variant}{lever_suffix(args)}"
+            out = data.parent / "runs" / name
+            if args.summary_only:
+                if (out / "result.json").exists():
+                    records.append({**json.loads((out / "result.json").read_text()), "fold": fold})
+                continue
+            r = run_one(data, out, method, variant, args)
+            records.append({**r, "fold": fold})
+            print(
+                f"fold {fold} {method:12s} {variant:8s} top-1 {100 * r['top1']:5.1f} %  "
+                f"(tta none {100 * r.get('top1_tta_none', float('nan')):5.1f}, flip "
+                f"{100 * r.get('top1_tta_flip', float('nan')):5.1f})  "
+                f"epoch {r['best_epoch']:2d}  train {r['train_s']:6.0f} s  "
+                f"infer {r['infer_clips_per_s']:5.1f} clips/s"
+                + (
+                    f"  (pass 1: top-1 {100 * r['top1_select']:5.1f} %)"
+                    if "top1_select" in r
+                    else ""
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -282,7 +282,8 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool, refit: dict | 
     hold_statistics(model, held, cfg.pretrained_bn)
     sampler, train_loader, val_loader = _loaders(data, train_ds, val_ds, cfg, ctx)
     optimizer = make_optimizer(net, model, cfg)
-    schedule = Schedule(cfg.lr, cfg.epochs, len(train_loader), cfg.warmup_epochs)
+    schedule_epochs = cfg.epochs if refit is None else refit["schedule_epochs"]
+    schedule = Schedule(cfg.lr, schedule_epochs, len(train_loader), cfg.warmup_epochs)
     return _Run(
         cfg=cfg,
         model=model,

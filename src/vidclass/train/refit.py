@@ -28,6 +28,11 @@ from vidclass.train.loop import TrainResult, _check_request, _train
 from vidclass.train.selection import BY_VAL, REFIT
 
 SELECT_DIR = "select"  # the first pass, inside the run folder
+# "truncate": the first pass's schedule stopped after the chosen epoch; "rescale": the
+# warm-up + cosine schedule laid over the chosen number of epochs.
+SCHEDULE = "truncate"
+# "chosen": the epoch count val chose; "all": every epoch of the schedule (val only folded in).
+EPOCHS = "chosen"
 
 
 def train_and_refit(
@@ -44,7 +49,12 @@ def train_and_refit(
     first = _train(data, out / SELECT_DIR, cfg, resume, quiet, ctx)
     selection = refit_selection(first, cfg, clips["train"] + clips["val"])
     say(f"refit, pass 2 of 2 (into {out}): {selection['chosen_epoch']} epochs on train + val")
-    refit = {"epochs": selection["chosen_epoch"], "selection": selection}
+    chosen = selection["chosen_epoch"] if EPOCHS == "chosen" else cfg.epochs
+    refit = {
+        "epochs": chosen,
+        "schedule_epochs": cfg.epochs if SCHEDULE == "truncate" else chosen,
+        "selection": selection,
+    }
     second = _train(data, out, cfg, resume, quiet, ctx, refit=refit)
     # "reused" (compare) only when both passes were found finished.
     found = first.resumed_from_epoch
@@ -81,7 +91,9 @@ def refit_selection(first: TrainResult, cfg: TrainConfig, clips: int) -> dict:
             "val_loss": val_loss,
         },
         "schedule": f"the first pass's {cfg.epochs}-epoch schedule, stopped after "
-        f"epoch {first.best_epoch}",
+        f"epoch {first.best_epoch}"
+        if SCHEDULE == "truncate"
+        else f"warm-up + cosine over {first.best_epoch} epochs",
         "train_clips": clips,
         "val_held_out": False,  # val trained this model: a figure on it is not held-out
     }
