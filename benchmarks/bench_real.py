@@ -108,7 +108,7 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
         "variant": variant,
         "hflip": args.hflip,
         "top1": metrics["top1"],
-        f"top1_tta_{metrics.get('tta', 'flip' if args.hflip else 'none')}": metrics["top1"],
+        f"top1_tta_{metrics['tta']}": metrics["top1"],
         f"top1_tta_{other}": second["top1"],
         "test_clips": metrics["num_videos"] if "num_videos" in metrics else None,
         "best_epoch": result.best_epoch,
@@ -139,6 +139,7 @@ def cached_evaluate(
     import torch
     from torch.utils.data import DataLoader
 
+    from vidclass.data.views import HFLIP, ORIG, resolve_tta
     from vidclass.models.run import load_model
     from vidclass.train.epoch import predict_loader
     from vidclass.train.evaluate import dataset_for_run
@@ -150,12 +151,17 @@ def cached_evaluate(
 
         tensors, _ = load_state(run / "state.safetensors")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ds = dataset_for_run(config, data, split)
-    folder = feature_folder(model, ds)
-    cache_features(model, [ds], folder, quiet=quiet)
-    loader = DataLoader(FeatureDataset(ds, folder, model.feature_dim), batch_size=16)
-    probs, labels, _, _ = predict_loader(FeatureHead(model), loader, torch.device("cpu"))
-    return {"top1": float((probs.argmax(1) == labels).mean()), "num_videos": len(labels)}
+    ds, _ = dataset_for_run(config, data, split)
+    views = (ORIG, HFLIP) if resolve_tta(config) else (ORIG,)  # as evaluate averages them
+    total = labels = None
+    for view in views:
+        folder = feature_folder(model, ds, view)
+        cache_features(model, [ds], folder, quiet=quiet, view=view)
+        loader = DataLoader(FeatureDataset(ds, folder, model.feature_dim), batch_size=16)
+        probs, labels, _, _ = predict_loader(FeatureHead(model), loader, torch.device("cpu"))
+        total = probs if total is None else total + probs
+    top1 = float((total.argmax(1) == labels).mean())
+    return {"top1": top1, "num_videos": len(labels), "tta": "flip" if len(views) > 1 else "none"}
 
 
 SHORT = {"scratch": "s", "frozen": "fr", "finetune": "ft"}
