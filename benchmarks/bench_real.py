@@ -89,6 +89,7 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         refit=args.refit,
+        refit_epochs=args.refit_epochs,
     )
     t0 = time.perf_counter()
     result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
@@ -170,7 +171,7 @@ SHORT = {"scratch": "s", "frozen": "fr", "finetune": "ft"}
 def lever_suffix(args: argparse.Namespace) -> str:
     """The training levers away from their defaults, as a run-folder suffix."""
     parts = [f"e{args.epochs}"] if args.epochs != DEFAULT_EPOCHS else []
-    parts += ["refit"] if args.refit else []
+    parts += ["refit" + ("all" if args.refit_epochs == "all" else "")] if args.refit else []
     parts += ["hflip"] if args.hflip else []
     parts += [f"ls{args.label_smoothing:g}"] if args.label_smoothing else []
     parts += [f"wd{args.weight_decay:g}"] if args.weight_decay != TrainConfig.weight_decay else []
@@ -242,6 +243,7 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--refit", action="store_true", help="Epochs chosen on val, then train+val.")
+    ap.add_argument("--refit-epochs", default="chosen", help="With --refit: chosen | all.")
     ap.add_argument("--option", action="append", default=[], help="Model option key=value.")
     ap.add_argument(
         "--cached-eval",

@@ -82,6 +82,8 @@ class CountingEncoder:
         ("cnn_lstm", "efficientnet_lite0"),
         ("cnn_lstm", "small"),
         ("two_stream", "small"),
+        ("tsn", "efficientnet_lite0"),
+        ("temporal_conv", "small"),
     ],
 )
 def test_shared_features_give_the_whole_window_timeline(name, backbone, make_video):
@@ -99,7 +101,7 @@ def test_shared_features_give_the_whole_window_timeline(name, backbone, make_vid
         assert times == ref_times and len(times) >= 9
         np.testing.assert_allclose(probs, ref_probs, atol=1e-5, rtol=0)
         assert np.ptp(ref_probs, axis=0).max() > 1e-3  # windows differ: the check has teeth
-    if name in ("single_frame", "cnn_lstm"):  # every frame read: each encoded exactly once
+    if name in ("single_frame", "cnn_lstm", "tsn", "temporal_conv"):  # each frame encoded once
         assert counting.frames == 3 * 40
 
 

@@ -19,7 +19,8 @@ from vidclass.cli import app
 from vidclass.errors import UserError
 from vidclass.train.config import TrainConfig
 from vidclass.train.loop import train
-from vidclass.train.selection import BY_VAL, REFIT
+from vidclass.train.optim import lr_at
+from vidclass.train.selection import BY_VAL, REFIT, REFIT_ALL
 
 runner = CliRunner()
 FROZEN = {"backbone": "small", "freeze_backbone": True}
@@ -95,6 +96,10 @@ def test_refit_trains_on_train_and_val_for_the_epochs_val_chose(data, tmp_path, 
         refit_rows = list(csv.DictReader(fh))
     assert len(refit_rows) == chosen
     assert all(r["val_acc"] == "" for r in refit_rows), "no val figure for a model val trained"
+    # The warm-up + cosine schedule laid over the chosen epochs: it ends annealed.
+    steps = 24 // 4
+    total = chosen * steps
+    assert float(refit_rows[-1]["lr"]) == pytest.approx(lr_at(total - 1, total, steps, 0.05))
     # The kept model is the refit's last epoch, not the first pass's.
     kept, last = (
         load_file(str(run / "model.safetensors")),
@@ -133,6 +138,24 @@ def test_a_refit_resumed_after_its_first_pass_ends_as_one_that_never_stopped(dat
     )
     with pytest.raises(UserError, match="refit"):
         train(data, plain, cfg, resume=True, quiet=True)
+
+
+def test_refit_all_epochs_is_one_pass_on_train_and_val(data, tmp_path, monkeypatch):
+    seen = record_clips(monkeypatch)
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        model="tsn", options=FROZEN, epochs=3, batch_size=4, refit=True, refit_epochs="all"
+    )
+    result = train(data, run, cfg, quiet=True)
+    ids = split_ids(data)
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert all(clips == ids["train"] | ids["val"] for _, clips in seen)
+    assert not (run / "select").exists() and result.first_pass is None
+    selection = json.loads((run / "config.json").read_text())["selection"]
+    assert selection["rule"] == REFIT_ALL and selection["val_held_out"] is False
+    assert result.best_epoch == 3 and result.best_val_acc is None
+    with pytest.raises(UserError, match="--refit-epochs"):
+        train(data, tmp_path / "bad", TrainConfig(model="tsn", refit_epochs="all"), quiet=True)
 
 
 def test_refit_without_a_val_split_trains_once_and_says_so(data, tmp_path, capsys):

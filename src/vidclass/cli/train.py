@@ -154,6 +154,12 @@ def train(
         help="Choose the epoch count on val (pass 1, in RUN/select), then train again on "
         "train + val for that many epochs and keep the last (val is then no longer held out).",
     ),
+    refit_epochs: str = typer.Option(
+        TRAIN.refit_epochs,
+        "--refit-epochs",
+        help="With --refit: chosen (the epoch count val chose) | all (one pass on train + val "
+        "over every epoch; val chooses nothing).",
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last saved epoch."
     ),
@@ -200,6 +206,7 @@ def train(
         augment=augment,
         hflip=hflip,
         refit=refit,
+        refit_epochs=refit_epochs,
     )
     result = run_train(data, out or Path("runs") / model, cfg, resume=resume, quiet=quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process reports

@@ -25,7 +25,7 @@ from vidclass.train.config import TrainConfig
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import train
 from vidclass.train.resume import RunMismatch
-from vidclass.train.selection import LAST_EPOCH, REFIT
+from vidclass.train.selection import LAST_EPOCH, REFIT, REFIT_ALL
 
 REPORT_SPLIT = "test"
 
@@ -184,7 +184,7 @@ def write_outputs(out: Path, comparison: dict) -> None:
 
 
 def _chosen(selection: dict | None) -> str:
-    if selection and selection.get("rule") == REFIT:
+    if selection and selection.get("rule") in (REFIT, REFIT_ALL):
         return f"{selection['chosen_by']}, then refit on train + {selection['split']}"
     if selection and selection.get("split") and selection.get("rule") != LAST_EPOCH:
         return f"chosen on {selection['split']}"

@@ -44,6 +44,9 @@ class TrainConfig:
     # Choose the epoch count on val, then train again from scratch on train + val for that
     # many epochs and keep the last (train/refit.py): every labelled clip trains the model.
     refit: bool = False
+    # With refit: "chosen" (the epoch count val chose) or "all" (the whole schedule, one pass
+    # on train + val: val chooses nothing).
+    refit_epochs: str = "chosen"
 
 
 DEFAULTS = TrainConfig(model="")
@@ -68,6 +71,7 @@ RESUME_KEYS = (
     "val_split",
     "flow_method",
     "refit",
+    "refit_epochs",
 )
 
 

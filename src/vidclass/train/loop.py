@@ -207,6 +207,10 @@ def _check_request(out: Path, cfg: TrainConfig, resume: bool, ctx: Dist) -> None
         raise UserError("epochs and batch size must be at least 1 and the learning rate positive")
     if not 0 <= cfg.label_smoothing < 1:
         raise UserError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    if cfg.refit_epochs not in ("chosen", "all") or (
+        cfg.refit_epochs != "chosen" and not cfg.refit
+    ):
+        raise UserError(f"--refit-epochs {cfg.refit_epochs!r}: chosen or all, with --refit")
     if cfg.batch_size % ctx.world_size:
         raise UserError(
             f"--batch-size {cfg.batch_size} is the global batch and must divide evenly over "

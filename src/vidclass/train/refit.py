@@ -6,9 +6,17 @@ way small-data practice does (choose a setting on held-out data, then refit on a
 
 1. a normal run into `RUN/select/` (a complete run folder: its model is the best epoch on
    val, and `vidclass evaluate RUN/select` scores it) chooses the epoch count on val;
-2. the model is trained again from the same initial weights (same seed) on train + val with
-   the same learning-rate schedule, stopped after that epoch, and that last epoch is kept in
-   `RUN/`.
+2. the model is trained again from the same initial weights (same seed) on train + val for
+   that many epochs, the warm-up + cosine schedule laid over them, and the last epoch is
+   kept in `RUN/`.
+
+Why a schedule of the chosen length and not the first pass's schedule stopped at the chosen
+epoch: the stopped one keeps a model at a high, un-annealed learning rate, where accuracy
+moves by several clips from one epoch to the next; on Weizmann's inner folds (the test actors
+never used) it was 0-12 points worse for every frame head (docs/benchmarks.md, "Real people").
+
+`refit_epochs="all"` (`--refit-epochs all`) skips the choice: one pass on train + val over the
+whole schedule, the last epoch kept; val then chooses and scores nothing.
 
 Val has then trained the final model, so nothing is scored on it again: config.json's
 `selection` names the rule, the chosen epoch and `"val_held_out": false`, and the second pass
@@ -25,36 +33,32 @@ from vidclass.data.prepare import read_manifest
 from vidclass.train.config import TrainConfig
 from vidclass.train.distributed import Dist
 from vidclass.train.loop import TrainResult, _check_request, _train
-from vidclass.train.selection import BY_VAL, REFIT
+from vidclass.train.selection import BY_VAL, REFIT, REFIT_ALL
 
 SELECT_DIR = "select"  # the first pass, inside the run folder
-# "truncate": the first pass's schedule stopped after the chosen epoch; "rescale": the
-# warm-up + cosine schedule laid over the chosen number of epochs.
-SCHEDULE = "truncate"
-# "chosen": the epoch count val chose; "all": every epoch of the schedule (val only folded in).
-EPOCHS = "chosen"
 
 
 def train_and_refit(
     data: Path, out: Path, cfg: TrainConfig, resume: bool, quiet: bool, ctx: Dist
 ) -> TrainResult:
-    """The two passes (or one, with a warning, when there is no val split to fold in)."""
+    """The two passes (or one, with a warning, when there is no val split to fold in; or one
+    on train + val with `refit_epochs="all"`, where val chooses nothing)."""
     _check_request(out, cfg, resume, ctx)
     say = print if ctx.is_main and not quiet else _silent
     clips = _clips(data, ("train", cfg.val_split))
     if clips["val"] == 0:
         say(f"warning: --refit: no {cfg.val_split!r} split to choose on or fold in; training once")
         return _train(data, out, cfg, resume, quiet, ctx)
+    if cfg.refit_epochs == "all":
+        selection = whole_schedule(cfg, clips["train"] + clips["val"])
+        refit = {"epochs": cfg.epochs, "schedule_epochs": cfg.epochs, "selection": selection}
+        return _train(data, out, cfg, resume, quiet, ctx, refit=refit)
     say(f"refit, pass 1 of 2 (into {out / SELECT_DIR}): the epoch count is chosen on val")
     first = _train(data, out / SELECT_DIR, cfg, resume, quiet, ctx)
     selection = refit_selection(first, cfg, clips["train"] + clips["val"])
-    say(f"refit, pass 2 of 2 (into {out}): {selection['chosen_epoch']} epochs on train + val")
-    chosen = selection["chosen_epoch"] if EPOCHS == "chosen" else cfg.epochs
-    refit = {
-        "epochs": chosen,
-        "schedule_epochs": cfg.epochs if SCHEDULE == "truncate" else chosen,
-        "selection": selection,
-    }
+    chosen = selection["chosen_epoch"]
+    say(f"refit, pass 2 of 2 (into {out}): {chosen} epochs on train + val")
+    refit = {"epochs": chosen, "schedule_epochs": chosen, "selection": selection}
     second = _train(data, out, cfg, resume, quiet, ctx, refit=refit)
     # "reused" (compare) only when both passes were found finished.
     found = first.resumed_from_epoch
@@ -90,12 +94,24 @@ def refit_selection(first: TrainResult, cfg: TrainConfig, clips: int) -> dict:
             "val_acc": first.best_val_acc,
             "val_loss": val_loss,
         },
-        "schedule": f"the first pass's {cfg.epochs}-epoch schedule, stopped after "
-        f"epoch {first.best_epoch}"
-        if SCHEDULE == "truncate"
-        else f"warm-up + cosine over {first.best_epoch} epochs",
+        "schedule": f"warm-up + cosine over the {first.best_epoch} epochs",
         "train_clips": clips,
         "val_held_out": False,  # val trained this model: a figure on it is not held-out
+    }
+
+
+def whole_schedule(cfg: TrainConfig, clips: int) -> dict:
+    """config.json["selection"] of `refit_epochs="all"`: one pass on train + val over the
+    whole schedule; val chooses nothing and scores nothing."""
+    return {
+        "split": cfg.val_split,
+        "rule": REFIT_ALL,
+        "chosen_epoch": cfg.epochs,
+        "chosen_by": "of the whole schedule (--refit-epochs all: val chooses nothing)",
+        "reason": f"--refit-epochs all: {cfg.val_split} trains too, so nothing chooses the epoch",
+        "schedule": f"warm-up + cosine over the {cfg.epochs} epochs",
+        "train_clips": clips,
+        "val_held_out": False,
     }
 
 

@@ -9,6 +9,7 @@ BY_VAL = "val accuracy, ties broken by lower val loss"
 LAST_EPOCH = "last epoch"
 # train/refit.py: the epoch count chosen on val (by BY_VAL), then val trains too.
 REFIT = "refit: the epoch count chosen on val, then trained again on train + val, last epoch kept"
+REFIT_ALL = "refit: trained on train + val for the whole schedule, last epoch kept"
 
 
 def selection_rule(train_ds: VideoDataset, val_ds: VideoDataset | None, split: str) -> dict:
@@ -33,7 +34,7 @@ def selection_rule(train_ds: VideoDataset, val_ds: VideoDataset | None, split: s
 
 
 def describe_selection(selection: dict) -> str:
-    if selection["rule"] == REFIT:
+    if selection["rule"] in (REFIT, REFIT_ALL):
         return (
             f"refit: training again from the start on train + {selection['split']} "
             f"({selection['train_clips']} clips) for the {selection['chosen_epoch']} epochs "
