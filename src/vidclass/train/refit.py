@@ -13,10 +13,13 @@ way small-data practice does (choose a setting on held-out data, then refit on a
 Why a schedule of the chosen length and not the first pass's schedule stopped at the chosen
 epoch: the stopped one keeps a model at a high, un-annealed learning rate, where accuracy
 moves by several clips from one epoch to the next; on Weizmann's inner folds (the test actors
-never used) it was 0-12 points worse for every frame head (docs/benchmarks.md, "Real people").
+never used) it was 2 points worse on average over four frame heads (docs/benchmarks.md,
+"Real people").
 
 `refit_epochs="all"` (`--refit-epochs all`) skips the choice: one pass on train + val over the
-whole schedule, the last epoch kept; val then chooses and scores nothing.
+whole schedule, the last epoch kept; val then chooses and scores nothing. On those inner
+folds it was the best use of the val clips: an epoch count chosen on 10 val clips is mostly
+noise, and a refit that follows it lost 2-4 points against no refit at all.
 
 Val has then trained the final model, so nothing is scored on it again: config.json's
 `selection` names the rule, the chosen epoch and `"val_held_out": false`, and the second pass
