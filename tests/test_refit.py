@@ -65,6 +65,10 @@ def record_clips(monkeypatch) -> list[tuple[int, set[str]]]:
 
 def test_refit_trains_on_train_and_val_for_the_epochs_val_chose(data, tmp_path, monkeypatch):
     seen = record_clips(monkeypatch)
+    # Val scores that peak at epoch 2 of 5 (tiny random features would keep val at chance
+    # and the choice at the last epoch, which would not tell a refit of 5 from one of 2).
+    scripted = iter([(0.2, 2.0), (0.9, 1.0), (0.5, 1.5), (0.5, 1.4), (0.4, 1.6)])
+    monkeypatch.setattr(loop, "val_scores", lambda net, loader, device: next(scripted))
     run = tmp_path / "run"
     cfg = TrainConfig(model="tsn", options=FROZEN, epochs=5, batch_size=4, lr=0.05, refit=True)
     result = train(data, run, cfg, quiet=True)
@@ -77,7 +81,7 @@ def test_refit_trains_on_train_and_val_for_the_epochs_val_chose(data, tmp_path, 
     # The first pass's best epoch by its own rule (val accuracy, then lower loss).
     best = max(rows, key=lambda r: (float(r["val_acc"]), -float(r["val_loss"])))
     chosen = int(best["epoch"])
-    assert first["best"]["epoch"] == chosen == result.first_pass.best_epoch
+    assert first["best"]["epoch"] == chosen == result.first_pass.best_epoch == 2
 
     config = json.loads((run / "config.json").read_text())
     selection = config["selection"]

@@ -158,8 +158,8 @@ def _train(
     ctx: Dist,
     refit: dict | None = None,
 ) -> TrainResult:
-    """One pass; with `refit` ({"epochs", "selection"} from train/refit.py) on train + val
-    for that many epochs of the same schedule, keeping the last."""
+    """One pass; with `refit` ({"epochs", "schedule_epochs", "selection"} from train/refit.py)
+    on train + val for that many epochs, keeping the last."""
     state_path = out / ckpt.STATE_FILE
     _check_request(out, cfg, resume, ctx)
     run = _set_up(data, cfg, ctx, quiet, refit)
@@ -276,7 +276,7 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool, refit: dict | 
                 **{k: getattr(cfg, k) for k in RESUME_KEYS},
                 "options": model.config,
                 "data": data_fingerprint(train_ds, val_ds),
-                **({"refit_epochs": refit["epochs"]} if refit else {}),
+                **({"refit_pass_epochs": refit["epochs"]} if refit else {}),
             }
         )
     )
