@@ -173,3 +173,32 @@ def tiny_data(tmp_path_factory) -> Path:
         workers=2,
     )
     return root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def plain_data(tmp_path_factory) -> Path:
+    """12 clips of 3 classes whose names say no direction (so flips are allowed): 6 train,
+    3 val, 3 test. Shared by the tests of a session: copy it before writing into it."""
+    from vidclass.data.prepare import prepare
+    from vidclass.video.writer import write_video
+
+    root = tmp_path_factory.mktemp("plain")
+    for c, name in enumerate(("bend", "jack", "wave")):
+        for g in range(4):
+            frames = moving_square_frames(12, seed=10 * c + g)
+            if c == 1:
+                frames = frames[::-1]  # the square slides back
+            if c == 2:
+                frames = np.ascontiguousarray(frames.transpose(0, 2, 1, 3))[:, :48, :64]
+            write_video(root / "src" / name / f"v_{name}_g{g:02d}_c01.mp4", frames, 8)
+    prepare(
+        root / "src",
+        root / "prepared",
+        frames=8,
+        size=32,
+        test_fraction=1 / 4,
+        val_fraction=1 / 4,
+        quiet=True,
+        workers=1,
+    )
+    return root / "prepared"

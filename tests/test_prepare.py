@@ -262,6 +262,8 @@ def test_resume_after_kill(make_video, tmp_path):
         "16",
         "--size",
         "64",
+        "--crop",
+        "center",  # what the API calls below default to
         "-q",
     ]
     # SIGKILL in the middle of writing the fifth video's frames: placed by counting writes, not

@@ -32,35 +32,6 @@ FROZEN = {"backbone": "small", "freeze_backbone": True}
 WEIZMANN = ["bend", "jack", "jump", "pjump", "run", "side", "skip", "walk", "wave1", "wave2"]
 
 
-@pytest.fixture(scope="module")
-def plain_data(tmp_path_factory) -> Path:
-    """12 clips of 3 classes whose names say no direction (so flips are allowed): 6 train,
-    3 val, 3 test. Shared by this module's tests: copy it before writing into it."""
-    from vidclass.data.prepare import prepare
-    from vidclass.video.writer import write_video
-
-    root = tmp_path_factory.mktemp("plain")
-    for c, name in enumerate(("bend", "jack", "wave")):
-        for g in range(4):
-            frames = moving_square_frames(12, seed=10 * c + g)
-            if c == 1:
-                frames = frames[::-1]  # the square slides back
-            if c == 2:
-                frames = np.ascontiguousarray(frames.transpose(0, 2, 1, 3))[:, :48, :64]
-            write_video(root / "src" / name / f"v_{name}_g{g:02d}_c01.mp4", frames, 8)
-    prepare(
-        root / "src",
-        root / "prepared",
-        frames=8,
-        size=32,
-        test_fraction=1 / 4,
-        val_fraction=1 / 4,
-        quiet=True,
-        workers=1,
-    )
-    return root / "prepared"
-
-
 def copy_data(data: Path, to: Path) -> Path:
     return Path(shutil.copytree(data, to, ignore=shutil.ignore_patterns("features", "flow")))
 

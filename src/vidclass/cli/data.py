@@ -197,14 +197,19 @@ def prepare(
         None, "--fps", help="Take F frames per second (instead of --interval)."
     ),
     size: int = typer.Option(
-        112, "--size", min=8, help="Square output size (the crop resized to it)."
+        224,
+        "--size",
+        min=8,
+        help="Square output size (the crop resized to it). 224 measured best on real people "
+        "(docs/benchmarks.md); 112 is four times cheaper for the 3D methods.",
     ),
     crop: str = typer.Option(
-        "center",
+        "person",
         "--crop",
         help="Region the model sees: 'center' (short side to --size, centre square), 'full' "
         "(whole frame padded to a square) or 'person' (a square following the moving person; "
-        "the whole frame where none is found). The manifest's crop column says what each got.",
+        "the whole frame where none is found; the best measured on real people). The manifest's crop "
+        "column says what each got.",
     ),
     pad: str = typer.Option(
         "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."

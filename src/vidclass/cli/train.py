@@ -15,6 +15,7 @@ from vidclass.cli.common import console, err_console, finish
 from vidclass.train.config import DEFAULTS as TRAIN
 
 if TYPE_CHECKING:
+    from vidclass.train.config import TrainConfig
     from vidclass.train.loop import TrainResult
 
 
@@ -52,7 +53,7 @@ def models() -> None:
 
 
 def _model_options(
-    backbone: str | None, pretrained: bool | None, freeze: bool, option: list[str]
+    backbone: str | None, pretrained: bool | None, freeze: bool | None, option: list[str]
 ) -> dict:
     """--backbone/--pretrained/--freeze-backbone and repeated --option key=value → options."""
     import json
@@ -64,8 +65,8 @@ def _model_options(
             pretrained = True
     if pretrained is not None:
         options["pretrained"] = pretrained
-    if freeze:
-        options["freeze_backbone"] = True
+    if freeze is not None:
+        options["freeze_backbone"] = freeze
     for item in option:
         key, sep, value = item.partition("=")
         if not sep:
@@ -91,16 +92,25 @@ def train(
         "--pretrained/--no-pretrained",
         help="ImageNet weights (default on for efficientnet_lite0).",
     ),
-    freeze_backbone: bool = typer.Option(
-        False,
-        "--freeze-backbone",
+    freeze_backbone: bool | None = typer.Option(
+        None,
+        "--freeze-backbone/--no-freeze-backbone",
         help="Keep the pretrained 2D weights; train only the temporal parts and the head "
-        "(frame methods: features are computed once and cached).",
+        "(frame methods: features are computed once and cached) [default: the recipe's].",
+        show_default=False,
     ),
     option: list[str] = typer.Option(
         [], "--option", help="Extra model option key=value (repeatable), e.g. --option hidden=256."
     ),
-    epochs: int = typer.Option(TRAIN.epochs, "--epochs", min=1),
+    recipe: str = typer.Option(
+        "auto",
+        "--recipe",
+        help="auto | real | quick: the defaults of every flag not given (auto: quick for the "
+        "embedded synthetic set, real otherwise; see README, 'Training').",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="[default: the recipe's: real 60 for frame heads, else 12]"
+    ),
     batch_size: int = typer.Option(
         TRAIN.batch_size,
         "--batch-size",
@@ -142,23 +152,34 @@ def train(
         help="Random crops and temporal jitter [default: on, off with a frozen backbone].",
         show_default=False,
     ),
-    hflip: bool = typer.Option(
-        TRAIN.hflip,
+    hflip: bool | None = typer.Option(
+        None,
         "--hflip/--no-hflip",
-        help="Train on mirrored clips too (a frozen backbone caches both views) and average "
-        "each clip with its mirror at test time; refused for mirror-pair classes (move_left).",
+        help="Train on mirrored clips too (a frozen backbone caches both views); refused for "
+        "mirror-pair classes (move_left) [default: the recipe's].",
+        show_default=False,
     ),
-    refit: bool = typer.Option(
-        TRAIN.refit,
+    tta: str | None = typer.Option(
+        None,
+        "--tta",
+        help="Test-time flip of val, evaluate and predict: auto (on with --hflip) | flip | "
+        "none [default: the recipe's; real: none, half the work at prediction].",
+        show_default=False,
+    ),
+    refit: bool | None = typer.Option(
+        None,
         "--refit/--no-refit",
         help="Choose the epoch count on val (pass 1, in RUN/select), then train again on "
-        "train + val for that many epochs and keep the last (val is then no longer held out).",
+        "train + val for that many epochs and keep the last (val is then no longer held out) "
+        "[default: the recipe's].",
+        show_default=False,
     ),
-    refit_epochs: str = typer.Option(
-        TRAIN.refit_epochs,
+    refit_epochs: str | None = typer.Option(
+        None,
         "--refit-epochs",
         help="With --refit: chosen (the epoch count val chose) | all (one pass on train + val "
-        "over every epoch; val chooses nothing).",
+        "over every epoch; val chooses nothing) [default: the recipe's; real: all].",
+        show_default=False,
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last saved epoch."
@@ -187,10 +208,12 @@ def train(
 
         torchrun --standalone --nproc_per_node 2 -m vidclass train data/prepared --model early_fusion
     """
-    from vidclass.train.config import TrainConfig
     from vidclass.train.loop import train as run_train
 
-    cfg = TrainConfig(
+    cfg = _recipe_config(
+        data,
+        recipe,
+        quiet,
         model=model,
         options=_model_options(backbone, pretrained, freeze_backbone, option),
         epochs=epochs,
@@ -205,12 +228,24 @@ def train(
         normalize=normalize,
         augment=augment,
         hflip=hflip,
+        tta=tta,
         refit=refit,
         refit_epochs=refit_epochs,
     )
     result = run_train(data, out or Path("runs") / model, cfg, resume=resume, quiet=quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process reports
         _print_trained(result)
+
+
+def _recipe_config(data: Path, recipe: str, quiet: bool, **flags) -> TrainConfig:
+    """The flags given (None = not given), the recipe's values for the rest; the recipe's
+    one-line reason printed (once under torchrun)."""
+    from vidclass.train.recipe import config_for, describe
+
+    cfg, chosen = config_for(data, recipe, **flags)
+    if not quiet and int(os.environ.get("RANK", "0")) == 0:
+        console.print(escape(describe(chosen)), soft_wrap=True)
+    return cfg
 
 
 def _print_trained(result: TrainResult) -> None:

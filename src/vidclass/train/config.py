@@ -39,6 +39,10 @@ class TrainConfig:
     # cached once and one of the two is drawn per clip per epoch; other methods flip at random.
     # The run then averages each clip with its mirror at test time (config.json "tta").
     hflip: bool = False
+    # Test-time flip (evaluate, val, predict): "auto" averages each clip with its mirror image
+    # where the run trained with hflip; "none" keeps the training flips but scores one view
+    # (half the encoder work at prediction).
+    tta: str = "auto"
     val_split: str = "val"  # the split that chooses the best epoch; never "test"
     flow_method: str = "farneback"
     # Choose the epoch count on val, then train again from scratch on train + val for that
@@ -47,6 +51,9 @@ class TrainConfig:
     # With refit: "chosen" (the epoch count val chose) or "all" (the whole schedule, one pass
     # on train + val: val chooses nothing).
     refit_epochs: str = "chosen"
+    # The recipe whose defaults filled the fields not given (train/recipe.py), and those fields.
+    recipe: str = ""
+    recipe_chose: tuple = ()
 
 
 DEFAULTS = TrainConfig(model="")
@@ -68,11 +75,19 @@ RESUME_KEYS = (
     "normalize",
     "augment",
     "hflip",
+    "tta",
     "val_split",
     "flow_method",
     "refit",
     "refit_epochs",
 )
+
+
+def test_time_flip(cfg: TrainConfig) -> bool:
+    """Whether val, evaluate and predict average each clip with its mirror image."""
+    if cfg.tta not in ("auto", "flip", "none"):
+        raise ValueError(f"tta {cfg.tta!r}: auto, flip or none")
+    return cfg.hflip if cfg.tta == "auto" else cfg.tta == "flip"
 
 
 def resolve_normalize(cfg: TrainConfig) -> str:

@@ -39,7 +39,7 @@ from vidclass.models import build
 from vidclass.models.run import MODEL_FILE, save_model
 from vidclass.train import checkpoint as ckpt
 from vidclass.train.batchnorm import check_mode, hold_statistics, pretrained_batchnorms
-from vidclass.train.config import RESUME_KEYS, TrainConfig, resolve_normalize
+from vidclass.train.config import RESUME_KEYS, TrainConfig, resolve_normalize, test_time_flip
 from vidclass.train.distributed import Dist, all_sum, barrier, init_from_env, shutdown
 from vidclass.train.epoch import predict_loader, val_scores
 from vidclass.train.epoch import train_epoch as _train_epoch  # tests replace loop._train_epoch
@@ -211,6 +211,8 @@ def _check_request(out: Path, cfg: TrainConfig, resume: bool, ctx: Dist) -> None
         cfg.refit_epochs != "chosen" and not cfg.refit
     ):
         raise UserError(f"--refit-epochs {cfg.refit_epochs!r}: chosen or all, with --refit")
+    if cfg.tta not in ("auto", "flip", "none"):
+        raise UserError(f"--tta {cfg.tta!r}: choose auto, flip or none")
     if cfg.batch_size % ctx.world_size:
         raise UserError(
             f"--batch-size {cfg.batch_size} is the global batch and must divide evenly over "
@@ -248,8 +250,9 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool, refit: dict | 
         )
     # augment=None (auto): on wherever clips are encoded each epoch.
     cfg = replace(cfg, augment=not feature_mode if cfg.augment is None else cfg.augment)
-    if cfg.hflip:
-        for warning in check_flip(prepared["classes"], "--hflip"):
+    if cfg.hflip or cfg.tta == "flip":
+        option = "--hflip" if cfg.hflip else "--tta flip"
+        for warning in check_flip(prepared["classes"], option):
             if not quiet and ctx.is_main:
                 print(f"warning: {warning}")
     augment = Augment(crop_scale=0.85, temporal_jitter=True) if cfg.augment else Augment()
@@ -316,7 +319,7 @@ def _network(
 ) -> tuple[nn.Module, VideoDataset | FeatureDataset, Dataset | None]:
     """What is trained, and on what: a frozen backbone's features are cached once per view
     and only its head trains on them; with several processes the net is wrapped in DDP.
-    With hflip the val split scores each clip with its mirror, as evaluate will."""
+    With test-time flip (hflip's default) val scores each clip with its mirror, as evaluate will."""
     net: nn.Module = model
     if uses_feature_cache(model):
         views = train_views(cfg)
@@ -329,7 +332,7 @@ def _network(
         train_ds = FeatureDataset(train_ds, folders, model.feature_dim, views)
         val_ds = FeatureDataset(val_ds, folders, model.feature_dim) if val_ds else None
         net = FeatureHead(model)
-    if cfg.hflip and val_ds is not None:
+    if test_time_flip(cfg) and val_ds is not None:
         val_ds = TestTimeFlip(val_ds)
     if ctx.enabled:
         if ctx.device.type == "cpu":

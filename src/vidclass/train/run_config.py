@@ -12,7 +12,7 @@ from torch import nn
 import vidclass
 from vidclass.data.dataset import INPUT_DEFAULTS, INPUT_OPTIONS
 from vidclass.data.prepare import read_manifest
-from vidclass.train.config import TrainConfig
+from vidclass.train.config import TrainConfig, test_time_flip
 
 PRETRAINED_MIN_SIZE = 160
 
@@ -58,7 +58,7 @@ def run_config(
         "pairs": prepared.get("pairs", []),
         # What evaluate and predict do by default: average a clip with its mirror image
         # where the model was trained on both (the val split chose the epoch that way too).
-        "tta": "flip" if cfg.hflip else "none",
+        "tta": "flip" if test_time_flip(cfg) else "none",
         "sample_fps": training_frame_rate(data, prepared),
         "prepared": {k: prepared.get(k, INPUT_DEFAULTS.get(k)) for k in INPUT_OPTIONS},
         "train": asdict(cfg),
