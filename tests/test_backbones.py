@@ -68,3 +68,26 @@ def test_bad_backbone_options() -> None:
         build_backbone("resnet50")
     with pytest.raises(UserError):
         build_backbone("small", pretrained=True)
+
+
+def test_lite0_grid_cells_are_its_last_map_pooled_where_things_are() -> None:
+    """grid 3 at 224 px: the 7×7 map pooled to 3×3 cells overlapping by one, the numbers of
+    AdaptiveAvgPool2d on the map; cells keep where features fired (what the grid is for)."""
+    plain = build_backbone("efficientnet_lite0", pretrained=True, freeze=True).eval()
+    gridded = build_backbone("efficientnet_lite0", pretrained=True, freeze=True, grid=3).eval()
+    assert gridded.out_dim == 1280 * 9
+    x = torch.cat([imagenet_input(skimage_data.chelsea()), imagenet_input(skimage_data.coffee())])
+    with torch.no_grad():
+        cells = gridded(x).view(2, 1280, 3, 3)
+        net = plain.net
+        m = net.act(net._bn0(net._conv_stem(x * net.in_scale + net.in_shift)))
+        for block in net._blocks:
+            m = block(m)
+        m = net.act(net._bn1(net._conv_head(m)))
+    torch.testing.assert_close(cells, torch.nn.functional.adaptive_avg_pool2d(m, 3))
+    assert (cells[..., 0] - cells[..., 2]).abs().max() > 0.5  # left and right cells differ
+    torch.testing.assert_close(plain(x), m.mean(dim=(2, 3)))  # grid 1: ImageNet's pooling
+    with pytest.raises(UserError, match="grid applies to"):
+        build_backbone("small", grid=3)
+    with pytest.raises(UserError, match="grid >= 1"):
+        build_backbone("efficientnet_lite0", grid=0)

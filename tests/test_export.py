@@ -209,3 +209,22 @@ def test_onnx_matches_torch_at_the_default_input(name, tmp_path):
         expected = model(batch).numpy()
     got = OnnxModel(path)({k: v.numpy() for k, v in batch.items()})
     assert np.abs(got - expected).max() < 1e-4
+
+
+def test_onnx_matches_torch_for_lite0_grid_and_tsn_motion(tmp_path):
+    """Lite0 pooled to 3×3 cells of its 7×7 map (cells overlap: 7 is not a multiple of 3) and
+    TSN's motion consensus export with the numbers torch gives, padding frames ignored."""
+    torch.manual_seed(0)
+    options = {"backbone": "efficientnet_lite0", "freeze_backbone": True, "grid": 3}
+    model = build("tsn", K, motion=True, **options).eval()
+    path = export_model(model, tmp_path / "tsn.onnx", 6, 224, dynamic_batch=True)
+    g = torch.Generator().manual_seed(2)
+    batch = {
+        "video": torch.randn(2, 3, 6, 224, 224, generator=g),
+        "mask": torch.ones(2, 6, dtype=torch.bool),
+    }
+    batch["mask"][1, 4:] = False
+    with torch.no_grad():
+        expected = model(batch).numpy()
+    got = OnnxModel(path)({k: v.numpy() for k, v in batch.items()})
+    assert np.abs(got - expected).max() < 1e-4

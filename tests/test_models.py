@@ -212,6 +212,37 @@ def test_tsn_consensus_is_the_mean_of_real_frame_logits() -> None:
     torch.testing.assert_close(logits[1], per_frame[1].mean(0), atol=1e-5, rtol=0)
 
 
+def test_tsn_motion_adds_the_mean_feature_change_of_real_frames() -> None:
+    """motion=True: the consensus is [mean f_t, mean |f_{t+1} - f_t|] over real frames only;
+    reversing the real frames changes nothing, shuffling them does (unlike plain TSN)."""
+    torch.manual_seed(0)
+    model = build("tsn", 4, backbone="small", motion=True).eval()
+    d = model.feature_dim
+    assert model.classifier[1].in_features == 2 * d
+    feats = torch.randn(2, T, d)
+    mask = torch.ones(2, T, dtype=torch.bool)
+    mask[1, 5:] = False
+    fc = model.classifier[1]
+    with torch.no_grad():
+        logits = model.forward_features(feats, mask)
+        real = feats[1, :5]
+        expected = fc(torch.cat([real.mean(0), (real[1:] - real[:-1]).abs().mean(0)]))
+        reversed_ = feats.clone()
+        reversed_[1, :5] = real.flip(0)
+        shuffled = feats.clone()
+        shuffled[1, :5] = real[[0, 3, 1, 4, 2]]
+        plain = build("tsn", 4).eval()
+        plain.classifier[1].weight.copy_(fc.weight[:, :d])
+        plain.classifier[1].bias.copy_(fc.bias)
+        a = model.forward_features(reversed_, mask)
+        b = model.forward_features(shuffled, mask)
+        p, q = plain.forward_features(feats, mask), plain.forward_features(shuffled, mask)
+    torch.testing.assert_close(logits[1], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a, logits, atol=1e-5, rtol=0)
+    assert (b[1] - logits[1]).abs().max() > 1e-3
+    torch.testing.assert_close(p, q, atol=1e-5, rtol=0)  # without motion: a set
+
+
 def test_temporal_conv_refuses_options_it_cannot_build() -> None:
     with pytest.raises(UserError, match="odd"):
         build("temporal_conv", 3, kernel=4)

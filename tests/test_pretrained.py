@@ -252,7 +252,9 @@ def test_every_training_option_but_workers_is_part_of_a_runs_identity():
 
     from vidclass.train.config import RESUME_KEYS, TrainConfig
 
-    assert set(RESUME_KEYS) == {f.name for f in fields(TrainConfig)} - {"workers"}
+    # The recipe's name and the fields it chose are records: what it chose is in those fields.
+    records = {"workers", "recipe", "recipe_chose"}
+    assert set(RESUME_KEYS) == {f.name for f in fields(TrainConfig)} - records
     assert "pretrained_lr_scale" in RESUME_KEYS
 
 

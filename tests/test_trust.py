@@ -58,6 +58,33 @@ def test_point1_frozen_features_do_not_depend_on_what_trained_before(tiny_data, 
     assert {s["transform"].get("deltas") for s in specs} == {None, True}
 
 
+def test_point1_heads_share_plain_features_and_a_grid_gets_its_own(tiny_data, tmp_path):
+    """tsn after single_frame (same encoder, plain features) reads single_frame's cache and
+    trains exactly as on a fresh copy; Lite0 pooled to a grid (same weights, other features)
+    never reads the plain cache."""
+    shared = copy_prepared(tiny_data, tmp_path / "shared")
+    fresh = copy_prepared(tiny_data, tmp_path / "fresh")
+    cfg = dict(epochs=2, batch_size=4, options=FROZEN)
+    train(shared, tmp_path / "sf", TrainConfig(model="single_frame", **cfg), quiet=True)
+    train(shared, tmp_path / "tsn_a", TrainConfig(model="tsn", **cfg), quiet=True)
+    train(fresh, tmp_path / "tsn_b", TrainConfig(model="tsn", **cfg), quiet=True)
+    assert len(list((shared / "features").iterdir())) == 1, "one encoder, one cache"
+    for ra, rb in zip(metrics(tmp_path / "tsn_a"), metrics(tmp_path / "tsn_b"), strict=True):
+        assert float(ra["val_loss"]) == pytest.approx(float(rb["val_loss"]), abs=1e-6)
+
+    lite0 = {"backbone": "efficientnet_lite0", "freeze_backbone": True}
+    one = dict(epochs=1, batch_size=4, seed=1)
+    for grid in (1, 3):
+        options = {**lite0, "grid": grid, "motion": True}
+        train(shared, tmp_path / f"g{grid}", TrainConfig(model="tsn", options=options, **one),
+              quiet=True)  # fmt: skip
+    specs = [json.loads((f / "spec.json").read_text()) for f in (shared / "features").iterdir()]
+    lite = sorted((s for s in specs if s["backbone"] == "efficientnet_lite0"),
+                  key=lambda s: s["feature_dim"])  # fmt: skip
+    assert [(s.get("grid"), s["feature_dim"]) for s in lite] == [(None, 1280), (3, 1280 * 9)]
+    assert lite[0]["encoder"] == lite[1]["encoder"], "same weights: only the key's grid differs"
+
+
 def test_point1_a_video_prepare_redid_is_encoded_again(tiny_data, tmp_path):
     src = tmp_path / "videos"
     shutil.copytree(tiny_data.parent / "videos", src)

@@ -95,6 +95,33 @@ class SmallCNN(nn.Module):
         return self.proj(self.pool(self.blocks(self.stem(x))))
 
 
+def _bin_matrix(size: int, bins: int, device: torch.device) -> torch.Tensor:
+    """``(bins, size)`` averaging weights of adaptive average pooling along one axis."""
+    i = torch.arange(bins, device=device)
+    starts = (i * size) // bins
+    # ceil((i+1)·size / bins) with non-negative operands only: ONNX integer division
+    # truncates, so the usual -(-a // b) trick would round the wrong way once exported.
+    ends = ((i + 1) * size + bins - 1) // bins
+    steps = torch.arange(size, device=device)
+    inside = (steps[None, :] >= starts[:, None]) & (steps[None, :] < ends[:, None])
+    return inside.float() / inside.sum(dim=1, keepdim=True).float()
+
+
+def grid_pool(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """``(B, C, H, W)`` → ``(B, C·grid²)``: adaptive average pooling to a ``grid × grid`` map.
+
+    Written as two small matrix products (same numbers as ``AdaptiveAvgPool2d``) so it exports
+    to ONNX whatever H and W are; a coarse map keeps *where* things happen, which direction-
+    sensitive classes (clockwise vs anticlockwise) need.
+    """
+    b, c, h, w = x.shape
+    if grid == 1:
+        return x.mean(dim=(2, 3))
+    rows, cols = _bin_matrix(h, grid, x.device), _bin_matrix(w, grid, x.device)
+    pooled = torch.einsum("gh,bchw,kw->bcgk", rows.to(x.dtype), x, cols.to(x.dtype))
+    return pooled.reshape(b, c * grid * grid)
+
+
 # --------------------------------------------------------------------------- EfficientNet-Lite0
 
 # (expand ratio, kernel, stride, repeats, out channels) per stage; Lite0 = width 1.0, depth 1.0.
@@ -177,10 +204,17 @@ class EfficientNetLite0(nn.Module):
     [-1, 1] scaling the weights expect, so callers never need to know.
     """
 
+    channels = 1280
     out_dim = 1280
 
-    def __init__(self, pretrained: bool = False, in_channels: int = 3, stem: str = "rgb") -> None:
+    def __init__(
+        self, pretrained: bool = False, in_channels: int = 3, stem: str = "rgb", grid: int = 1
+    ) -> None:
         super().__init__()
+        if grid < 1:
+            raise UserError(f"grid {grid}: the feature map pools to grid × grid, grid >= 1")
+        self.grid = grid
+        self.out_dim = self.channels * grid * grid
         if stem not in STEMS:
             raise UserError(f"unknown stem {stem!r}; valid: {', '.join(STEMS)}")
         if (stem == "rgb" and in_channels != 3) or (stem == "fold" and in_channels % 3):
@@ -216,18 +250,23 @@ class EfficientNetLite0(nn.Module):
             self.load_state_dict(state)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W) -> (N, 1280)`` pooled features."""
+        """``(N, 3, H, W) -> (N, 1280·grid²)`` pooled features: the mean of the last map
+        (``grid=1``, ImageNet's pooling) or its ``grid × grid`` average-pooled cells, which keep
+        where in the frame each feature fired (7×7 at 224 px, so ``grid=3`` pools 3×3 cells
+        overlapping by one)."""
         x = x * self.in_scale + self.in_shift
         x = self.act(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
         x = self.act(self._bn1(self._conv_head(x)))
-        return x.mean(dim=(2, 3))
+        return grid_pool(x, self.grid)
 
     forward = features
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits ``(N, 1000)``."""
+        if self.grid != 1:
+            raise ValueError("classify needs grid=1: the ImageNet classifier reads the mean")
         return self._fc(self.features(x))
 
 
@@ -290,16 +329,23 @@ def build_backbone(
     freeze: bool = False,
     in_channels: int = 3,
     stem: str = "rgb",
+    grid: int = 1,
 ) -> FrameEncoder:
     """A frame encoder by name (``"small"`` or ``"efficientnet_lite0"``); ``stem`` says how a
-    pretrained encoder takes ``in_channels`` other than RGB (see :func:`adapt_stem`)."""
+    pretrained encoder takes ``in_channels`` other than RGB (see :func:`adapt_stem`);
+    ``grid`` pools Lite0's last map to ``grid × grid`` cells (``out_dim`` 1280·grid²)."""
     if name == "small":
+        if grid != 1:
+            raise UserError(
+                f"grid {grid}: backbone 'small' keeps its own 3×3 map before its projection; "
+                "grid applies to --backbone efficientnet_lite0"
+            )
         if pretrained:
             raise UserError("backbone 'small' has no pretrained weights; use pretrained=False")
         net: nn.Module = SmallCNN(in_channels=in_channels)
         return FrameEncoder(net, net.out_dim, frozen=freeze)
     if name == "efficientnet_lite0":
-        net = EfficientNetLite0(pretrained=pretrained, in_channels=in_channels, stem=stem)
+        net = EfficientNetLite0(pretrained, in_channels, stem, grid)
         del net._fc  # the ImageNet classifier is not part of the encoder
-        return FrameEncoder(net, EfficientNetLite0.out_dim, frozen=freeze)
+        return FrameEncoder(net, net.out_dim, frozen=freeze)
     raise UserError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")

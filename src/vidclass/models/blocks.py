@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vidclass.models.backbones import FrameEncoder
+from vidclass.models.backbones import FrameEncoder, grid_pool
 
 
 def real_lengths(mask: torch.Tensor) -> torch.Tensor:
@@ -179,33 +179,6 @@ def masked_global_pool3d(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``(B, C, T', H, W)`` → ``(B, C)``: spatial mean, then mean over real time steps."""
     pooled = x.mean(dim=(3, 4)).transpose(1, 2)  # (B, T', C)
     return masked_mean(pooled, pool_time_mask(mask, x.shape[2]))
-
-
-def _bin_matrix(size: int, bins: int, device: torch.device) -> torch.Tensor:
-    """``(bins, size)`` averaging weights of adaptive average pooling along one axis."""
-    i = torch.arange(bins, device=device)
-    starts = (i * size) // bins
-    # ceil((i+1)·size / bins) with non-negative operands only: ONNX integer division
-    # truncates, so the usual -(-a // b) trick would round the wrong way once exported.
-    ends = ((i + 1) * size + bins - 1) // bins
-    steps = torch.arange(size, device=device)
-    inside = (steps[None, :] >= starts[:, None]) & (steps[None, :] < ends[:, None])
-    return inside.float() / inside.sum(dim=1, keepdim=True).float()
-
-
-def grid_pool(x: torch.Tensor, grid: int) -> torch.Tensor:
-    """``(B, C, H, W)`` → ``(B, C·grid²)``: adaptive average pooling to a ``grid × grid`` map.
-
-    Written as two small matrix products (same numbers as ``AdaptiveAvgPool2d``) so it exports
-    to ONNX whatever H and W are; a coarse map keeps *where* things happen, which direction-
-    sensitive classes (clockwise vs anticlockwise) need.
-    """
-    b, c, h, w = x.shape
-    if grid == 1:
-        return x.mean(dim=(2, 3))
-    rows, cols = _bin_matrix(h, grid, x.device), _bin_matrix(w, grid, x.device)
-    pooled = torch.einsum("gh,bchw,kw->bcgk", rows.to(x.dtype), x, cols.to(x.dtype))
-    return pooled.reshape(b, c * grid * grid)
 
 
 def masked_grid_pool3d(x: torch.Tensor, mask: torch.Tensor, grid: int) -> torch.Tensor:

@@ -49,6 +49,7 @@ class CNNLSTM(FrameModel):
         freeze_backbone: bool = False,
         dropout: float = 0.2,
         deltas: bool = True,
+        grid: int = 1,
     ) -> None:
         super().__init__()
         self.config = {
@@ -60,9 +61,10 @@ class CNNLSTM(FrameModel):
             "freeze_backbone": freeze_backbone,
             "dropout": dropout,
             "deltas": deltas,
+            "grid": grid,
         }
         self.deltas = deltas
-        self.encoder = build_backbone(backbone, pretrained, freeze_backbone)
+        self.encoder = build_backbone(backbone, pretrained, freeze_backbone, grid=grid)
         self.lstm = nn.LSTM(
             self.feature_dim,
             hidden,
@@ -127,6 +129,7 @@ def build_cnn_lstm(
     freeze_backbone: bool = False,
     dropout: float = 0.2,
     deltas: bool = True,
+    grid: int = 1,
 ) -> CNNLSTM:
     """CNN frame encoder + many-to-one LSTM that respects the mask."""
     return CNNLSTM(
@@ -139,4 +142,5 @@ def build_cnn_lstm(
         freeze_backbone,
         dropout,
         deltas,
+        grid,
     )

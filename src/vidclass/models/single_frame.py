@@ -34,6 +34,7 @@ class SingleFrame(FrameModel):
         pretrained: bool = False,
         freeze_backbone: bool = False,
         dropout: float = 0.2,
+        grid: int = 1,
     ) -> None:
         super().__init__()
         self.config = {
@@ -41,8 +42,9 @@ class SingleFrame(FrameModel):
             "pretrained": pretrained,
             "freeze_backbone": freeze_backbone,
             "dropout": dropout,
+            "grid": grid,
         }
-        self.encoder = build_backbone(backbone, pretrained, freeze_backbone)
+        self.encoder = build_backbone(backbone, pretrained, freeze_backbone, grid=grid)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(self.encoder.out_dim, num_classes)
         )
@@ -84,6 +86,7 @@ def build_single_frame(
     pretrained: bool = False,
     freeze_backbone: bool = False,
     dropout: float = 0.2,
+    grid: int = 1,
 ) -> SingleFrame:
     """Single-frame CNN; ``backbone`` is ``"small"`` (from scratch) or ``"efficientnet_lite0"``."""
-    return SingleFrame(num_classes, backbone, pretrained, freeze_backbone, dropout)
+    return SingleFrame(num_classes, backbone, pretrained, freeze_backbone, dropout, grid)

@@ -45,6 +45,7 @@ class TemporalConv(FrameModel):
         pretrained: bool = False,
         freeze_backbone: bool = False,
         dropout: float = 0.5,
+        grid: int = 1,
     ) -> None:
         super().__init__()
         if layers < 1 or hidden < 1:
@@ -64,9 +65,10 @@ class TemporalConv(FrameModel):
             "pretrained": pretrained,
             "freeze_backbone": freeze_backbone,
             "dropout": dropout,
+            "grid": grid,
         }
         self.pool = pool
-        self.encoder = build_backbone(backbone, pretrained, freeze_backbone)
+        self.encoder = build_backbone(backbone, pretrained, freeze_backbone, grid=grid)
         self.dropout = nn.Dropout(dropout)
         widths = [self.encoder.out_dim] + [hidden] * layers
         self.convs = nn.ModuleList(
@@ -101,6 +103,7 @@ def build_temporal_conv(
     pretrained: bool = False,
     freeze_backbone: bool = False,
     dropout: float = 0.5,
+    grid: int = 1,
 ) -> TemporalConv:
     """``layers`` temporal convolutions (``kernel`` frames) over frame features, max-pooled."""
     return TemporalConv(
@@ -113,4 +116,5 @@ def build_temporal_conv(
         pretrained,
         freeze_backbone,
         dropout,
+        grid,
     )

@@ -7,11 +7,19 @@ the whole video, so each frame is the snippet of its segment: the consensus is t
 the real frames (padding frames never count).
 
 Blind to order by construction (the mean of a set): reversing or shuffling the real frames
-changes nothing, like ``single_frame``. It differs from ``single_frame`` in *what* it
+changes nothing, like ``single_frame``. With ``motion=True`` the consensus also carries the mean
+magnitude of the change between consecutive frame features, ``mean_t |f_{t+1} - f_t|``: a
+feature-space cousin of TSN's RGB-difference modality that tells a wave from a still raised arm
+(shuffling the frames changes it, reversing them does not). It differs from ``single_frame`` in *what* it
 averages: features (equivalently, logits) rather than per-frame probabilities, so frames that
 disagree pull one decision together instead of voting. With a frozen ImageNet backbone only
 the linear layer trains: the cheapest head there is, and on small sets of real people the
 strongest frozen-feature baseline (docs/benchmarks.md, "Real people").
+
+``grid=3`` keeps Lite0's last map as 3×3 cells (see :class:`EfficientNetLite0`) rather than its
+mean, so the head knows where in the person-centred square each feature fired (arms up vs.
+legs apart). On Weizmann held out by actor grid 3 with motion was the best frozen-feature head
+(docs/benchmarks.md, "Real people").
 
 Feature caching: ``encode_frames(video, mask) -> (B, T, D)`` and
 ``forward_features(features, mask)`` (see :mod:`vidclass.models.blocks`).
@@ -27,7 +35,8 @@ from vidclass.models.blocks import FrameModel, masked_mean
 
 
 class TSN(FrameModel):
-    """Frame features ``(B, T, D)`` → mean over real frames ``(B, D)`` → dropout → FC ``(B, K)``."""
+    """Frame features ``(B, T, D)`` → mean over real frames ``(B, D)`` (with ``motion``, and the
+    mean ``|Δ|`` between consecutive real frames: ``(B, 2D)``) → dropout → FC ``(B, K)``."""
 
     def __init__(
         self,
@@ -36,6 +45,8 @@ class TSN(FrameModel):
         pretrained: bool = False,
         freeze_backbone: bool = False,
         dropout: float = 0.5,
+        grid: int = 1,
+        motion: bool = False,
     ) -> None:
         super().__init__()
         self.config = {
@@ -43,17 +54,25 @@ class TSN(FrameModel):
             "pretrained": pretrained,
             "freeze_backbone": freeze_backbone,
             "dropout": dropout,
+            "grid": grid,
+            "motion": motion,
         }
-        self.encoder = build_backbone(backbone, pretrained, freeze_backbone)
+        self.motion = motion
+        self.encoder = build_backbone(backbone, pretrained, freeze_backbone, grid=grid)
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(self.encoder.out_dim, num_classes)
+            nn.Dropout(dropout), nn.Linear(self.encoder.out_dim * (2 if motion else 1), num_classes)
         )
 
     def forward_features(
         self, features: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(B, T, D), (B, T)`` → logits ``(B, K)`` of the mean real-frame feature."""
-        return self.classifier(masked_mean(features, mask))
+        consensus = masked_mean(features, mask)
+        if self.motion:
+            change = (features[:, 1:] - features[:, :-1]).abs()  # (B, T-1, D)
+            pairs = mask[:, 1:] & mask[:, :-1]  # both frames real
+            consensus = torch.cat([consensus, masked_mean(change, pairs)], dim=1)
+        return self.classifier(consensus)
 
 
 def build_tsn(
@@ -62,6 +81,9 @@ def build_tsn(
     pretrained: bool = False,
     freeze_backbone: bool = False,
     dropout: float = 0.5,
+    grid: int = 1,
+    motion: bool = False,
 ) -> TSN:
-    """TSN average consensus over the real frames; ``dropout`` before the classifier."""
-    return TSN(num_classes, backbone, pretrained, freeze_backbone, dropout)
+    """TSN average consensus over the real frames (``motion``: and their mean feature change);
+    ``dropout`` before the classifier; ``grid`` cells of the backbone's last map."""
+    return TSN(num_classes, backbone, pretrained, freeze_backbone, dropout, grid, motion)

@@ -61,8 +61,9 @@ def feature_spec(model: FrameModel, dataset: VideoDataset, view: str = ORIG) -> 
     prepared = dataset.config
     spec = {
         "view": {"name": view, "means": VIEWS[view]},
-        "model_class": type(model).__name__,
-        # A subclass that transforms the features (cnn_lstm's deltas) overrides encode_frames.
+        # No model class: heads that read the encoder's plain output (tsn, temporal_conv,
+        # single_frame, late_fusion, two_stream's RGB stream) share one cache. A subclass that
+        # transforms the features (cnn_lstm's deltas) overrides encode_frames, named here.
         "encode_frames": type(model).encode_frames.__qualname__,
         "transform": model.feature_transform(),
         "feature_dim": model.feature_dim,
@@ -78,6 +79,9 @@ def feature_spec(model: FrameModel, dataset: VideoDataset, view: str = ORIG) -> 
             k: prepared.get(k) for k in ("size", "frames", "interval", "sample_fps", "source")
         },
     }
+    grid = getattr(model.encoder.net, "grid", 1)
+    if grid != 1:  # the weights are the same; the pooling of their last map is not
+        spec["grid"] = grid
     if prepared.get("crop", "center") != "center":  # centre crops keep their old caches
         spec["prepared"].update(crop=prepared["crop"], person_boxes=prepared.get("person_boxes"))
     return spec
