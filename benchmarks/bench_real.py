@@ -11,6 +11,7 @@ pretrained variant's mean top-1 over its from-scratch version's on the same fold
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_real.py            # all: hours on 2 cores
     .venv/bin/python benchmarks/bench_real.py --folds 0 --methods slow_fusion --variants frozen
+    .venv/bin/python benchmarks/bench_real.py --folds loao --methods tsn --variants frozen  # 9 folds
     .venv/bin/python benchmarks/bench_real.py --variants frozen --size 224 --methods tsn \
         --epochs 60 --refit --label-smoothing 0.1 --option dropout=0.5   # training levers
 
@@ -48,10 +49,11 @@ VARIANTS = {
 }
 
 
-def fold_split(fold: int) -> dict[str, str]:
-    """Actor → split: actors 3k..3k+2 test, the next one val, the other five train."""
-    test = set(ACTORS[3 * fold : 3 * fold + 3])
-    val = ACTORS[(3 * fold + 3) % len(ACTORS)]
+def fold_split(fold: int, loao: bool = False) -> dict[str, str]:
+    """Actor → split: actors 3k..3k+2 test, the next one val, the other five train (``loao``:
+    actor k test, the next one val, seven train: the published leave-one-actor-out)."""
+    test = {ACTORS[fold]} if loao else set(ACTORS[3 * fold : 3 * fold + 3])
+    val = ACTORS[(fold + 1 if loao else 3 * fold + 3) % len(ACTORS)]
     return {a: "test" if a in test else "val" if a == val else "train" for a in ACTORS}
 
 
@@ -227,7 +229,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, default=WEIZMANN)
     ap.add_argument("--out", type=Path, default=Path("bench-out/real"))
-    ap.add_argument("--folds", default="0,1,2")
+    ap.add_argument(
+        "--folds",
+        default="0,1,2",
+        help="Comma-separated 3-fold indices, or 'loao': 9 folds, one actor held out each.",
+    )
     ap.add_argument("--methods", default=",".join(MODELS))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
@@ -261,12 +267,14 @@ def main() -> None:
     args.options = parse_options(args.option)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: not found (the Weizmann set in ../shared/realdata)")
-    folds = [int(f) for f in args.folds.split(",")]
+    loao = args.folds == "loao"
+    folds = list(range(len(ACTORS))) if loao else [int(f) for f in args.folds.split(",")]
     methods = args.methods.split(",")
     variants = args.variants.split(",")
     records = []
     for outer in folds:
-        for fold, data in fold_data(args, outer):
+        pairs = [(f"loao{outer}", loao_fold(args, outer))] if loao else fold_data(args, outer)
+        for fold, data in pairs:
             run_fold(args, fold, data, methods, variants, records)
     summarize(records, methods, variants)
     if any("top1_select" in r for r in records):
@@ -292,6 +300,35 @@ def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
     if not args.inner:
         return [(str(fold), data)]
     return [(f"{fold}.{j}", inner_fold(data, fold, j)) for j in range(args.inner)]
+
+
+def loao_fold(args: argparse.Namespace, k: int) -> Path:
+    """Leave-one-actor-out fold k: fold 0's prepared clips (prepared once; the split does not
+    change a clip or its features) with the manifest's splits rewritten, every other entry
+    a symlink, so the nine folds share one decode and one feature cache."""
+    ((_, base),) = fold_data(
+        argparse.Namespace(**{**vars(args), "inner": 0, "summary_only": False}), 0
+    )
+    out = base.parent.with_name(f"loao{k}") / "prepared"
+    if (out / "manifest.csv").exists():
+        return out
+    tmp = out.with_name("prepared.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for entry in base.iterdir():
+        if entry.name != "manifest.csv":
+            (tmp / entry.name).symlink_to(entry.resolve())
+    split = fold_split(k, loao=True)
+    with (base / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["split"] = split[r["group"]]
+    with (tmp / "manifest.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.rename(out)
+    return out
 
 
 def inner_fold(data: Path, fold: int, j: int) -> Path:
