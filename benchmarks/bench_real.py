@@ -14,6 +14,13 @@ pretrained variant's mean top-1 over its from-scratch version's on the same fold
     .venv/bin/python benchmarks/bench_real.py --folds loao --methods tsn --variants frozen  # 9 folds
     .venv/bin/python benchmarks/bench_real.py --variants frozen --size 224 --methods tsn \
         --epochs 60 --refit --label-smoothing 0.1 --option dropout=0.5   # training levers
+    .venv/bin/python benchmarks/bench_real.py --recipe real --methods tsn,temporal_conv \
+        --cached-eval   # the default path, then each lever changed on its own (--levers)
+
+``--recipe real`` trains what `vidclass prepare SRC --out D` and `vidclass train D --model M`
+give (the recipe's `config_for`, the code the CLI runs), then the same with one change per
+``--levers`` entry: ``crop=center`` re-prepares, ``hflip=false`` is the flag a user would
+type; the table gives mean ± sd over the folds and the change against the recipe.
 
 A lever away from its default names the run folder (``tsn-frozen-e60-refit-ls0.1-dropout0.5``),
 so runs of other settings are never read back for one another. With ``--refit`` the first
@@ -27,15 +34,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import shutil
 import statistics
 import time
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from vidclass.data.prepare import prepare
 from vidclass.models import MODELS
-from vidclass.train.config import TrainConfig
+from vidclass.train.config import TrainConfig, test_time_flip
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import train
 
@@ -75,12 +84,9 @@ def write_fold_csv(root: Path, fold: int, out: Path) -> Path:
     return path
 
 
-def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Namespace) -> dict:
-    """Train (unless finished) and evaluate one method × variant on one fold."""
-    result_file = out / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    cfg = TrainConfig(
+def train_config(method: str, variant: str, args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of one method × variant from the lever flags (not --recipe)."""
+    return TrainConfig(
         model=method,
         options={**VARIANTS[variant], **args.options},
         epochs=args.epochs,
@@ -93,23 +99,36 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
         refit=args.refit,
         refit_epochs=args.refit_epochs,
     )
+
+
+def run_one(data: Path, out: Path, cfg: TrainConfig, args: argparse.Namespace) -> dict:
+    """Train (unless finished) and evaluate one configuration on one fold."""
+    result_file = out / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    frozen = bool(cfg.options.get("freeze_backbone")) and args.cached_eval
     t0 = time.perf_counter()
     result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
     train_s = time.perf_counter() - t0
     # The other test-time choice too (with and without averaging each clip with its mirror),
     # first, so that eval-test.json is left with the run's own.
-    other = "none" if args.hflip else "flip"
-    second = evaluate(out, data, split="test", quiet=True, tta=other)
+    own = "flip" if test_time_flip(cfg) else "none"
+    other = "none" if own == "flip" else "flip"
+    if frozen:
+        second = cached_evaluate(out, data, tta=other)
+    else:
+        second = evaluate(out, data, split="test", quiet=True, tta=other)
     t1 = time.perf_counter()
-    if args.cached_eval and variant == "frozen":
+    if frozen:
         metrics = cached_evaluate(out, data)
     else:
         metrics = evaluate(out, data, split="test", quiet=True)
     eval_s = time.perf_counter() - t1
     record = {
-        "method": method,
-        "variant": variant,
-        "hflip": args.hflip,
+        "method": cfg.model,
+        "variant": out.name.split("-", 1)[1] if "-" in out.name else out.name,
+        "hflip": cfg.hflip,
+        "tta": metrics["tta"],
         "top1": metrics["top1"],
         f"top1_tta_{metrics['tta']}": metrics["top1"],
         f"top1_tta_{other}": second["top1"],
@@ -121,11 +140,11 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
     }
     n = record["test_clips"] or 30
     record["infer_clips_per_s"] = n / eval_s
-    if args.cached_eval and variant == "frozen":  # the last epoch: what val's choice changed
+    if frozen:  # the last epoch: what val's choice changed
         first = out / "select" if result.first_pass is not None else out
         record["top1_last"] = cached_evaluate(first, data, last=True)["top1"]
     if args.refit and result.first_pass is not None:  # the same recipe without the refit
-        score = cached_evaluate if args.cached_eval and variant == "frozen" else evaluate
+        score = cached_evaluate if frozen else evaluate
         record["top1_select"] = score(out / "select", data, split="test", quiet=True)["top1"]
         record["select_epoch"] = result.first_pass.best_epoch
     result_file.write_text(json.dumps(record, indent=2))
@@ -133,12 +152,18 @@ def run_one(data: Path, out: Path, method: str, variant: str, args: argparse.Nam
 
 
 def cached_evaluate(
-    run: Path, data: Path, split: str = "test", quiet: bool = True, last: bool = False
+    run: Path,
+    data: Path,
+    split: str = "test",
+    quiet: bool = True,
+    last: bool = False,
+    tta: str | None = None,
 ) -> dict:
     """Top-1 of a frozen-backbone run from the feature cache, the test clips encoded once per
     fold rather than once per run (a lever sweep evaluates many heads on the same features);
     `evaluate` computes the same figure from the videos, up to float rounding. `last`: the
-    run's last epoch (from its state file) instead of the epoch it kept."""
+    run's last epoch (from its state file) instead of the epoch it kept; `tta`: flip | none
+    instead of the run's own test-time choice."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -155,7 +180,8 @@ def cached_evaluate(
         tensors, _ = load_state(run / "state.safetensors")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ds, _ = dataset_for_run(config, data, split)
-    views = (ORIG, HFLIP) if resolve_tta(config) else (ORIG,)  # as evaluate averages them
+    flip = resolve_tta(config) if tta is None else tta == "flip"
+    views = (ORIG, HFLIP) if flip else (ORIG,)  # as evaluate averages them
     total = labels = None
     for view in views:
         folder = feature_folder(model, ds, view)
@@ -165,6 +191,89 @@ def cached_evaluate(
         total = probs if total is None else total + probs
     top1 = float((total.argmax(1) == labels).mean())
     return {"top1": top1, "num_videos": len(labels), "tta": "flip" if len(views) > 1 else "none"}
+
+
+# --recipe: the user's default path (`vidclass prepare SRC --out D`, then `vidclass train D
+# --model M` with no other flag) and that path with one lever changed, on the same folds.
+PREPARE_LEVERS = ("crop", "size", "frames")  # fixed when the data is prepared
+DEFAULT_LEVERS = (
+    "recipe,crop=center,crop=full,size=112,frames=8,hflip=false,tta=flip,refit=false,epochs=15"
+)
+
+
+def parse_lever(text: str) -> tuple[dict, dict]:
+    """``crop=center+hflip=false+option.grid=3`` → (prepare arguments, train flags given);
+    ``recipe`` → neither: the defaults as they are."""
+    prep: dict = {}
+    flags: dict = {}
+    if text == "recipe":
+        return prep, flags
+    names = {f.name for f in fields(TrainConfig)}
+    for item in text.split("+"):
+        key, _, raw = item.partition("=")
+        value = parse_options([f"v={raw}"])["v"]
+        if key in PREPARE_LEVERS:
+            prep[key] = value
+        elif key.startswith("option."):
+            flags.setdefault("options", {})[key[len("option.") :]] = value
+        elif key in names and key not in ("model", "options"):
+            flags[key] = value
+        else:
+            raise SystemExit(
+                f"--levers {text!r}: {key!r} is none of {', '.join(PREPARE_LEVERS)}, "
+                "option.KEY or a TrainConfig field"
+            )
+    return prep, flags
+
+
+def recipe_runs(args: argparse.Namespace, outer: int, loao: bool, methods, records) -> None:
+    """Every lever × method of --recipe on one outer fold; records appended with ``lever``."""
+    from vidclass.train.recipe import BEST_CROP, BEST_FRAMES, BEST_SIZE, config_for
+
+    for lever in args.levers.split(","):
+        prep, flags = parse_lever(lever)
+        defaults = {"frames": BEST_FRAMES, "size": BEST_SIZE, "crop": BEST_CROP}
+        ns = argparse.Namespace(**{**vars(args), **defaults, **prep, "inner": 0})
+        pairs = [(f"loao{outer}", loao_fold(ns, outer))] if loao else fold_data(ns, outer)
+        for fold, data in pairs:
+            for method in methods:
+                cfg, _ = config_for(data, args.recipe, model=method, seed=args.seed, **flags)
+                # Named by the whole config, so a changed recipe never reads back old runs.
+                key = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+                out = data.parent / "runs" / f"{method}-{args.recipe}-{key.hexdigest()[:10]}"
+                if args.summary_only and not (out / "result.json").exists():
+                    continue
+                r = {**run_one(data, out, cfg, args), "fold": fold, "lever": lever}
+                records.append(r)
+                if not args.summary_only:
+                    print(
+                        f"fold {fold} {method:12s} {lever:16s} top-1 {100 * r['top1']:5.1f} % "
+                        f"(tta {r['tta']})  train {r['train_s']:5.0f} s",
+                        flush=True,
+                    )
+
+
+def summarize_levers(records: list[dict], methods: list[str], levers: list[str]) -> None:
+    """Mean ± sd over folds per lever and method; Δ against the recipe on the same folds."""
+    print("\n| lever | " + " | ".join(methods) + " |")
+    print("|---|" + "---:|" * len(methods))
+    base = {(r["method"], r["fold"]): r["top1"] for r in records if r["lever"] == "recipe"}
+    for lever in levers:
+        cells = []
+        for m in methods:
+            rs = [r for r in records if r["method"] == m and r["lever"] == lever]
+            if not rs:
+                cells.append("–")
+                continue
+            acc = [r["top1"] for r in rs]
+            sd = statistics.pstdev(acc) if len(acc) > 1 else 0.0
+            cell = f"{100 * statistics.mean(acc):.1f} ± {100 * sd:.1f} (n={len(acc)})"
+            both = [r for r in rs if (m, r["fold"]) in base]
+            if lever != "recipe" and both:
+                delta = statistics.mean(r["top1"] - base[(m, r["fold"])] for r in both)
+                cell += f" {100 * delta:+.1f}"
+            cells.append(cell)
+        print(f"| {lever} | " + " | ".join(cells) + " |")
 
 
 SHORT = {"scratch": "s", "frozen": "fr", "finetune": "ft"}
@@ -263,6 +372,18 @@ def main() -> None:
         help="N inner folds per fold, without its test actors: choose a recipe on these.",
     )
     ap.add_argument("--summary-only", action="store_true", help="Print the table of what ran.")
+    ap.add_argument(
+        "--recipe",
+        default="",
+        help="real | quick: the default path of `vidclass prepare` and `vidclass train` (the "
+        "lever flags above are ignored), with each of --levers changed on its own.",
+    )
+    ap.add_argument(
+        "--levers",
+        default=DEFAULT_LEVERS,
+        help="With --recipe: comma-separated levers, each 'recipe' or KEY=VALUE joined by '+' "
+        "(crop, size, frames, option.KEY or a TrainConfig field).",
+    )
     args = ap.parse_args()
     args.options = parse_options(args.option)
     if not args.data.is_dir():
@@ -271,7 +392,12 @@ def main() -> None:
     folds = list(range(len(ACTORS))) if loao else [int(f) for f in args.folds.split(",")]
     methods = args.methods.split(",")
     variants = args.variants.split(",")
-    records = []
+    records: list[dict] = []
+    if args.recipe:
+        for outer in folds:
+            recipe_runs(args, outer, loao, methods, records)
+        summarize_levers(records, methods, args.levers.split(","))
+        return
     for outer in folds:
         pairs = [(f"loao{outer}", loao_fold(args, outer))] if loao else fold_data(args, outer)
         for fold, data in pairs:
@@ -367,7 +493,7 @@ def run_fold(args, fold: str, data: Path, methods, variants, records: list[dict]
                 if (out / "result.json").exists():
                     records.append({**json.loads((out / "result.json").read_text()), "fold": fold})
                 continue
-            r = run_one(data, out, method, variant, args)
+            r = run_one(data, out, train_config(method, variant, args), args)
             records.append({**r, "fold": fold})
             print(
                 f"fold {fold} {method:12s} {variant:8s} top-1 {100 * r['top1']:5.1f} %  "
