@@ -16,8 +16,12 @@
    `--whole-windows` adds the path before frame features were shared (every window encoded
    whole), for comparison.
 
+4. `--run RUN` (repeatable): the same for trained run folders instead of the random-weight
+   runs, each as `vidclass predict` runs it: its crop (a person crop is found per window, so
+   windows do not share frames), its sampling rate and its test-time flip.
+
     .venv/bin/python benchmarks/bench_predict.py [--long-minutes 10] [--short-minutes 1]
-        [--skip-memory] [--whole-windows]
+        [--skip-memory] [--whole-windows] [--run RUN ...]
 
 Each measurement runs in a fresh process so peak memory is its own.
 """
@@ -193,6 +197,13 @@ def main() -> None:
     parser.add_argument(
         "--methods", help="comma-separated pretrained methods to time [default: all of them]"
     )
+    parser.add_argument(
+        "--run",
+        action="append",
+        type=Path,
+        default=[],
+        help="a trained run folder to time (repeatable) instead of the random-weight runs",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -214,7 +225,31 @@ def main() -> None:
             f"predict/decode {p['wall'] / decode['wall']:.2f} ({p['wall']:.1f} s vs decode-only "
             f"{decode['wall']:.1f} s, 640x480 30 fps)"
         )
-        pretrained(args, tmp, short, seconds)
+        if args.run:
+            trained(args.run, short, seconds)
+        else:
+            pretrained(args, tmp, short, seconds)
+
+
+def trained(runs: list[Path], video: Path, seconds: float) -> None:
+    """Real-time factor of trained runs, both backends, as `vidclass predict` runs them."""
+    from vidclass.models.run import read_config
+
+    for run in runs:
+        config = read_config(run)
+        what = (
+            f"{config['model']} {config['size']} px, crop {config.get('crop', 'center')}, "
+            f"{config.get('sample_fps') or 8:.1f} fps sampled, tta {config.get('tta', 'none')}"
+        )
+        for backend in ("torch", "onnx"):
+            p = measure("predict", run, video, backend, "shared")
+            enc = p.get("encoder_s")
+            where = f", encoder {enc:.1f} s" if enc is not None else ""
+            print(
+                f"{run.name} ({what}), {backend:5s}: real-time factor "
+                f"{seconds / p['wall']:5.1f}x ({p['wall']:.1f} s{where})",
+                flush=True,
+            )
 
 
 def pretrained(args: argparse.Namespace, tmp: Path, video: Path, seconds: float) -> None:
