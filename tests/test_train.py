@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import os
 import signal
 import socket
@@ -452,3 +453,34 @@ def test_a_last_batch_of_one_clip_is_left_for_the_next_epoch(tiny_data, tmp_path
         quiet=True,
     )
     assert result.history[0]["train_loss"] > 0
+
+
+def test_compare_trains_each_method_with_the_recipe_and_the_flags_given(tiny_data, tmp_path):
+    from vidclass.train.compare import _budget, compare
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    base = TrainConfig(model="", epochs=1, batch_size=4)
+    given = frozenset({"epochs", "batch_size"})
+    lines: list[str] = []
+    out = compare(
+        data, ["tsn", "single_frame"], tmp_path / "cmp", base, quiet=True, log=lines.append,
+        recipe="real", given=given,
+    )  # fmt: skip
+    assert sum(line.startswith("recipe real:") for line in lines) == 1  # said once, not per method
+    for m in out["methods"]:
+        assert m["error"] is None, m["error"]
+        config = json.loads((Path(m["run_dir"]) / "config.json").read_text())
+        assert config["train"]["recipe"] == "real"
+        assert config["options"]["backbone"] == "efficientnet_lite0"
+        assert config["options"]["freeze_backbone"] is True
+        assert config["train"]["epochs"] == 1 and m["epochs"] == 1  # the flag wins
+        assert config["train"]["hflip"] is False  # move_left/move_right: mirrors swap labels
+    budget = out["budget"]
+    assert budget["recipe"] == "real" and budget["epochs"] == 1
+    assert budget["weights"] == "ImageNet efficientnet_lite0, frozen"
+    assert budget["selection"].startswith("val folded into training")
+    assert "real recipe" in (tmp_path / "cmp" / "report.html").read_text()
+    # Where the recipe gives methods different schedules the budget says so.
+    mixed = [TrainConfig(model="tsn", epochs=60), TrainConfig(model="slow_fusion", epochs=12)]
+    assert _budget(base, mixed)["epochs"] == "per method"

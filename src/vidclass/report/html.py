@@ -196,7 +196,14 @@ def _intro(comparison: dict, methods: list[dict]) -> str:
     classes = ds.get("classes") or []
     k = len(classes)
     how = []
-    if budget.get("epochs") is not None:
+    if budget.get("recipe"):
+        how.append(f"vidclass's {budget['recipe']} recipe")
+    if budget.get("weights"):
+        how.append(str(budget["weights"]))
+    if budget.get("epochs") == "per method":
+        epochs = {m.get("epochs") for m in methods if m.get("epochs")}
+        how.append(f"{min(epochs)}–{max(epochs)} epochs by method" if epochs else "")
+    elif budget.get("epochs") is not None:
         how.append(f"{budget['epochs']} epochs")
     if budget.get("batch_size") is not None:
         how.append(f"batch size {budget['batch_size']}")
@@ -206,7 +213,9 @@ def _intro(comparison: dict, methods: list[dict]) -> str:
     chance = f" (chance: 1/{k} = {100 / k:.1f}%)" if k else ""
     parts = [
         f"<p>{len(methods)} video-classification methods were trained on the same dataset under "
-        f"the same budget{' (' + _e(', '.join(how)) + ')' if how else ''} and evaluated on "
+        f"{'one recipe' if budget.get('recipe') else 'the same budget'}"
+        f"{' (' + _e(', '.join(h for h in how if h)) + ')' if how else ''} and "
+        "evaluated on "
         f"{_e(test) + ' ' if test is not None else 'the '}held-out test videos. Each method "
         "sees the same clips; they differ in how they combine frames over time.</p>",
         "<ul>",

@@ -1,5 +1,10 @@
 """Train and evaluate several methods under one budget and report them side by side.
 
+With a recipe (`vidclass compare`'s default, `--recipe auto`), each method is trained as
+`vidclass train DATA --model M` would train it, with the flags given here overriding the
+recipe for every method: on real footage frozen ImageNet weights and the long schedule of the
+frame heads, so the figures are what each method gets by default, not a from-scratch budget.
+
 `DIR/runs/<method>/` holds each run (so an interrupted comparison resumes where it stopped);
 `DIR/comparison.json`, `comparison.md`, `comparison.png` and `report.html` hold the result.
 Each run chooses its epoch on the `val` split; every figure is on the `test` split. A saved run
@@ -24,6 +29,7 @@ from vidclass.models import DESCRIPTIONS, MODELS, build, count_flops, example_ba
 from vidclass.train.config import TrainConfig
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import train
+from vidclass.train.recipe import apply_recipe, choose_recipe, describe
 from vidclass.train.resume import RunMismatch
 from vidclass.train.selection import LAST_EPOCH, REFIT, REFIT_ALL
 
@@ -60,36 +66,75 @@ def compare(
     options: dict[str, dict] | None = None,
     quiet: bool = False,
     log=print,
+    recipe: str | None = None,
+    given: frozenset[str] = frozenset(),
 ) -> dict:
-    """Train + evaluate each method (resuming finished or interrupted runs); write the report."""
+    """Train + evaluate each method (resuming finished or interrupted runs); write the report.
+
+    `recipe` (auto | real | quick, see `vidclass.train.recipe`): each method's config is
+    `base` with the recipe's values in every field not in `given` (the fields the user set);
+    None trains every method with `base` as it is."""
     data, out = Path(data), Path(out)
     prepared = load_prepared_config(data)
     dataset = _dataset_summary(data, prepared, base.val_split)
     options = options or {}
-    methods = []
+    methods, configs, chosen = [], [], {}
     for name in models:
         cfg = TrainConfig(**{**base.__dict__, "model": name, "options": options.get(name, {})})
+        if recipe is not None:
+            picked = choose_recipe(data, name, recipe)
+            cfg = apply_recipe(picked, cfg, set(given))
+            if picked.why not in chosen:  # one line per distinct recipe, not per method
+                chosen[picked.why] = picked
+                log(describe(picked))
         log(f"[{len(methods) + 1}/{len(models)}] {name}")
-        methods.append(_compare_one(data, out, cfg, prepared, quiet, log))
+        entry = _compare_one(data, out, cfg, prepared, quiet, log)
+        entry["epochs"] = cfg.epochs
+        methods.append(entry)
+        configs.append(cfg)
 
     comparison = {
         "title": f"vidclass: {len(models)} methods on {data.name}",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "dataset": dataset,
-        "budget": {
-            "epochs": base.epochs,
-            "batch_size": base.batch_size,
-            "lr": base.lr,
-            "seed": base.seed,
-            "augment": "auto" if base.augment is None else base.augment,
-            "selection": f"best epoch on {base.val_split}, reported on {REPORT_SPLIT}",
-        },
+        "budget": _budget(base, configs),
         "chart_png": "comparison.png",
         "methods": methods,
     }
     write_outputs(out, comparison)
     return comparison
+
+
+def _budget(base: TrainConfig, configs: list[TrainConfig]) -> dict:
+    """What every method was trained with: one value per field where all share it; the
+    recipe's name and "per method" where the recipe gave methods different values."""
+    configs = configs or [base]
+
+    def shared(key: str, show=lambda v: v):
+        values = {json.dumps(getattr(c, key), sort_keys=True) for c in configs}
+        return show(getattr(configs[0], key)) if len(values) == 1 else "per method"
+
+    budget = {"recipe": configs[0].recipe} if configs[0].recipe else {}
+    budget.update(
+        {
+            "epochs": shared("epochs"),
+            "batch_size": shared("batch_size"),
+            "lr": shared("lr"),
+            "seed": shared("seed"),
+            "augment": shared("augment", lambda v: "auto" if v is None else v),
+        }
+    )
+    if all(c.options.get("pretrained") and c.options.get("freeze_backbone") for c in configs):
+        budget["weights"] = f"ImageNet {configs[0].options.get('backbone')}, frozen"
+    budget["hflip"] = shared("hflip")
+    if all(c.refit for c in configs):
+        whole = all(c.refit_epochs == "all" for c in configs)
+        how = "for the whole schedule" if whole else "for the epochs val chose"
+        budget["selection"] = f"val folded into training {how}, reported on {REPORT_SPLIT}"
+    else:
+        budget["selection"] = f"best epoch on {base.val_split}, reported on {REPORT_SPLIT}"
+    return budget
 
 
 def _compare_one(data: Path, out: Path, cfg: TrainConfig, prepared: dict, quiet: bool, log) -> dict:
