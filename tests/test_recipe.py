@@ -73,6 +73,10 @@ def test_every_flag_given_wins_over_the_recipe(plain_data):
     assert recipe.name == "real"
     assert cfg.epochs == 3 and not cfg.hflip and cfg.refit
     assert "epochs" not in cfg.recipe_chose and "hflip" not in cfg.recipe_chose
+    # --no-refit: no refit rule filled in beside it (train refuses --refit-epochs without it).
+    cfg, _ = config_for(plain_data, "real", model="tsn", refit=False)
+    assert not cfg.refit and cfg.refit_epochs == TrainConfig.refit_epochs
+    assert "refit_epochs" not in cfg.recipe_chose
     # Another backbone: none of the recipe's model options, and the schedule of the default,
     # since the long one was measured on cached frozen features.
     cfg, _ = config_for(plain_data, "real", model="tsn", options={"backbone": "small"})

@@ -127,6 +127,9 @@ def apply_recipe(recipe: Recipe, cfg: TrainConfig, given: set[str]) -> TrainConf
         elif key not in given:
             changes[key] = value
             chose.append(key)
+    if not changes.get("refit", cfg.refit) and "refit_epochs" in changes:
+        del changes["refit_epochs"]  # --no-refit given: the refit's epoch rule means nothing
+        chose.remove("refit_epochs")
     options = changes.get("options", cfg.options)
     if "epochs" in changes and not all(options.get(k) == v for k, v in FROZEN_LITE0.items()):
         changes["epochs"] = REAL_EPOCHS_3D  # the long schedule was measured on frozen features
