@@ -43,6 +43,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from vidclass.data.prepare import prepare
+from vidclass.errors import UserError
 from vidclass.models import MODELS
 from vidclass.train.config import TrainConfig, test_time_flip
 from vidclass.train.evaluate import evaluate
@@ -233,7 +234,7 @@ def recipe_runs(args: argparse.Namespace, outer: int, loao: bool, methods, recor
     for lever in args.levers.split(","):
         prep, flags = parse_lever(lever)
         defaults = {"frames": BEST_FRAMES, "size": BEST_SIZE, "crop": BEST_CROP}
-        ns = argparse.Namespace(**{**vars(args), **defaults, **prep, "inner": 0})
+        ns = argparse.Namespace(**{**vars(args), **defaults, **prep})
         pairs = [(f"loao{outer}", loao_fold(ns, outer))] if loao else fold_data(ns, outer)
         for fold, data in pairs:
             for method in methods:
@@ -243,7 +244,11 @@ def recipe_runs(args: argparse.Namespace, outer: int, loao: bool, methods, recor
                 out = data.parent / "runs" / f"{method}-{args.recipe}-{key.hexdigest()[:10]}"
                 if args.summary_only and not (out / "result.json").exists():
                     continue
-                r = {**run_one(data, out, cfg, args), "fold": fold, "lever": lever}
+                try:
+                    r = {**run_one(data, out, cfg, args), "fold": fold, "lever": lever}
+                except (TypeError, ValueError, UserError) as exc:  # an option M does not take
+                    print(f"fold {fold} {method:12s} {lever:16s} skipped: {exc}", flush=True)
+                    continue
                 records.append(r)
                 if not args.summary_only:
                     print(
@@ -430,12 +435,27 @@ def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
 
 def loao_fold(args: argparse.Namespace, k: int) -> Path:
     """Leave-one-actor-out fold k: fold 0's prepared clips (prepared once; the split does not
-    change a clip or its features) with the manifest's splits rewritten, every other entry
-    a symlink, so the nine folds share one decode and one feature cache."""
+    change a clip or its features) with the manifest's splits rewritten."""
     ((_, base),) = fold_data(
         argparse.Namespace(**{**vars(args), "inner": 0, "summary_only": False}), 0
     )
-    out = base.parent.with_name(f"loao{k}") / "prepared"
+    return resplit(base, base.parent.with_name(f"loao{k}") / "prepared", fold_split(k, loao=True))
+
+
+def inner_fold(data: Path, fold: int, j: int) -> Path:
+    """Fold `fold` without its test actors, for choosing a recipe: of the six other actors
+    the j-th is the test set, the next one val and four train; the held-out actors' clips
+    are marked `outer-test` and never read."""
+    rest = [a for a, s in fold_split(fold).items() if s != "test"]
+    test, val = rest[j % len(rest)], rest[(j + 1) % len(rest)]
+    split = {a: "test" if a == test else "val" if a == val else "train" for a in rest}
+    return resplit(data, data.parent.with_name(f"fold{fold}.{j}") / "prepared", split)
+
+
+def resplit(base: Path, out: Path, split: dict[str, str]) -> Path:
+    """`base` with each clip's split given by its actor (``outer-test`` for actors not in
+    `split`): a new manifest, every other entry a symlink, so the folds share one decode and
+    one feature cache (the split does not change a clip or its features)."""
     if (out / "manifest.csv").exists():
         return out
     tmp = out.with_name("prepared.tmp")
@@ -444,34 +464,7 @@ def loao_fold(args: argparse.Namespace, k: int) -> Path:
     for entry in base.iterdir():
         if entry.name != "manifest.csv":
             (tmp / entry.name).symlink_to(entry.resolve())
-    split = fold_split(k, loao=True)
     with (base / "manifest.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        r["split"] = split[r["group"]]
-    with (tmp / "manifest.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.rename(out)
-    return out
-
-
-def inner_fold(data: Path, fold: int, j: int) -> Path:
-    """Fold `fold` without its test actors, for choosing a recipe: of the six other actors
-    the j-th is the test set, the next one val and four train; the held-out actors' clips
-    are marked `outer-test` and never read. A copy of the fold's prepared folder (mtimes
-    kept, so its cached features stay valid) with the manifest's splits rewritten."""
-    out = data.parent.with_name(f"fold{fold}.{j}") / "prepared"
-    if (out / "manifest.csv").exists():
-        return out
-    rest = [a for a, s in fold_split(fold).items() if s != "test"]
-    test, val = rest[j % len(rest)], rest[(j + 1) % len(rest)]
-    split = {a: "test" if a == test else "val" if a == val else "train" for a in rest}
-    tmp = out.with_name("prepared.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(data, tmp)
-    with (tmp / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     for r in rows:
         r["split"] = split.get(r["group"], "outer-test")
