@@ -50,9 +50,13 @@ def test_auto_picks_quick_for_the_synthetic_set_and_real_for_other_data(tiny_dat
     real = choose_recipe(plain_data, "tsn")
     assert real.name == "real"
     cfg = apply_recipe(real, TrainConfig(model="tsn"), {"model"})
-    assert cfg.options == FROZEN_LITE0
+    assert cfg.options == {**FROZEN_LITE0, "grid": 3, "motion": True}  # chosen on inner folds
     assert cfg.epochs == REAL_EPOCHS_FEATURE_HEAD
-    assert cfg.hflip and cfg.tta == "none" and cfg.refit and cfg.refit_epochs == "all"
+    assert cfg.hflip and cfg.tta == "flip" and cfg.refit and cfg.refit_epochs == "all"
+    single = apply_recipe(
+        choose_recipe(plain_data, "single_frame"), TrainConfig(model="single_frame"), {"model"}
+    )
+    assert single.options == FROZEN_LITE0  # the tsn options are tsn's only
     assert set(cfg.recipe_chose) >= {"epochs", "hflip", "refit", "options.freeze_backbone"}
     # A 3D method encodes its clips each epoch: the long schedule is not its default.
     assert (
@@ -83,8 +87,11 @@ def test_every_flag_given_wins_over_the_recipe(plain_data):
     assert cfg.options == {"backbone": "small"} and cfg.epochs == REAL_EPOCHS_3D
     # Fine-tuning the ImageNet weights: the recipe's backbone, not its freezing or schedule.
     cfg, _ = config_for(plain_data, "real", model="tsn", options={"freeze_backbone": False})
-    assert cfg.options == {**FROZEN_LITE0, "freeze_backbone": False}
+    assert cfg.options == {**FROZEN_LITE0, "grid": 3, "motion": True, "freeze_backbone": False}
     assert cfg.epochs == REAL_EPOCHS_3D
+    # --no-hflip: a model never shown mirrors is not scored on them either.
+    cfg, _ = config_for(plain_data, "real", model="tsn", hflip=False)
+    assert not cfg.hflip and cfg.tta == "none"
 
 
 def test_mirror_pair_classes_get_no_flips_and_the_line_says_why(plain_data, tmp_path):
@@ -122,8 +129,8 @@ def test_train_cli_on_real_data_uses_the_recipe_and_records_it(plain_data, tmp_p
     train = config["train"]
     assert train["recipe"] == "real" and train["epochs"] == 2  # the flag given wins
     assert train["hflip"] and train["refit"] and train["refit_epochs"] == "all"
-    # Trained with mirrored clips, scored without the test-time flip, as predict will be.
-    assert config["tta"] == "none"
+    # Trained with mirrored clips, scored with each clip's mirror, as predict will be.
+    assert config["tta"] == "flip"
     assert config["selection"]["val_held_out"] is False
 
 

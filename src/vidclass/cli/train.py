@@ -163,7 +163,7 @@ def train(
         None,
         "--tta",
         help="Test-time flip of val, evaluate and predict: auto (on with --hflip) | flip | "
-        "none [default: the recipe's; real: none, half the work at prediction].",
+        "none [default: the recipe's; real: flip, and none halves predict's work].",
         show_default=False,
     ),
     refit: bool | None = typer.Option(
