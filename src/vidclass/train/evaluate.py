@@ -22,6 +22,7 @@ from vidclass.data.dataset import INPUT_DEFAULTS, VideoDataset, load_prepared_co
 from vidclass.data.views import TestTimeFlip, resolve_tta
 from vidclass.errors import UserError
 from vidclass.evaluation.classification import average_views, classification_metrics
+from vidclass.models.blocks import channels_last_encoder
 from vidclass.models.run import load_model
 from vidclass.progress import track
 from vidclass.train.epoch import predict_loader
@@ -153,9 +154,10 @@ def evaluate(
     items: Dataset = _Views(ds, views)
     loader = DataLoader(TestTimeFlip(items) if flip else items, batch_size=batch_size)
     start = time.perf_counter()
-    probs, labels, ids, _ = predict_loader(
-        model, track(loader, description=f"evaluate {split}", quiet=quiet), torch.device("cpu")
-    )
+    with channels_last_encoder(model):
+        probs, labels, ids, _ = predict_loader(
+            model, track(loader, description=f"evaluate {split}", quiet=quiet), torch.device("cpu")
+        )
     seconds = time.perf_counter() - start
     video_ids, video_probs = average_views(probs, ids)
     first = {vid: i for i, vid in reversed(list(enumerate(ids)))}

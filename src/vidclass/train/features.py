@@ -34,7 +34,7 @@ from vidclass.data.shard import parse_shard, shard_of
 from vidclass.data.views import HFLIP, ORIG, VIEWS, apply_view, check_flip
 from vidclass.errors import UserError
 from vidclass.models import build
-from vidclass.models.blocks import FrameModel
+from vidclass.models.blocks import FrameModel, channels_last_encoder
 from vidclass.progress import track
 from vidclass.train.config import TrainConfig, resolve_normalize
 from vidclass.train.distributed import Dist
@@ -199,12 +199,13 @@ def cache_features(
             ds.root, split=None, frames=ds.frames, pad=ds.pad, normalize=ds.normalize
         )
         index = {r["video_id"]: i for i, r in enumerate(plain.rows)}
-        for i in track(todo, description=f"features ({view})", quiet=quiet):
-            item = apply_view(plain[index[ds.rows[i]["video_id"]]], view)
-            video, mask = item["video"][None].to(device), item["mask"][None].to(device)
-            feats = model.encode_frames(video, mask)[0].float().cpu().numpy()
-            save_array(feature_path(folder, ds, i), feats)
-            encoded += 1
+        with channels_last_encoder(model):
+            for i in track(todo, description=f"features ({view})", quiet=quiet):
+                item = apply_view(plain[index[ds.rows[i]["video_id"]]], view)
+                video, mask = item["video"][None].to(device), item["mask"][None].to(device)
+                feats = model.encode_frames(video, mask)[0].float().cpu().numpy()
+                save_array(feature_path(folder, ds, i), feats)
+                encoded += 1
     model.train(was_training)
     return encoded
 
