@@ -102,12 +102,21 @@ def train_config(method: str, variant: str, args: argparse.Namespace) -> TrainCo
     )
 
 
+def caches_features(cfg: TrainConfig) -> bool:
+    """Whether `cfg` trains a head on cached frozen-encoder features (only those runs can be
+    scored from the cache; a frozen 3D method still encodes its clips)."""
+    from vidclass.models import build
+    from vidclass.train.features import uses_feature_cache
+
+    return uses_feature_cache(build(cfg.model, 2, **{**cfg.options, "pretrained": False}))
+
+
 def run_one(data: Path, out: Path, cfg: TrainConfig, args: argparse.Namespace) -> dict:
     """Train (unless finished) and evaluate one configuration on one fold."""
     result_file = out / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
-    frozen = bool(cfg.options.get("freeze_backbone")) and args.cached_eval
+    frozen = args.cached_eval and caches_features(cfg)
     t0 = time.perf_counter()
     result = train(data, out, cfg, resume=(out / "state.safetensors").exists(), quiet=True)
     train_s = time.perf_counter() - t0
