@@ -20,7 +20,9 @@ pretrained variant's mean top-1 over its from-scratch version's on the same fold
 ``--recipe real`` trains what `vidclass prepare SRC --out D` and `vidclass train D --model M`
 give (the recipe's `config_for`, the code the CLI runs), then the same with one change per
 ``--levers`` entry: ``crop=center`` re-prepares, ``hflip=false`` is the flag a user would
-type; the table gives mean ± sd over the folds and the change against the recipe.
+type; the table gives mean ± sd over the folds and the change against the recipe. With
+``--inner N`` the levers run on inner folds (the training actors only), which is where a
+lever may be chosen; the outer folds and LOAO then only report it.
 
 A lever away from its default names the run folder (``tsn-frozen-e60-refit-ls0.1-dropout0.5``),
 so runs of other settings are never read back for one another. With ``--refit`` the first
