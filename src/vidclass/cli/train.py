@@ -428,8 +428,7 @@ def compare(
     from vidclass.train.compare import parse_models
     from vidclass.train.config import TrainConfig
 
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "augment": augment}
-    flags["seed"] = seed
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "augment": augment, "seed": seed}
     given = frozenset(k for k, v in flags.items() if v is not None)
     base = TrainConfig(model="", **{k: v for k, v in flags.items() if v is not None})
     result = run_compare(

@@ -200,9 +200,9 @@ def _intro(comparison: dict, methods: list[dict]) -> str:
         how.append(f"vidclass's {budget['recipe']} recipe")
     if budget.get("weights"):
         how.append(str(budget["weights"]))
-    if budget.get("epochs") == "per method":
-        epochs = {m.get("epochs") for m in methods if m.get("epochs")}
-        how.append(f"{min(epochs)}–{max(epochs)} epochs by method" if epochs else "")
+    epochs = {m["epochs"] for m in methods if m.get("epochs")}
+    if budget.get("epochs") == "per method" and epochs:
+        how.append(f"{min(epochs)}–{max(epochs)} epochs by method")
     elif budget.get("epochs") is not None:
         how.append(f"{budget['epochs']} epochs")
     if budget.get("batch_size") is not None:
@@ -214,7 +214,7 @@ def _intro(comparison: dict, methods: list[dict]) -> str:
     parts = [
         f"<p>{len(methods)} video-classification methods were trained on the same dataset under "
         f"{'one recipe' if budget.get('recipe') else 'the same budget'}"
-        f"{' (' + _e(', '.join(h for h in how if h)) + ')' if how else ''} and "
+        f"{' (' + _e(', '.join(how)) + ')' if how else ''} and "
         "evaluated on "
         f"{_e(test) + ' ' if test is not None else 'the '}held-out test videos. Each method "
         "sees the same clips; they differ in how they combine frames over time.</p>",

@@ -7,7 +7,8 @@ frame heads, so the figures are what each method gets by default, not a from-scr
 
 `DIR/runs/<method>/` holds each run (so an interrupted comparison resumes where it stopped);
 `DIR/comparison.json`, `comparison.md`, `comparison.png` and `report.html` hold the result.
-Each run chooses its epoch on the `val` split; every figure is on the `test` split. A saved run
+Each run's epochs are chosen as its config says (on `val`, or val folded in by the recipe);
+every figure is on the `test` split. A saved run
 is reused only when it was trained with this budget on this data: otherwise it is moved aside
 (`runs/<method>.replaced/`) and trained again, and the report says so.
 """

@@ -92,15 +92,15 @@ def _real(prepared: dict, model: str) -> Recipe:
     pairs = mirror_pairs(prepared.get("classes") or [])
     head = model in FEATURE_HEADS
     epochs = REAL_EPOCHS_FEATURE_HEAD if head else REAL_EPOCHS_3D
+    extra = MODEL_OPTIONS.get(model, {})
     values = {
-        "options": {**FROZEN_LITE0, **MODEL_OPTIONS.get(model, {})},
+        "options": {**FROZEN_LITE0, **extra},
         "epochs": epochs,
         "hflip": not pairs,
         "refit": True,
         "refit_epochs": "all",
         "tta": "none" if pairs else REAL_TTA,  # a mirror swaps a pair's labels
     }
-    extra = MODEL_OPTIONS.get(model)
     why = [
         "ImageNet EfficientNet-Lite0, 2D weights frozen",
         f"{epochs} epochs" + (" on cached features" if head else ""),
