@@ -18,7 +18,7 @@ from conftest import moving_square_frames
 from test_predict_features import CLASSES, calibrated
 from vidclass import Classifier
 from vidclass.cli import app
-from vidclass.data.crop import apply_crop, fixed_box
+from vidclass.data.crop import FrameCrops, apply_crop, crop_clip, fixed_box
 from vidclass.data.dataset import VideoDataset, load_prepared_config
 from vidclass.data.prepare import merge_shards, prepare, read_manifest
 from vidclass.data.sampling import sample_indices
@@ -107,11 +107,12 @@ def test_prepare_and_the_classifier_feed_the_model_identical_tensors(crop, clips
         assert seen and all(v.shape[-2:] == (32, 32) for v in seen)
 
 
-@pytest.mark.parametrize("name", ["cnn_lstm", "two_stream"])
-def test_person_windows_share_no_frame_features_and_score_as_whole_windows(name, make_video):
-    """A person crop is decided per window, so a frame's features (and flow) are never carried
-    into the next window; the fast path (encoder, then head) still gives the timeline of
-    running every window whole."""
+@pytest.mark.parametrize(("name", "tta"), [("cnn_lstm", "flip"), ("two_stream", "none")])
+def test_person_windows_share_frame_features_and_score_as_whole_windows(name, tta, make_video):
+    """A person crop is decided per frame (`frame_crops`), so overlapping windows share a
+    frame's features (and flow): each sampled frame is encoded once, and once mirrored with
+    test-time flip, and the fast path (encoder, then head) gives the timeline of running every
+    window whole."""
     video = make_video("v.mp4", n=50, fps=10)  # 40 samples at 8 fps
     model = calibrated(name, "small")  # BatchNorm statistics that make windows differ
     config = {
@@ -126,19 +127,72 @@ def test_person_windows_share_no_frame_features_and_score_as_whole_windows(name,
         "needs_flow": name == "two_stream",
         "sample_fps": 8.0,
     }
-    clf = Classifier(model, config)
+    clf = Classifier(model, config, tta=tta)
     assert clf.reuse_features
     encode, encoded = clf.encoder, []
     clf.encoder = lambda frames: (encoded.append(len(frames)), encode(frames))[1]
-    reference = Classifier(model, config)
+    reference = Classifier(model, config, tta=tta)
     reference.reuse_features = False
     units = clf.predict(video)["timeline"]
     expect = reference.predict(video)["timeline"]
+    assert [(u["t_start"], u["t_end"]) for u in units] == [
+        (u["t_start"], u["t_end"]) for u in expect
+    ]
     probs = np.array([u["probs"] for u in units])
     np.testing.assert_allclose(probs, np.array([u["probs"] for u in expect]), atol=1e-5)
     assert len(units) == 9 and np.ptp(probs, axis=0).max() > 1e-3
-    if name == "cnn_lstm":
-        assert sum(encoded) == 8 * len(units), "every window's frames encoded anew"
+    if name == "cnn_lstm":  # (two_stream encodes one frame of each window)
+        assert sum(encoded) == 40 * 2, "every sampled frame encoded once, and once mirrored"
+
+
+def stream_crops(frames: np.ndarray, span: int, size: int = 16) -> tuple[list, list[int]]:
+    """`FrameCrops` over `frames` one at a time: (the crops in order, how many frames had been
+    pushed when each was handed out)."""
+    crops = FrameCrops("person", size, span)
+    out, when = [], []
+    for n, frame in enumerate(frames, 1):
+        got = crops.push(frame)
+        out += got
+        when += [n] * len(got)
+    last = crops.finish()
+    return out + last, when + [len(frames)] * len(last)
+
+
+def test_a_frames_person_crop_follows_the_stream_not_the_window():
+    """Over a stream longer than a clip, every frame is cropped once, in order, at most about
+    1.5 clips after it arrives; its box comes from the clip-long stretch around it (the square
+    follows the figure across the whole stream), and a clip of at most `span` frames is
+    cropped exactly as `crop_clip` crops it (what prepare writes)."""
+    n, span = 60, 8
+    frames = moving_square_frames(n, W, H, seed=5)
+    out, when = stream_crops(frames, span)
+    assert len(out) == n and all(c.person for c in out)
+    assert all(w - i <= span + span // 2 for i, w in enumerate(when[: n - span])), when
+    boxes = np.stack([c.box for c in out])
+    for t, (x1, y1, x2, y2) in enumerate(boxes):
+        left = int((W - SIDE) * t / (n - 1))
+        assert x1 - 1 <= left and left + SIDE <= x2 + 1, (t, left, (x1, x2))
+        assert y2 - y1 == x2 - x1
+    assert np.all(np.diff(boxes[:, 0]) >= 0) and boxes[-1, 0] > boxes[0, 0] + 30
+    again, _ = stream_crops(frames, span)  # decided by the stream alone: the same every time
+    assert all(np.array_equal(a.frame, b.frame) for a, b in zip(out, again, strict=True))
+
+    clip = frames[:span]
+    whole = crop_clip(clip, "person", 16)
+    alone, _ = stream_crops(clip, span)
+    np.testing.assert_array_equal(whole.frames, np.stack([c.frame for c in alone]))
+    np.testing.assert_array_equal(whole.boxes, np.stack([c.box for c in alone]))
+    assert whole.status == "person"
+    # A frame's crop does not change when the stream goes on, once it has been handed out.
+    longer, _ = stream_crops(frames[: span + 3 * span // 2 + 1], span)
+    np.testing.assert_array_equal(longer[0].frame, out[0].frame)
+
+
+def test_a_stream_where_nothing_moves_is_shown_whole_frame_by_frame():
+    still = np.full((20, H, W, 3), 90, np.uint8)
+    out, _ = stream_crops(still, 8)
+    assert len(out) == 20 and not any(c.person for c in out)
+    assert all(c.box.tolist() == [0.0, -8.0, 64.0, 56.0] for c in out)
 
 
 def test_changing_the_crop_rebuilds_the_frozen_features(clips, tmp_path):

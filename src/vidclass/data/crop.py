@@ -13,6 +13,9 @@ Modes (`prepare --crop`):
   does not. The person is found by a box source chosen by name (`BOX_SOURCES`; `motion`, the
   motion detector of `vidclass detect`, for static cameras). A clip where none is found is
   shown whole, as `full` (status `full-fallback`, which the manifest's `crop` column says).
+  Over a video longer than a clip (`predict`), each frame's square is decided from the
+  clip-long stretch of frames around it (`FrameCrops`), not from the window that reads it,
+  so overlapping windows share the frame's crop and its features; a clip is its own stretch.
 
 `center` and `full` depend on the frame alone, so they are done while decoding (the fit of
 `vidclass.video.decode`); `person` needs the clip, so its frames are decoded uncropped (fit
@@ -64,8 +67,10 @@ class Crop:
 
 
 def per_window(mode: str) -> bool:
-    """Whether a frame's crop depends on the clip around it (so windows sharing a frame may
-    see it cropped differently, and must not share its features or optical flow)."""
+    """Whether `crop_window` decides a frame's crop from the window around it (so windows
+    sharing a frame may see it cropped differently, and must not share its features or optical
+    flow). `localize` crops its multi-scale windows so; `predict` crops each frame once
+    (`frame_crops`)."""
     return mode == "person"
 
 
@@ -158,34 +163,144 @@ def apply_crop(frames: Sequence[np.ndarray], boxes: np.ndarray, size: int) -> np
     return out
 
 
+@dataclass
+class FrameCrop:
+    """One sampled frame as the model sees it, from `FrameCrops`."""
+
+    frame: np.ndarray  # uint8 (size, size, 3)
+    box: np.ndarray  # float32 (4,) square x1, y1, x2, y2 in the pixels of the frame given
+    person: bool  # False: no person near this frame (`center`/`full`, or the whole frame)
+
+
+class FrameCrops:
+    """The crop of each frame of a stream of sampled frames, decided per frame: the one rule
+    `prepare` (a clip) and `Classifier` (a video's stream) both run.
+
+    `center` and `full` frames were fitted while decoding and pass at once. For `person`,
+    with `span` T (the run's frames, the length of a training clip):
+
+    - the person is looked for (`box_source`) block by block: frames `[kT, (k+1)T)` together
+      (the motion detector's background is their median), the last, shorter block together
+      with the frames before it that make it T long;
+    - frame i's square is `person_track`'s over the T frames around it, `[i - T//2, i + T//2)`
+      shifted to lie inside the stream, taken at frame i (its side from that neighbourhood, its
+      centre smoothed over its neighbours), or the whole frame when none of them has a person.
+
+    So a frame's crop depends on the stream, never on the window that reads it: windows that
+    overlap share its crop, and so its features (each frame encoded once, flipped once). A
+    clip of at most T frames is one block and every frame's neighbourhood is the whole clip:
+    exactly what `prepare` always did to a clip (one side per clip, tests/test_crop.py).
+    A frame is decided once the block holding frame i + T//2 - 1 is complete (at most about
+    1.5 T frames after it arrives; at once for `center`/`full`) or the stream has ended.
+    """
+
+    def __init__(
+        self, mode: str, size: int, span: int, box_source: str = DEFAULT_BOX_SOURCE
+    ) -> None:
+        self.mode, self.size, self.span = check_mode(mode), int(size), max(1, int(span))
+        if mode == "person" and box_source not in BOX_SOURCES:
+            raise UserError(
+                f"person boxes from {box_source!r}: not available here; choose one of "
+                f"{', '.join(BOX_SOURCES)}"
+            )
+        self.find = BOX_SOURCES.get(box_source)
+        self.frames: dict[int, np.ndarray] = {}  # kept until cropped and a block cannot need it
+        self.found: list[np.ndarray] = []  # the person's box found per frame (NaN: none)
+        self.count = 0  # frames pushed
+        self.done = 0  # frames handed out, cropped
+        self.ended = False
+        self._track: tuple[tuple[int, int], np.ndarray | None] | None = None
+
+    def push(self, frame: np.ndarray) -> list[FrameCrop]:
+        """Add the next sampled frame; returns the frames decided now, in order."""
+        if self.mode != "person":
+            h, w = frame.shape[:2]
+            box = np.array([0, 0, w, h], np.float32)
+            self.count += 1
+            self.done += 1
+            return [FrameCrop(frame, box, False)]
+        self.frames[self.count] = frame
+        self.count += 1
+        if self.count % self.span == 0:
+            self._detect(self.count - self.span, self.count)
+        return self._ready()
+
+    def finish(self) -> list[FrameCrop]:
+        """The stream has ended: the frames still waiting, decided now."""
+        self.ended = True
+        if self.mode == "person" and len(self.found) < self.count:
+            self._detect(len(self.found), self.count)
+        return self._ready()
+
+    def _detect(self, start: int, end: int) -> None:
+        """The person's boxes of frames `[start, end)`, found together with the frames before
+        them that make the block `span` long (only the last block of a stream is short)."""
+        first = max(0, end - self.span)
+        found = self.find(np.stack([self.frames[j] for j in range(first, end)]))
+        self.found.extend(found[start - first :])
+
+    def _ready(self) -> list[FrameCrop]:
+        out: list[FrameCrop] = []
+        half = self.span // 2
+        while self.done < self.count:
+            i = self.done
+            start = max(0, i - half)
+            if self.ended:
+                start = min(start, max(0, self.count - self.span))
+            end = min(start + self.span, self.count)
+            if end > len(self.found) or (not self.ended and start + self.span > self.count):
+                break
+            out.append(self._crop(i, start, end))
+            self.done += 1
+        keep = min(self.done, len(self.found), self.count - self.span)
+        for j in [j for j in self.frames if j < keep]:
+            del self.frames[j]
+        return out
+
+    def _crop(self, i: int, start: int, end: int) -> FrameCrop:
+        """Frame i cropped by the track of its neighbourhood `[start, end)`."""
+        frame = self.frames[i]
+        h, w = frame.shape[:2]
+        if self._track is None or self._track[0] != (start, end):
+            found = np.stack(self.found[start:end])
+            self._track = ((start, end), person_track(found, w, h))
+        track = self._track[1]
+        if track is None:
+            side = max(w, h)
+            x, y = (w - side) // 2, (h - side) // 2
+            box = np.array([x, y, x + side, y + side], np.float32)
+        else:
+            box = track[i - start]
+        crop = apply_crop([frame], box[None], self.size)[0]
+        return FrameCrop(crop, box, track is not None)
+
+
 def crop_clip(
     frames: Sequence[np.ndarray] | np.ndarray,
     mode: str,
     size: int,
     box_source: str = DEFAULT_BOX_SOURCE,
 ) -> Crop:
-    """The model's frames of one clip (or window) of frames decoded with `FIT[mode]`.
+    """The model's frames of one clip (or window) of frames decoded with `FIT[mode]`: the
+    clip as a stream of its own (`FrameCrops` with a span of the whole clip).
 
     `center` and `full` frames were fitted while decoding and pass unchanged (their boxes
     then cover the square they are); `person` frames are cut around the person found by
-    `box_source`, or shown whole when none is found."""
+    `box_source`, one side for the clip, or shown whole when none is found."""
     frames = np.stack(list(frames)) if not isinstance(frames, np.ndarray) else frames
-    if check_mode(mode) != "person":
-        box = np.array([0, 0, frames.shape[2], frames.shape[1]], np.float32)
-        return Crop(frames, np.tile(box, (len(frames), 1)), mode)
-    if box_source not in BOX_SOURCES:
-        raise UserError(
-            f"person boxes from {box_source!r}: not available here; choose one of "
-            f"{', '.join(BOX_SOURCES)}"
-        )
-    h, w = frames.shape[1:3]
-    boxes = person_track(BOX_SOURCES[box_source](frames), w, h)
-    if boxes is None:
-        side = max(w, h)
-        x, y = (w - side) // 2, (h - side) // 2
-        whole = np.tile(np.array([x, y, x + side, y + side], np.float32), (len(frames), 1))
-        return Crop(apply_crop(frames, whole, size), whole, "full-fallback")
-    return Crop(apply_crop(frames, boxes, size), boxes, "person")
+    crops = FrameCrops(mode, size, len(frames), box_source)
+    done = [c for f in frames for c in crops.push(f)] + crops.finish()
+    status = mode
+    if mode == "person" and not any(c.person for c in done):
+        status = "full-fallback"
+    return Crop(np.stack([c.frame for c in done]), np.stack([c.box for c in done]), status)
+
+
+def frame_crops(config: dict) -> FrameCrops:
+    """The crop of each sampled frame of a video or live source, as `prepare` cropped the
+    run's training clips (`FrameCrops` with the run's clip length as the span)."""
+    source = config.get("person_boxes") or DEFAULT_BOX_SOURCE
+    return FrameCrops(run_crop(config), int(config["size"]), int(config["frames"]), source)
 
 
 def run_crop(config: dict) -> str:

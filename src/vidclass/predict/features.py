@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidclass.data.crop import per_window
 from vidclass.data.dataset import normalize_clip
 from vidclass.data.views import flip_item
 from vidclass.models.blocks import ChannelsLastEncoder, FrameModel
@@ -124,11 +123,9 @@ class FeatureRing:
     """Encoder features of the last ``keep`` sampled frames, by sample index: a frame is
     encoded the first time a window reads it and forgotten once no window can, so memory is
     bounded by ``keep`` rows whatever the length of the video. ``flipped``: of the frames'
-    mirror images; ``mirror``: keep such a ring beside this one (test-time flip).
-
-    With a crop decided per window (``--crop person``) a frame may be cut differently in the
-    next window, so nothing is kept between windows: each window's frames are encoded anew
-    (still by the fast encoder, with only the head per window)."""
+    mirror images; ``mirror``: keep such a ring beside this one (test-time flip). The frames
+    come cropped (`vidclass.data.crop.frame_crops`: a frame's crop, a person's included, does
+    not depend on the window that reads it)."""
 
     def __init__(
         self, encode: Encoder, config: dict, keep: int, mirror: bool = False, flipped: bool = False
@@ -137,12 +134,9 @@ class FeatureRing:
         self.rows: dict[int, torch.Tensor] = {}
         self.encoded = 0  # frames run through the encoder so far
         self.mirror = FeatureRing(encode, config, keep, flipped=True) if mirror else None
-        self.shared = not per_window(config.get("crop", "center"))
 
     def get(self, indices: list[int], frames: list[np.ndarray]) -> torch.Tensor:
         """``(n, D)`` features of sample ``indices`` (uint8 ``(H, W, 3)`` ``frames``)."""
-        if not self.shared:
-            self.rows.clear()
         new = {i: f for i, f in zip(indices, frames, strict=True) if i not in self.rows}
         if new:
             todo = [f[:, ::-1] for f in new.values()] if self.flipped else list(new.values())

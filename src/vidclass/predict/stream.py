@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidclass.data.crop import FIT, crop_window, per_window
+from vidclass.data.crop import FIT, frame_crops
 from vidclass.errors import UserError
 from vidclass.predict import features as frame_features
 from vidclass.predict.options import PredictOptions
@@ -76,18 +76,21 @@ def events(
 
 
 def _windows(clf: Classifier, info, frames, avg: RollingAverage, state: State, window, stride):
-    """The body of `events`: windows over the sampled frames as they arrive."""
+    """The body of `events`: windows over the sampled frames as they arrive, each frame
+    cropped once (`frame_crops`: a person crop may wait for the frames after it)."""
     yield "info", info, None
     buf: deque[tuple[int, float, np.ndarray]] = deque(maxlen=window)  # (index, t, frame)
+    waiting: deque[tuple[int, float]] = deque()  # sampled, not cropped yet: (index, t)
+    crops = frame_crops(clf.config)
     since, emitted, count = 0, False, 0
     ring = flows = None
     if clf.reuse_features and not clf.per_frame:
         ring = frame_features.FeatureRing(clf.encoder, clf.config, window, clf.flip)
         if clf.needs_flow:
-            flows = frame_features.FlowCache(clf.flow_method, not per_window(clf.crop))
+            flows = frame_features.FlowCache(clf.flow_method)
 
     def score(items: list[tuple[int, float, np.ndarray]]):
-        samples = crop_window([s for *_, s in items], clf.config)
+        samples = [s for *_, s in items]
         if clf.per_frame:
             probs = clf.frame_probs(samples)
             dt = 1.0 / clf.sample_fps
@@ -121,15 +124,26 @@ def _windows(clf: Classifier, info, frames, avg: RollingAverage, state: State, w
             )
 
     chunk = window if clf.per_frame else None
-    for f in frames:
-        if f.sample is not None:
-            buf.append((count, f.t, f.sample))
-            since, count = since + 1, count + 1
+
+    def cropped(ready):
+        """Windows completed by the frames just cropped."""
+        nonlocal since, emitted
+        for c in ready:
+            index, t = waiting.popleft()
+            buf.append((index, t, c.frame))
+            since += 1
             full = len(buf) == window
             if full and (since >= (chunk or stride) or not emitted):
                 yield from units(list(buf) if not chunk else list(buf)[-since:])
                 since, emitted = 0, True
+
+    for f in frames:
+        if f.sample is not None:
+            waiting.append((count, f.t))
+            count += 1
+            yield from cropped(crops.push(f.sample))
         yield "frame", f, state
+    yield from cropped(crops.finish())
     if buf and (since > 0 or not emitted):
         yield from units(list(buf)[-since:] if chunk and emitted else list(buf))
 
