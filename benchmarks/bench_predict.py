@@ -17,11 +17,12 @@
    whole), for comparison.
 
 4. `--run RUN` (repeatable): the same for trained run folders instead of the random-weight
-   runs, each as `vidclass predict` runs it: its crop (a person crop is found per window, so
-   windows do not share frames), its sampling rate and its test-time flip.
+   runs, each as `vidclass predict` runs it: its crop (a person crop decided per frame, so
+   windows share frames), its sampling rate and its test-time flip (`--tta flip,none` times
+   both views; `--backends onnx` one backend).
 
     .venv/bin/python benchmarks/bench_predict.py [--long-minutes 10] [--short-minutes 1]
-        [--skip-memory] [--whole-windows] [--run RUN ...]
+        [--skip-memory] [--whole-windows] [--run RUN ...] [--tta auto] [--backends torch,onnx]
 
 Each measurement runs in a fresh process so peak memory is its own.
 """
@@ -132,13 +133,20 @@ def timed(encode, spent: list[float]):
     return run
 
 
-def child(mode: str, run: str, video: str, backend: str = "torch", path: str = "shared") -> None:
+def child(
+    mode: str,
+    run: str,
+    video: str,
+    backend: str = "torch",
+    path: str = "shared",
+    tta: str = "auto",
+) -> None:
     """Runs in its own process: time one job, print wall time and own peak RSS as JSON."""
     encoder_s = [0.0]
     if mode != "decode":
         from vidclass import Classifier
 
-        clf = Classifier.load(run, backend=backend)  # loading (and export) is not timed
+        clf = Classifier.load(run, backend=backend, tta=tta)  # loading (and export): not timed
         if path == "whole":
             clf.reuse_features = False
         elif clf.reuse_features:
@@ -204,6 +212,14 @@ def main() -> None:
         default=[],
         help="a trained run folder to time (repeatable) instead of the random-weight runs",
     )
+    parser.add_argument(
+        "--tta",
+        default="auto",
+        help="with --run: comma-separated test-time views to time, e.g. flip,none [auto: as trained]",
+    )
+    parser.add_argument(
+        "--backends", default="torch,onnx", help="comma-separated backends [torch,onnx]"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -226,30 +242,36 @@ def main() -> None:
             f"{decode['wall']:.1f} s, 640x480 30 fps)"
         )
         if args.run:
-            trained(args.run, short, seconds)
+            trained(args.run, short, seconds, args.tta.split(","), args.backends.split(","))
         else:
             pretrained(args, tmp, short, seconds)
 
 
-def trained(runs: list[Path], video: Path, seconds: float) -> None:
-    """Real-time factor of trained runs, both backends, as `vidclass predict` runs them."""
+def trained(
+    runs: list[Path], video: Path, seconds: float, ttas: list[str], backends: list[str]
+) -> None:
+    """Real-time factor of trained runs, each backend and test-time view, as `vidclass predict`
+    runs them."""
+    from vidclass.data.views import resolve_tta
     from vidclass.models.run import read_config
 
     for run in runs:
         config = read_config(run)
         what = (
             f"{config['model']} {config['size']} px, crop {config.get('crop', 'center')}, "
-            f"{config.get('sample_fps') or 8:.1f} fps sampled, tta {config.get('tta', 'none')}"
+            f"{config.get('sample_fps') or 8:.1f} fps sampled"
         )
-        for backend in ("torch", "onnx"):
-            p = measure("predict", run, video, backend, "shared")
-            enc = p.get("encoder_s")
-            where = f", encoder {enc:.1f} s" if enc is not None else ""
-            print(
-                f"{run.name} ({what}), {backend:5s}: real-time factor "
-                f"{seconds / p['wall']:5.1f}x ({p['wall']:.1f} s{where})",
-                flush=True,
-            )
+        for tta in ttas:
+            views = "flip" if resolve_tta(config, tta) else "none"
+            for backend in backends:
+                p = measure("predict", run, video, backend, "shared", tta)
+                enc = p.get("encoder_s")
+                where = f", encoder {enc:.1f} s" if enc is not None else ""
+                print(
+                    f"{run.name} ({what}), tta {views:4s}, {backend:5s}: real-time factor "
+                    f"{seconds / p['wall']:5.1f}x ({p['wall']:.1f} s{where})",
+                    flush=True,
+                )
 
 
 def pretrained(args: argparse.Namespace, tmp: Path, video: Path, seconds: float) -> None:
