@@ -55,7 +55,9 @@ def localize(
         "--ensemble",
         help="Another run (same classes) whose curves are averaged in; repeatable.",
     ),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnx."),
+    backend: str = typer.Option(
+        "torch", "--backend", help="torch | onnx | onnx-int8 (int8 frame encoder)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Find every action in long videos: segments with label, start, end and score.

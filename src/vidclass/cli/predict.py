@@ -52,7 +52,10 @@ def predict(
         help="Timeline PNG of the top classes, raw vs smoothed; a folder (DIR/) for one per video.",
     ),
     backend: str = typer.Option(
-        "torch", "--backend", help="torch | onnx (exports RUN/model.onnx once)."
+        "torch",
+        "--backend",
+        help="torch | onnx (exports RUN/model.onnx once) | onnx-int8 (onnx with the frame "
+        "encoder in int8, calibrated on the run's training clips; frame-based methods).",
     ),
     tta: str = typer.Option(
         "auto",

@@ -28,7 +28,7 @@ from vidclass.predict import stream as streaming
 from vidclass.predict.options import DetectOptions, PredictOptions
 from vidclass.predict.summary import predict_video
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "onnx-int8")  # onnx-int8: onnx with the int8 frame encoder
 
 
 def _flushes_denormals() -> bool:
@@ -92,12 +92,13 @@ class Classifier:
     @classmethod
     def load(cls, run: str | os.PathLike, backend: str = "torch", tta: str = "auto") -> Classifier:
         """Load a run folder (`tta`: see `__init__`); `backend="onnx"` exports `RUN/model.onnx`
-        once (again when the weights or config change) and uses it."""
+        once (again when the weights or config change) and uses it; `"onnx-int8"` also runs a
+        frame model's encoder in int8 (`vidclass.predict.quantize`)."""
         from vidclass.models.run import load_model, read_config
 
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if backend == "onnx":
+        if backend in ("onnx", "onnx-int8"):
             from vidclass.predict.onnx import OnnxModel, export_onnx, reuse_or_export, run_digest
 
             config = read_config(run)
@@ -109,7 +110,9 @@ class Classifier:
                 digest,
                 lambda out: export_onnx(run, out, dynamic_batch=True),
             )
-            head, encoder = frame_features.onnx_frame_encoder(run, config, digest)
+            head, encoder = frame_features.onnx_frame_encoder(
+                run, config, digest, int8=backend == "onnx-int8"
+            )
             return cls(OnnxModel(path), config, backend, head=head, encoder=encoder, tta=tta)
         model, config = load_model(run)
         return cls(model, config, backend, tta=tta)
@@ -153,7 +156,7 @@ class Classifier:
 
     def _batch_probs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """`(B, K)` probabilities of a batch built by `_batch`."""
-        if self.backend == "onnx":
+        if self.backend != "torch":  # onnxruntime
             logits = np.asarray(self.model(batch))
             e = np.exp(logits - logits.max(1, keepdims=True))
             return (e / e.sum(1, keepdims=True)).astype(np.float32)
@@ -169,7 +172,7 @@ class Classifier:
         directly. Otherwise with ONNX, where the graph only gives clip logits, each frame is a
         clip of one real frame: its clip output is then that frame's own prediction.
         """
-        if not self.reuse_features and self.backend == "onnx":
+        if not self.reuse_features and self.backend != "torch":
             return self.windows_probs([[s] for s in samples])  # flipped there
         probs = self._frame_probs(samples)
         if self.flip:

@@ -236,11 +236,14 @@ def export_encoder(
 
 def _add_metadata(path: Path, props: Mapping[str, str]) -> None:
     """Store ``props`` in the file's ``metadata_props`` (the run config, so an ONNX model can be
-    used on its own, and the digest of the run it came from)."""
+    used on its own, and the digest of the run it came from), replacing entries of those keys
+    (an int8 encoder is made from a file that carries its fp32 digest)."""
     import onnx
 
     proto = onnx.load(str(path))
-    for key, value in props.items():
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)

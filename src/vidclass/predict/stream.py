@@ -18,16 +18,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidclass.data.crop import FIT, frame_crops
+from vidclass.data.crop import FIT, FrameCrop, FrameCrops, frame_crops
 from vidclass.errors import UserError
 from vidclass.predict import features as frame_features
+from vidclass.predict.ahead import run_ahead
 from vidclass.predict.options import PredictOptions
 from vidclass.predict.smoothing import RollingAverage
 from vidclass.predict.threads import decoder_core
-from vidclass.video.reader import iter_frames
+from vidclass.video.reader import StreamFrame, iter_frames
 
 if TYPE_CHECKING:
     from vidclass.predict.classifier import Classifier
+
+
+# Decoded frames made ready ahead of the scoring (each holds at most one sampled frame).
+AHEAD = 8
 
 
 @dataclass
@@ -137,15 +142,27 @@ def _windows(clf: Classifier, info, frames, avg: RollingAverage, state: State, w
                 yield from units(list(buf) if not chunk else list(buf)[-since:])
                 since, emitted = 0, True
 
-    for f in frames:
-        if f.sample is not None:
+    for f, ready in run_ahead(_prepared(frames, crops), AHEAD, "vidclass-prepare"):
+        if f is not None and f.sample is not None:
             waiting.append((count, f.t))
             count += 1
-            yield from cropped(crops.push(f.sample))
-        yield "frame", f, state
-    yield from cropped(crops.finish())
+        yield from cropped(ready)
+        if f is not None:
+            yield "frame", f, state
     if buf and (since > 0 or not emitted):
         yield from units(list(buf)[-since:] if chunk and emitted else list(buf))
+
+
+def _prepared(
+    frames: Iterator[StreamFrame], crops: FrameCrops
+) -> Iterator[tuple[StreamFrame | None, list[FrameCrop]]]:
+    """Each decoded frame with the sampled frames its arrival lets `crops` decide, then
+    (None, the rest) at the end: run on a thread ahead of the scoring (`run_ahead`), so the
+    conversion from YUV (the reader converts as it is iterated), the person search and the
+    crop of the next frames run on the second core while the encoder scores these."""
+    for f in frames:
+        yield f, crops.push(f.sample) if f.sample is not None else []
+    yield None, crops.finish()
 
 
 def stream(
