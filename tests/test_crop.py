@@ -272,3 +272,14 @@ def test_shards_merge_with_their_crops(clips, tmp_path):
     merge_shards(sharded)
     assert read_manifest(sharded) == read_manifest(whole)
     assert load_prepared_config(sharded)["crop"] == "person"
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16])
+def test_the_median_background_is_numpys_median_rounded_down(n):
+    """The person search's background (a partial sort of uint8 values) is exactly what
+    `np.median(...).astype(np.uint8)` gave, so prepared crops stay byte for byte the same."""
+    from vidclass.data.motion import median_background
+
+    frames = np.random.default_rng(n).integers(0, 256, (n, 12, 16, 3), dtype=np.uint8)
+    expect = np.median(frames, axis=0).astype(np.uint8)
+    np.testing.assert_array_equal(median_background(list(frames)), expect)

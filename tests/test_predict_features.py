@@ -149,3 +149,18 @@ def test_onnx_backend_encodes_frames_in_onnxruntime(make_video, tmp_path):
     ref_times, ref_probs = timeline(Classifier.load(tmp_path / "run"), video)
     assert times == ref_times
     np.testing.assert_allclose(probs, ref_probs, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["imagenet", "none"])
+def test_frames_are_normalized_from_a_table_exactly_as_the_clips_were(mode):
+    """predict normalizes each frame from a per-channel table of the 256 grey levels: the
+    numbers `normalize_clip` gives training, bit for bit, mirrored frames included."""
+    from vidclass.data.dataset import normalize_clip
+    from vidclass.predict.features import normalized_frames
+
+    config = {"normalize": mode, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(3)]
+    frames.append(frames[0][:, ::-1])  # a strided view, as the mirror ring passes
+    expect = normalize_clip(np.stack(frames), mode, config["mean"], config["std"])
+    np.testing.assert_array_equal(normalized_frames(config, frames), expect.transpose(0, 3, 1, 2))
