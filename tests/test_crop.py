@@ -274,7 +274,7 @@ def test_shards_merge_with_their_crops(clips, tmp_path):
     assert load_prepared_config(sharded)["crop"] == "person"
 
 
-@pytest.mark.parametrize("n", [1, 2, 7, 16])
+@pytest.mark.parametrize("n", [1, 2, 7, 16, 65])
 def test_the_median_background_is_numpys_median_rounded_down(n):
     """The person search's background (a partial sort of uint8 values) is exactly what
     `np.median(...).astype(np.uint8)` gave, so prepared crops stay byte for byte the same."""
