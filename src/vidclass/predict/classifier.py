@@ -10,7 +10,6 @@ Frame-based models encode each sampled frame once and run only their head per wi
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,28 +28,6 @@ from vidclass.predict.options import DetectOptions, PredictOptions
 from vidclass.predict.summary import predict_video
 
 BACKENDS = ("torch", "onnx", "onnx-int8")  # onnx-int8: onnx with the int8 frame encoder
-
-
-def _flushes_denormals() -> bool:
-    """Whether this thread treats denormal floats as zero (torch only reports support)."""
-    return float((torch.tensor([1e-40]) * 1.0).item()) == 0.0
-
-
-@contextlib.contextmanager
-def _flush_denormal() -> Iterator[None]:
-    """Denormals as zero during a model call, then the caller's setting back.
-
-    Tiny activations (e.g. BatchNorm of near-constant inputs) turn into denormal floats, which
-    are many times slower on x86; treating them as zero changes no prediction. The setting is
-    process state, so it must not outlive the call (other code may need the denormals).
-    """
-    was_on = _flushes_denormals()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if not was_on:
-            torch.set_flush_denormal(False)
 
 
 class Classifier:
@@ -160,7 +137,7 @@ class Classifier:
             logits = np.asarray(self.model(batch))
             e = np.exp(logits - logits.max(1, keepdims=True))
             return (e / e.sum(1, keepdims=True)).astype(np.float32)
-        with torch.inference_mode(), _flush_denormal():
+        with torch.inference_mode(), frame_features.flush_denormal():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
             return torch.softmax(self.model(tensors), dim=1).float().numpy()
 
@@ -181,12 +158,12 @@ class Classifier:
 
     def _frame_probs(self, samples: list[np.ndarray]) -> np.ndarray:
         if self.reuse_features:
-            with torch.inference_mode(), _flush_denormal():
+            with torch.inference_mode(), frame_features.flush_denormal():
                 features = frame_features.encode_frames(self.encoder, self.config, samples)
                 logits = self.head.frame_logits_from_features(features[None])[0]
                 return torch.softmax(logits, dim=-1).float().numpy()
         batch = self._batch(samples)
-        with torch.inference_mode(), _flush_denormal():
+        with torch.inference_mode(), frame_features.flush_denormal():
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
             logits = self.model.frame_logits(tensors)[0, : len(samples)]
             return torch.softmax(logits, dim=-1).float().numpy()
@@ -204,7 +181,7 @@ class Classifier:
         flow = None
         if flows is not None:
             flow = flows.window(indices, samples, self.frames)
-        with torch.inference_mode(), _flush_denormal():
+        with torch.inference_mode(), frame_features.flush_denormal():
             return frame_features.window_probs(self.head, ring, indices, samples, self.frames, flow)
 
     # ------------------------------------------------------------------ tasks

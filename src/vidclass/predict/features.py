@@ -9,9 +9,11 @@ what `model(batch)` gives for the same window; tests/test_predict_features.py ch
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -232,12 +234,57 @@ def window_probs(
     """Probabilities ``(K,)`` of one window (see `window_logits`); with a mirror ring
     (test-time flip), the mean of the window's and its mirror image's, whose flow is the
     window's mirrored (x negated)."""
-    probs = torch.softmax(window_logits(model, ring, indices, frames, length, flow), dim=1)[0]
-    if ring.mirror is not None:
+    mirror = None
+    if ring.mirror is not None:  # on the mirror thread, while this one scores the window
         mirrored = None if flow is None else flip_item({"flow": flow})["flow"]
-        logits = window_logits(model, ring.mirror, indices, frames, length, mirrored)
+        task = (model, ring.mirror, indices, frames, length, mirrored)
+        mirror = _mirror_thread().submit(_logits_elsewhere, *task)
+    try:
+        probs = torch.softmax(window_logits(model, ring, indices, frames, length, flow), dim=1)[0]
+    finally:
+        logits = mirror.result() if mirror is not None else None
+    if logits is not None:
         probs = (probs + torch.softmax(logits, dim=1)[0]) / 2
     return probs.float().numpy()
+
+
+@functools.cache
+def _mirror_thread() -> ThreadPoolExecutor:
+    """The one thread that encodes and scores the mirror images (test-time flip) while the
+    caller's thread does the originals: the encoders release the GIL, so on two cores the
+    flip costs the second core's spare time rather than doubling the first's (the frames'
+    preparation and the decoder share that core; docs/benchmarks.md, "Predict speed")."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidclass-mirror")
+
+
+def _logits_elsewhere(*task) -> torch.Tensor:
+    """`window_logits(*task)` on the mirror thread, under what the caller's thread runs in
+    (both thread-local): inference mode, and denormals flushed."""
+    with torch.inference_mode(), flush_denormal():
+        return window_logits(*task)
+
+
+def _flushes_denormals() -> bool:
+    """Whether this thread treats denormal floats as zero (torch only reports support)."""
+    return float((torch.tensor([1e-40]) * 1.0).item()) == 0.0
+
+
+@contextlib.contextmanager
+def flush_denormal() -> Iterator[None]:
+    """Denormals as zero during a model call, then the thread's setting back.
+
+    Tiny activations (e.g. BatchNorm of near-constant inputs) turn into denormal floats, which
+    are many times slower on x86; treating them as zero changes no prediction. The setting
+    belongs to the calling thread (the CPU's control register), so it must not outlive the
+    call (other code may need the denormals).
+    """
+    was_on = _flushes_denormals()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if not was_on:
+            torch.set_flush_denormal(False)
 
 
 class FlowCache:
