@@ -207,7 +207,7 @@ def cached_evaluate(
 
 # --recipe: the user's default path (`vidclass prepare SRC --out D`, then `vidclass train D
 # --model M` with no other flag) and that path with one lever changed, on the same folds.
-PREPARE_LEVERS = ("crop", "size", "frames")  # fixed when the data is prepared
+PREPARE_LEVERS = ("crop", "size", "frames", "fps")  # fixed when the data is prepared
 DEFAULT_LEVERS = (
     "recipe,crop=center,crop=full,size=112,frames=8,hflip=false,tta=flip,refit=false,epochs=15"
 )
@@ -240,11 +240,11 @@ def parse_lever(text: str) -> tuple[dict, dict]:
 
 def recipe_runs(args: argparse.Namespace, outer: int, loao: bool, methods, records) -> None:
     """Every lever × method of --recipe on one outer fold; records appended with ``lever``."""
-    from vidclass.train.recipe import BEST_CROP, BEST_FRAMES, BEST_SIZE, config_for
+    from vidclass.train.recipe import BEST_CROP, BEST_FPS, BEST_FRAMES, BEST_SIZE, config_for
 
     for lever in args.levers.split(","):
         prep, flags = parse_lever(lever)
-        defaults = {"frames": BEST_FRAMES, "size": BEST_SIZE, "crop": BEST_CROP}
+        defaults = {"frames": BEST_FRAMES, "fps": BEST_FPS, "size": BEST_SIZE, "crop": BEST_CROP}
         ns = argparse.Namespace(**{**vars(args), **defaults, **prep})
         pairs = [(f"loao{outer}", loao_fold(ns, outer))] if loao else fold_data(ns, outer)
         for fold, data in pairs:
@@ -365,6 +365,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument(
+        "--fps", type=float, default=0.0, help="prepare --fps (0: frames spread over the clip)."
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crop", default="center", help="prepare --crop: center, full or person.")
     ap.add_argument(
@@ -426,19 +429,26 @@ def main() -> None:
 
 def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
     """(fold name, prepared folder): the fold, or with --inner N its N inner folds."""
-    tag = f"{args.frames}x{args.size}" + ("" if args.crop == "center" else f"-{args.crop}")
+    rate = f"@{args.fps:g}fps" if args.fps else ""  # none: spread over the whole clip
+    tag = f"{args.frames}{rate}x{args.size}" + ("" if args.crop == "center" else f"-{args.crop}")
     data = args.out / tag / f"fold{fold}" / "prepared"
-    if not args.summary_only and not (data / "manifest.csv").exists():
-        labels = write_fold_csv(args.data, fold, args.out / tag / "labels")
+    base = args.out / tag / "fold0" / "prepared"
+    if not args.summary_only and not (base / "manifest.csv").exists():
+        labels = write_fold_csv(args.data, 0, args.out / tag / "labels")
         prepare(
             labels,
-            data,
+            base,
             frames=args.frames,
+            sample_fps=args.fps or None,
             size=args.size,
             seed=args.seed,
             crop=args.crop,
             quiet=True,
         )
+    if fold != 0 and not args.summary_only:
+        # The clips and their features do not depend on the split: one decode and one
+        # feature cache for every fold.
+        resplit(base, data, fold_split(fold))
     if not args.inner:
         return [(str(fold), data)]
     return [(f"{fold}.{j}", inner_fold(data, fold, j)) for j in range(args.inner)]

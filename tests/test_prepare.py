@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from conftest import cli_killed_mid_write
 from vidclass.cli import app
 from vidclass.data.prepare import MANIFEST_COLUMNS, prepare, read_manifest
+from vidclass.data.sampling import REAL_FPS, sample_indices
 
 runner = CliRunner()
 
@@ -60,9 +61,8 @@ def test_point10_gif_is_prepared_and_other_files_are_named_as_skipped(
     loose = make_video("src/loose.mp4", n=10)
     (src / "metadata.csv").write_text("path,label\n")  # the dataset's own index: not a skip
     out = tmp_path / "prep"
-    result = runner.invoke(
-        app, ["prepare", str(src), "--out", str(out), "-q", "--frames", "8", "--size", "32"]
-    )
+    args = ["prepare", str(src), "--out", str(out), "-q", "--frames", "8", "--size", "32"]
+    result = runner.invoke(app, [*args, "--fps", "0"])  # spread: 8 of the gif's 12 frames
     assert result.exit_code == 0, result.output
     rows = {Path(r["path"]).name: r for r in read_manifest(out)}
     assert rows[gif.name]["status"] == "ok" and rows[gif.name]["label"] == "left"
@@ -85,10 +85,13 @@ def test_all_good_exit_code_0_and_cache_shapes(make_video, tmp_path):
     assert result.exit_code == 0, result.output
     for r in read_manifest(out):
         arr = np.load(out / "cache" / f"{r['video_id']}.npy")
-        assert arr.shape == (8, 32, 32, 3) and arr.dtype == np.uint8
-        assert r["sampled_frames"] == 8 and int(r["num_frames"]) >= 10
+        # The default sampling: REAL_FPS frames a second from the start, up to --frames.
+        expect = sample_indices(int(r["num_frames"]), 8, None, float(r["fps"]), REAL_FPS)
+        assert arr.shape == (len(expect), 32, 32, 3) and arr.dtype == np.uint8
+        assert r["sampled_frames"] == len(expect) and int(r["num_frames"]) >= 10
     meta = json.loads((out / "prepared.json").read_text())
     assert meta["classes"] == ["left", "right"] and meta["frames"] == 8
+    assert meta["sample_fps"] == REAL_FPS
 
 
 def test_missing_source_is_a_user_error_with_exit_1(tmp_path):
@@ -264,6 +267,8 @@ def test_resume_after_kill(make_video, tmp_path):
         "64",
         "--crop",
         "center",  # what the API calls below default to
+        "--fps",
+        "0",  # ... and spread over the video, as they do
         "-q",
     ]
     # SIGKILL in the middle of writing the fifth video's frames: placed by counting writes, not

@@ -29,7 +29,7 @@ runner = CliRunner()
 OPTIONS = dict(frames=6, size=16, test_fraction=0.25, val_fraction=0.25, seed=3)
 CLI_OPTIONS = ["--frames", "6", "--size", "16", "--test-fraction", "0.25"]
 CLI_OPTIONS += ["--val-fraction", "0.25", "--seed", "3", "--workers", "1", "-q"]
-CLI_OPTIONS += ["--crop", "center"]  # what the API calls below default to
+CLI_OPTIONS += ["--crop", "center", "--fps", "0"]  # what the API calls below default to
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from vidclass.cli.common import console, finish, parse_size
+from vidclass.data.sampling import REAL_FPS, REAL_FRAMES
 from vidclass.errors import UserError
 from vidclass.synth.clips import generate
 from vidclass.synth.long import generate_long, generate_windows
@@ -190,11 +191,21 @@ def prepare(
         None, "--out", "-o", help="Prepared dataset folder (manifest.csv + cache/)."
     ),
     frames: str = typer.Option(
-        "16", "--frames", help="Frames per clip, or 'auto' for the longest video's sampled length."
+        str(REAL_FRAMES),
+        "--frames",
+        help="Frames per clip, or 'auto' for the longest video's sampled length.",
     ),
-    interval: int | None = typer.Option(None, "--interval", min=1, help="Take every K-th frame."),
+    interval: int | None = typer.Option(
+        None, "--interval", min=1, help="Take every K-th frame (instead of --fps)."
+    ),
     sample_fps: float | None = typer.Option(
-        None, "--fps", help="Take F frames per second (instead of --interval)."
+        None,
+        "--fps",
+        min=0.0,
+        show_default=False,
+        help=f"Take F frames per second from the start [default: {REAL_FPS:g}, the best measured "
+        "on real people, unless --interval is given]; 0 spreads the frames evenly over the "
+        "whole video.",
     ),
     size: int = typer.Option(
         224,
@@ -281,12 +292,14 @@ def prepare(
         return
     if out is None:
         raise UserError("--out is needed: the folder to prepare into")
+    if sample_fps is None and interval is None:
+        sample_fps = REAL_FPS
     result = run_prepare(
         src,
         out,
         frames=frames,
         interval=interval,
-        sample_fps=sample_fps,
+        sample_fps=sample_fps or None,  # 0: spread over the whole video
         size=size,
         pad=pad,
         test_fraction=test_fraction,

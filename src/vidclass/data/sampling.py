@@ -1,7 +1,11 @@
 """Which frames of a video make a clip, and how a short clip is padded to the common length.
 
 Two ways to sample, as the field does: every K-th frame (or F frames per second) from the
-start until the clip is full, or (the default) frames spread evenly over the whole video.
+start until the clip is full, or frames spread evenly over the whole video (`sample_indices`'
+default). `vidclass prepare` takes `REAL_FPS` frames per second by default: on real people
+held out by actor a fixed rate beat frames spread over each clip (docs/benchmarks.md, "Frames
+at a fixed rate"), and it is the rate `predict` samples windows at, so a window of a long video
+spans what a training clip spans.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import numpy as np
 from vidclass.errors import UserError
 
 PAD_MODES = ("zeros", "repeat")
+# `vidclass prepare`'s sampling: 32 frames at 12.5 a second (2.6 s from the start).
+REAL_FRAMES, REAL_FPS = 32, 12.5
 
 
 def sample_indices(

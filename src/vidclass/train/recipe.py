@@ -4,7 +4,7 @@ Two recipes, chosen by the data (`--recipe auto`) or by name:
 
 - **real** (footage of people, the default for any dataset a user prepares): ImageNet
   EfficientNet-Lite0 with its 2D weights frozen, mirrored clips in training (unless classes
-  come in mirror pairs) and each test clip averaged with its mirror, a long schedule for the
+  come in mirror pairs; the test-time flip is `--tta flip`'s), a long schedule for the
   heads on cached features, the val clips folded into training for the whole schedule, and
   for tsn 3x3 grid pooling with its motion consensus. Each lever was measured on Weizmann held out by
   actor (docs/benchmarks.md, "Real people"); together they took the frozen frame heads from
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from vidclass.data.dataset import load_prepared_config
+from vidclass.data.sampling import REAL_FPS, REAL_FRAMES
 from vidclass.data.views import mirror_pairs
 from vidclass.errors import UserError
 from vidclass.models import MODELS
@@ -46,10 +47,14 @@ REAL_EPOCHS_3D = TrainConfig.epochs
 # "All levers together"): tsn over 3x3 cells of Lite0's last map with the motion consensus,
 # scored with its mirror, was the best of the frame heads there (+3.9 points over plain tsn).
 MODEL_OPTIONS: dict[str, dict] = {"tsn": {"grid": 3, "motion": True}}
-# Test-time flip: +0.0 to +2.3 points on the inner folds, for twice predict's encoder work.
-REAL_TTA = "flip"
-# What measured best for the prepared data (docs/benchmarks.md, "Which part of the frame").
-BEST_CROP, BEST_SIZE, BEST_FRAMES = "person", 224, 16
+# Test-time flip: +2.3 points on the inner folds with 16 frames spread over each clip, +0.5
+# (one clip in 180) with 32 at 12.5 fps, for twice predict's encoder work: not by default
+# (`--tta flip` asks for it; docs/benchmarks.md, "Frames at a fixed rate").
+REAL_TTA = "none"
+# What measured best for the prepared data (docs/benchmarks.md, "Which part of the frame" and
+# "Frames at a fixed rate"): a square around the person at 224 px, 32 frames at 12.5 per second
+# from the start of the clip (2.6 s; longer clips are cut there, as predict's windows are).
+BEST_CROP, BEST_SIZE, BEST_FRAMES, BEST_FPS = "person", 224, REAL_FRAMES, REAL_FPS
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,10 @@ def _real(prepared: dict, model: str) -> Recipe:
         notes.append(f"--crop {BEST_CROP} (this data: {crop})")
     if int(prepared.get("size", 0)) < BEST_SIZE:
         notes.append(f"--size {BEST_SIZE} (this data: {prepared.get('size')})")
+    fps, frames = prepared.get("sample_fps"), prepared.get("frames")
+    if prepared.get("interval") is None and (fps != BEST_FPS or frames != BEST_FRAMES):
+        rate = f"{frames} at {fps:g} fps" if fps else f"{frames} spread over each clip"
+        notes.append(f"--frames {BEST_FRAMES} --fps {BEST_FPS:g} (this data: {rate})")
     return Recipe("real", values, ", ".join(why), tuple(notes))
 
 
