@@ -207,7 +207,7 @@ def cached_evaluate(
 
 # --recipe: the user's default path (`vidclass prepare SRC --out D`, then `vidclass train D
 # --model M` with no other flag) and that path with one lever changed, on the same folds.
-PREPARE_LEVERS = ("crop", "size", "frames")  # fixed when the data is prepared
+PREPARE_LEVERS = ("crop", "size", "frames", "person_boxes")  # fixed when the data is prepared
 DEFAULT_LEVERS = (
     "recipe,crop=center,crop=full,size=112,frames=8,hflip=false,tta=flip,refit=false,epochs=15"
 )
@@ -368,6 +368,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crop", default="center", help="prepare --crop: center, full or person.")
     ap.add_argument(
+        "--person-boxes", default="motion", help="prepare --person-boxes: motion or pose."
+    )
+    ap.add_argument(
         "--hflip", action="store_true", help="Train with mirrored clips (runs named *-hflip)."
     )
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -427,6 +430,8 @@ def main() -> None:
 def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
     """(fold name, prepared folder): the fold, or with --inner N its N inner folds."""
     tag = f"{args.frames}x{args.size}" + ("" if args.crop == "center" else f"-{args.crop}")
+    if args.crop == "person" and args.person_boxes != "motion":
+        tag += f"-{args.person_boxes}"
     data = args.out / tag / f"fold{fold}" / "prepared"
     if not args.summary_only and not (data / "manifest.csv").exists():
         labels = write_fold_csv(args.data, fold, args.out / tag / "labels")
@@ -437,6 +442,7 @@ def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
             size=args.size,
             seed=args.seed,
             crop=args.crop,
+            person_boxes=args.person_boxes,
             quiet=True,
         )
     if not args.inner:

@@ -6,14 +6,20 @@ actionable error, the default detector, the anchors, the model files' check."""
 
 from __future__ import annotations
 
+import json
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REALCLIPS
 from vidclass.data import pose
+from vidclass.data.crop import FIT, crop_window
+from vidclass.data.sampling import sample_indices
 from vidclass.errors import UserError
+from vidclass.video.decode import read_frames
 
 needs_pose = pytest.mark.skipif(
     not pose.available(), reason=f"pose models unavailable: {pose.unavailable()}"
@@ -141,3 +147,77 @@ def test_keypoints_of_a_real_person_are_where_the_person_is(realclips):
     assert ((seen[:, 0] > x1) & (seen[:, 0] < x2) & (seen[:, 1] > y1) & (seen[:, 1] < y2)).all()
     nose, hips, ankles = kp[0, 1], kp[[23, 24], 1].mean(), kp[[27, 28], 1].mean()
     assert nose < hips < ankles
+
+
+# ------------------------------------------------------------ person crops (prepare --crop person)
+
+WEIZMANN = REALCLIPS.parent / "realdata" / "weizmann"
+
+
+@pytest.fixture(scope="module")
+def weizmann_four(tmp_path_factory) -> Path:
+    """Four Weizmann clips (bend and jack, two actors each) as class folders of links."""
+    if not WEIZMANN.is_dir():
+        pytest.skip(f"the Weizmann set {WEIZMANN} is absent (../shared/realdata)")
+    root = tmp_path_factory.mktemp("weizmann4") / "videos"
+    for label in ("bend", "jack"):
+        (root / label).mkdir(parents=True)
+        for actor in ("daria", "denis"):
+            name = f"{actor}_{label}.avi"
+            (root / label / name).symlink_to(WEIZMANN / label / name)
+    return root
+
+
+def test_pose_boxes_without_the_extra_fail_before_any_decoding(no_pose_extra, tmp_path, make_video):
+    from vidclass.data.prepare import prepare
+
+    make_video("videos/a/a0.mp4", 8)
+    with pytest.raises(UserError, match=r"--person-boxes pose: .*pip install 'vidclass\[pose\]'"):
+        prepare(tmp_path / "videos", tmp_path / "p", frames=4, size=32, crop="person",
+                person_boxes="pose", quiet=True)  # fmt: skip
+    assert not list((tmp_path / "p").glob("cache/*.npy"))
+    with pytest.raises(UserError, match="--person-boxes 'yolo'"):
+        prepare(tmp_path / "videos", tmp_path / "p", crop="person", person_boxes="yolo")
+
+
+@needs_pose
+def test_pose_person_crops_are_recorded_and_predict_crops_the_same(weizmann_four, tmp_path):
+    """`prepare --crop person --person-boxes pose`: the source is recorded, each clip is cut
+    around the actor (where the motion boxes put them too), and `Classifier` feeds the model
+    the prepared tensors exactly (it crops each window with the recorded source)."""
+    from vidclass import Classifier
+    from vidclass.data.dataset import load_prepared_config
+    from vidclass.data.prepare import prepare, read_manifest
+    from vidclass.train.loop import TrainConfig, train
+
+    options = dict(frames=8, size=64, crop="person", test_fraction=0.0, val_fraction=0.0)
+    data, motion = tmp_path / "pose", tmp_path / "motion"
+    prepare(weizmann_four, data, person_boxes="pose", quiet=True, **options)
+    prepare(weizmann_four, motion, quiet=True, **options)
+    prepared = load_prepared_config(data)
+    assert (prepared["crop"], prepared["person_boxes"]) == ("person", "pose")
+    rows = read_manifest(data)
+    assert {r["crop"] for r in rows} == {"person"}
+    for row in rows:
+        pose_boxes = np.array(_sidecar(data, row)["crop"]["boxes"])
+        motion_boxes = np.array(_sidecar(motion, row)["crop"]["boxes"])
+        shift = np.abs((pose_boxes[:, :2] + pose_boxes[:, 2:]) / 2
+                       - (motion_boxes[:, :2] + motion_boxes[:, 2:]) / 2)  # fmt: skip
+        assert np.median(shift) < 0.1 * 180, (row["video_id"], shift)  # one actor, one place
+
+    # what `Classifier` does to a window (crop_window with the run's config) gives the clip
+    run = tmp_path / "run"
+    train(data, run, TrainConfig(model="early_fusion", epochs=1, batch_size=4), quiet=True)
+    config = Classifier.load(run).config
+    assert config["person_boxes"] == "pose"
+    for row in rows[:2]:
+        n = int(row["num_frames"])
+        frames, _ = read_frames(row["path"], sample_indices(n, 8), 64, fit=FIT["person"])
+        np.testing.assert_array_equal(
+            np.stack(crop_window(frames, config)),
+            np.load(data / "cache" / f"{row['video_id']}.npy"),
+        )
+
+
+def _sidecar(data: Path, row: dict) -> dict:
+    return json.loads((data / "cache" / f"{row['video_id']}.json").read_text())

@@ -211,6 +211,14 @@ def prepare(
         "the whole frame where none is found; the best measured on real people). The manifest's crop "
         "column says what each got.",
     ),
+    person_boxes: str = typer.Option(
+        "motion",
+        "--person-boxes",
+        help="With --crop person, where the person is found: 'motion' (moving pixels; a still "
+        "camera) or 'pose' (the pretrained person detector of `vidclass detect --detector "
+        "person`: any camera, people standing still; needs the pose extra: pip install "
+        "'vidclass[pose]').",
+    ),
     pad: str = typer.Option(
         "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."
     ),
@@ -264,6 +272,8 @@ def prepare(
 
         vidclass prepare data/people --out data/people-224 --size 224 --crop person
 
+        vidclass prepare data/street --out data/street-224 --crop person --person-boxes pose
+
         vidclass prepare data/synth --out data/prepared --shard 0/4   # ... to 3/4, anywhere
 
         vidclass prepare data/prepared --merge   # once all 4 shards are done (exit 1 if not)
@@ -300,6 +310,7 @@ def prepare(
         quiet=quiet,
         shard=shard,
         crop=crop,
+        person_boxes=person_boxes,
     )
     if result.shard is not None:
         _print_shard(result, out)

@@ -80,6 +80,7 @@ DETECT_SIZE = 224
 LANDMARK_SIZE = 256
 MIN_SCORE = 0.5  # MediaPipe's threshold for a candidate person
 NMS_IOU = 0.3  # ... and for merging candidates (weighted NMS)
+MIN_RADIUS = 0.75  # the body circle's least radius, in sides of the candidate's box
 BODY_BOX_SCALE = 1.0  # the person's box: the body circle's square times this
 ROI_SCALE = 1.25  # the landmark model's region: the body circle's square times this
 MIN_PRESENCE = 0.5  # the landmark model's own "a person is in the region" flag
@@ -278,7 +279,10 @@ class PoseModel:
         keep = _weighted_nms(face, scores, points)
         points = (points[keep] * DETECT_SIZE - [px, py]) / scale  # frame pixels
         hips, circle = points[:, 0], points[:, 1]
-        radii = np.linalg.norm(circle - hips, axis=1)
+        # Bent double, the circle's point falls on the hips (radius ~0): the candidate's own
+        # box (upper body, about 1.15 radii on upright people) bounds it from below.
+        side = np.sqrt(raw[keep, 2] * raw[keep, 3]) / scale
+        radii = np.maximum(np.linalg.norm(circle - hips, axis=1), MIN_RADIUS * side)
         delta = circle - hips
         angles = np.pi / 2 - np.arctan2(-delta[:, 1], delta[:, 0])
         angles = (angles + np.pi) % (2 * np.pi) - np.pi
@@ -334,15 +338,37 @@ def _loaded_model() -> PoseModel:
     return PoseModel()
 
 
-def pose_person_boxes(frames: np.ndarray) -> np.ndarray:
-    """`BoxSource` of `prepare --crop person`: per frame, the box of the best-scored person
-    the pose detector finds (NaN rows: nobody)."""
+def main_person(frame: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(box, keypoints) of the best-scored person of the frame: the box is the extent of the
+    keypoints seen (visibility over `SEEN`) grown by `KEYPOINT_MARGIN` of its long side on
+    every side (the head's top, hands and feet lie past their keypoints), or the detector's
+    body square where the landmark model sees nobody; (None, None): nobody found."""
     model = pose_model()
+    found = model.people(frame)
+    if not len(found.scores):
+        return None, None
+    kp = model.keypoints(frame, found.centres[0], float(found.radii[0]), float(found.angles[0]))
+    seen = None if kp is None else kp[kp[:, 2] > SEEN, :2]
+    if seen is None or len(seen) < MIN_SEEN:
+        return found.boxes[0], kp
+    lo, hi = seen.min(0), seen.max(0)
+    grow = KEYPOINT_MARGIN * float((hi - lo).max())
+    return np.concatenate([lo - grow, hi + grow]).astype(np.float32), kp
+
+
+SEEN = 0.5  # a keypoint with a visibility over this is seen
+MIN_SEEN = 8  # fewer seen keypoints: the box is the detector's
+KEYPOINT_MARGIN = 0.05  # the keypoints' extent grown to about the silhouette's (head top, soles)
+
+
+def pose_person_boxes(frames: np.ndarray) -> np.ndarray:
+    """`BoxSource` of `prepare --crop person --person-boxes pose`: per frame, the box of the
+    best-scored person (`main_person`; NaN rows: nobody)."""
     out = np.full((len(frames), 4), np.nan, np.float32)
     for i, frame in enumerate(frames):
-        found = model.people(frame)
-        if len(found.scores):
-            out[i] = found.boxes[0]
+        box, _ = main_person(frame)
+        if box is not None:
+            out[i] = box
     return out
 
 

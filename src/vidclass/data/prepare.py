@@ -35,7 +35,7 @@ from vidclass.data.cache import (
     source_signature,
     video_signature,
 )
-from vidclass.data.crop import DEFAULT_BOX_SOURCE, check_mode
+from vidclass.data.crop import BOX_SOURCES, DEFAULT_BOX_SOURCE, check_mode
 from vidclass.data.extract import (
     MAX_AUTO_FRAMES,
     auto_frames,
@@ -133,6 +133,7 @@ def prepare(
     quiet: bool = False,
     shard: tuple[int, int] | str | None = None,
     crop: str = "center",
+    person_boxes: str = DEFAULT_BOX_SOURCE,
 ) -> PrepareResult:
     """Probe, sample, pad-plan, resize and cache every video; write the manifest and split.
 
@@ -142,7 +143,8 @@ def prepare(
     Failed videos are kept as `failed` rows with a reason; check `result.failed`.
 
     `crop` decides the region of each frame the model sees (`vidclass.data.crop`: `center`,
-    `full`, `person`); the manifest's `crop` column says what each video got.
+    `full`, `person`); the manifest's `crop` column says what each video got. `person_boxes`
+    names where a `person` crop finds the person (`motion` or `pose`: `crop.BOX_SOURCES`).
 
     With `shard=(I, N)` (or `"I/N"`) only the I-th of N shards of the videos is done (see
     `vidclass.data.shard`), and `manifest.shard-I-of-N.csv` is written instead of the
@@ -154,6 +156,7 @@ def prepare(
         shard = parse_shard(shard if isinstance(shard, str) else f"{shard[0]}/{shard[1]}")
     fixed_frames = _check_options(frames, interval, sample_fps, pad, sharded=shard is not None)
     check_mode(crop)
+    _check_person_boxes(crop, person_boxes)
 
     classes, videos, split_mode, skipped = discover(
         src, Path(ucf101_splits) if ucf101_splits else None, fold, group_regex
@@ -177,7 +180,7 @@ def prepare(
     if crop != "center":  # a centre crop keeps the options, so the caches, it always had
         params["crop"] = crop
         if crop == "person":
-            params["person_boxes"] = DEFAULT_BOX_SOURCE
+            params["person_boxes"] = person_boxes
     records, reused = extract_all(
         videos, cache, params, export_dir, sidecars, signatures, workers, quiet
     )
@@ -361,6 +364,18 @@ def merge_shards(out: str | os.PathLike) -> PrepareResult:
         skipped=metas[0]["skipped"],
         merged_shards=count,
     )
+
+
+def _check_person_boxes(crop: str, person_boxes: str) -> None:
+    """The box source named and usable here (the pose extra installed), before any decoding."""
+    if person_boxes not in BOX_SOURCES:
+        raise UserError(f"--person-boxes {person_boxes!r}: choose one of {', '.join(BOX_SOURCES)}")
+    if crop == "person" and person_boxes == "pose":
+        from vidclass.data.pose import unavailable
+
+        reason = unavailable()
+        if reason:
+            raise UserError(f"--person-boxes pose: {reason}")
 
 
 def _check_options(
