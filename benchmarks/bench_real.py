@@ -46,7 +46,7 @@ from pathlib import Path
 
 from vidclass.data.prepare import prepare
 from vidclass.errors import UserError
-from vidclass.models import MODELS
+from vidclass.models import MODELS, SKELETON_MODELS
 from vidclass.train.config import TrainConfig, test_time_flip
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import train
@@ -405,6 +405,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     args.options = parse_options(args.option)
+    args.pose = any(m in SKELETON_MODELS for m in args.methods.split(","))  # prepare --pose
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: not found (the Weizmann set in ../shared/realdata)")
     loao = args.folds == "loao"
@@ -443,6 +444,7 @@ def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
             seed=args.seed,
             crop=args.crop,
             person_boxes=args.person_boxes,
+            pose=args.pose,
             quiet=True,
         )
     if not args.inner:

@@ -219,6 +219,12 @@ def prepare(
         "person`: any camera, people standing still; needs the pose extra: pip install "
         "'vidclass[pose]').",
     ),
+    pose: bool = typer.Option(
+        False,
+        "--pose",
+        help="Also store the main person's pose keypoints per frame beside the cache (for "
+        "`--model pose`; needs the pose extra: pip install 'vidclass[pose]').",
+    ),
     pad: str = typer.Option(
         "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."
     ),
@@ -274,6 +280,8 @@ def prepare(
 
         vidclass prepare data/street --out data/street-224 --crop person --person-boxes pose
 
+        vidclass prepare data/people --out data/people-pose --crop person --pose   (--model pose)
+
         vidclass prepare data/synth --out data/prepared --shard 0/4   # ... to 3/4, anywhere
 
         vidclass prepare data/prepared --merge   # once all 4 shards are done (exit 1 if not)
@@ -311,11 +319,15 @@ def prepare(
         shard=shard,
         crop=crop,
         person_boxes=person_boxes,
+        pose=pose,
     )
     if result.shard is not None:
         _print_shard(result, out)
         return
     print_prepare_summary(result, console)
+    if result.keypoints is not None:
+        folder, computed = result.keypoints
+        console.print(f"keypoints: {folder} ({computed} clips computed, the rest reused)")
     finish(len(result.failed))  # 2 when some videos failed: the manifest names them
 
 

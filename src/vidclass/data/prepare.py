@@ -104,6 +104,7 @@ class PrepareResult:
     skipped: list[str] = field(default_factory=list)  # files found but not taken as videos
     shard: tuple[int, int] | None = None  # (I, N): only that shard was prepared, not merged
     merged_shards: int = 0  # N: the manifest was merged from N shards
+    keypoints: tuple[Path, int] | None = None  # --pose: (their folder, clips computed)
 
     @property
     def failed(self) -> list[dict]:
@@ -134,6 +135,7 @@ def prepare(
     shard: tuple[int, int] | str | None = None,
     crop: str = "center",
     person_boxes: str = DEFAULT_BOX_SOURCE,
+    pose: bool = False,
 ) -> PrepareResult:
     """Probe, sample, pad-plan, resize and cache every video; write the manifest and split.
 
@@ -145,6 +147,8 @@ def prepare(
     `crop` decides the region of each frame the model sees (`vidclass.data.crop`: `center`,
     `full`, `person`); the manifest's `crop` column says what each video got. `person_boxes`
     names where a `person` crop finds the person (`motion` or `pose`: `crop.BOX_SOURCES`).
+    `pose` also stores the main person's keypoints per cached frame beside the cache
+    (`vidclass.data.keypoints`; the `pose` method reads them).
 
     With `shard=(I, N)` (or `"I/N"`) only the I-th of N shards of the videos is done (see
     `vidclass.data.shard`), and `manifest.shard-I-of-N.csv` is written instead of the
@@ -157,6 +161,8 @@ def prepare(
     fixed_frames = _check_options(frames, interval, sample_fps, pad, sharded=shard is not None)
     check_mode(crop)
     _check_person_boxes(crop, person_boxes)
+    if pose:
+        _check_pose(shard)
 
     classes, videos, split_mode, skipped = discover(
         src, Path(ucf101_splits) if ucf101_splits else None, fold, group_regex
@@ -214,8 +220,25 @@ def prepare(
             frames_csv=export_dir is not None,
             **options,
         )
+    if pose and marker is None:
+        from vidclass.data.keypoints import cache_keypoints
+
+        result.keypoints = cache_keypoints(out, quiet)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_pose(shard) -> None:
+    from vidclass.data.pose import unavailable
+
+    if shard is not None:
+        raise UserError(
+            "--pose with --shard: keypoints are stored once the shards are merged; prepare "
+            "the shards without --pose (training computes the missing keypoints)"
+        )
+    reason = unavailable()
+    if reason:
+        raise UserError(f"--pose: {reason}")
 
 
 def _start_unsharded(out: Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from vidclass.data.dataset import load_prepared_config
 from vidclass.data.views import mirror_pairs
 from vidclass.errors import UserError
-from vidclass.models import MODELS
+from vidclass.models import MODELS, SKELETON_MODELS
 from vidclass.synth.labels import CLASSES as SYNTH_CLASSES
 from vidclass.train.config import TrainConfig
 
@@ -91,10 +91,11 @@ def choose_recipe(data: str | Path, model: str, name: str = "auto") -> Recipe:
 def _real(prepared: dict, model: str) -> Recipe:
     pairs = mirror_pairs(prepared.get("classes") or [])
     head = model in FEATURE_HEADS
-    epochs = REAL_EPOCHS_FEATURE_HEAD if head else REAL_EPOCHS_3D
+    skeleton = model in SKELETON_MODELS  # keypoints in, no backbone: a small net, many epochs
+    epochs = REAL_EPOCHS_FEATURE_HEAD if head or skeleton else REAL_EPOCHS_3D
     extra = MODEL_OPTIONS.get(model, {})
     values = {
-        "options": {**FROZEN_LITE0, **extra},
+        "options": {} if skeleton else {**FROZEN_LITE0, **extra},
         "epochs": epochs,
         "hflip": not pairs,
         "refit": True,
@@ -102,7 +103,9 @@ def _real(prepared: dict, model: str) -> Recipe:
         "tta": "none" if pairs else REAL_TTA,  # a mirror swaps a pair's labels
     }
     why = [
-        "ImageNet EfficientNet-Lite0, 2D weights frozen",
+        "MediaPipe pose keypoints"
+        if skeleton
+        else "ImageNet EfficientNet-Lite0, 2D weights frozen",
         f"{epochs} epochs" + (" on cached features" if head else ""),
         "mirrored clips" if not pairs else f"no mirrored clips ({pairs[0][0]}/{pairs[0][1]})",
         "val folded into training",
