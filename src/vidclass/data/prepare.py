@@ -145,10 +145,7 @@ def prepare(
     Failed videos are kept as `failed` rows with a reason; check `result.failed`.
 
     `crop` decides the region of each frame the model sees (`vidclass.data.crop`: `center`,
-    `full`, `person`); the manifest's `crop` column says what each video got. `person_boxes`
-    names where a `person` crop finds the person (`motion` or `pose`: `crop.BOX_SOURCES`).
-    `pose` also stores the main person's keypoints per cached frame beside the cache
-    (`vidclass.data.keypoints`; the `pose` method reads them).
+    `full`, `person`; `person_boxes`, `pose`: `_check_crop`); the manifest's `crop` says what.
 
     With `shard=(I, N)` (or `"I/N"`) only the I-th of N shards of the videos is done (see
     `vidclass.data.shard`), and `manifest.shard-I-of-N.csv` is written instead of the
@@ -159,10 +156,7 @@ def prepare(
     if shard is not None:
         shard = parse_shard(shard if isinstance(shard, str) else f"{shard[0]}/{shard[1]}")
     fixed_frames = _check_options(frames, interval, sample_fps, pad, sharded=shard is not None)
-    check_mode(crop)
-    _check_person_boxes(crop, person_boxes)
-    if pose:
-        _check_pose(shard)
+    _check_crop(crop, person_boxes, pose, shard)
 
     classes, videos, split_mode, skipped = discover(
         src, Path(ucf101_splits) if ucf101_splits else None, fold, group_regex
@@ -220,12 +214,15 @@ def prepare(
             frames_csv=export_dir is not None,
             **options,
         )
-    if pose and marker is None:
-        from vidclass.data.keypoints import cache_keypoints
-
-        result.keypoints = cache_keypoints(out, quiet)
+    result.keypoints = _store_keypoints(out, quiet) if pose and marker is None else None
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _store_keypoints(out: Path, quiet: bool) -> tuple[Path, int]:
+    from vidclass.data.keypoints import cache_keypoints
+
+    return cache_keypoints(out, quiet)
 
 
 def _check_pose(shard) -> None:
@@ -389,8 +386,14 @@ def merge_shards(out: str | os.PathLike) -> PrepareResult:
     )
 
 
-def _check_person_boxes(crop: str, person_boxes: str) -> None:
-    """The box source named and usable here (the pose extra installed), before any decoding."""
+def _check_crop(crop: str, person_boxes: str, pose: bool, shard) -> None:
+    """The crop mode; `person_boxes`, where a `person` crop finds the person (`motion` or
+    `pose`: `crop.BOX_SOURCES`); `pose`: also store the main person's keypoints per cached
+    frame beside the cache (`vidclass.data.keypoints`, read by the `pose` method). Checked
+    (the pose extra installed where needed) before any decoding."""
+    check_mode(crop)
+    if pose:
+        _check_pose(shard)
     if person_boxes not in BOX_SOURCES:
         raise UserError(f"--person-boxes {person_boxes!r}: choose one of {', '.join(BOX_SOURCES)}")
     if crop == "person" and person_boxes == "pose":
