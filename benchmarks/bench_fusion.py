@@ -1,13 +1,15 @@
 """Late fusion of two runs on the same test clips: the mean of their class probabilities.
 
-For each prepared fold folder given, the runs of the two methods found under its `runs/`
-(as `bench_real.py --recipe real` names them: `<method>-real-<digest>`) score the test clips
+For each fold, given as a prepared folder (or `A:B`, two folders of the same clips prepared
+otherwise, e.g. a full-frame crop for the skeleton method and a person crop for an RGB
+one), the runs of the two methods found under its `runs/` (or A's and B's; as
+`bench_real.py --recipe real` names them: `<method>-real-<digest>`) score the test clips
 as `vidclass evaluate` does (each with its own test-time flip); the fused prediction is the
 unweighted mean of the two probability vectors (no weight is chosen, so nothing is chosen on
 test). Prints top-1 of each run and of the fusion per fold, and the means.
 
-    .venv/bin/python benchmarks/bench_fusion.py /tmp/b23/real/16x224-person-pose/fold{0,1,2}/prepared \\
-        --methods pose,tsn
+    .venv/bin/python benchmarks/bench_fusion.py --methods pose,tsn \\
+        /tmp/b23/real/16x224-full/fold0/prepared:/tmp/b23/real/16x224-person/fold0/prepared
 """
 
 from __future__ import annotations
@@ -52,15 +54,17 @@ def find_run(data: Path, method: str) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folds", nargs="+", type=Path, help="prepared fold folders")
+    ap.add_argument("folds", nargs="+", help="prepared fold folders, each DIR or A:B")
     ap.add_argument("--methods", default="pose,tsn", help="the two methods, comma-separated")
     args = ap.parse_args()
     a, b = args.methods.split(",")
     rows = []
     print(f"| fold | {a} | {b} | mean of the two |\n|---|---:|---:|---:|")
-    for data in args.folds:
+    for fold in args.folds:
+        data, _, other = fold.partition(":")
+        data, other = Path(data), Path(other or data)
         ids_a, pa, la = test_probs(find_run(data, a), data)
-        ids_b, pb, _ = test_probs(find_run(data, b), data)
+        ids_b, pb, _ = test_probs(find_run(other, b), other)
         order = [ids_b.index(v) for v in ids_a]
         fused = (pa + pb[order]) / 2
         acc = [float((p.argmax(1) == la).mean()) for p in (pa, pb[order], fused)]

@@ -475,3 +475,16 @@ def test_mirrored_keypoints_swap_sides_and_mirror_back():
     expected = torch.where(seen, 1 - kp[..., right, 0], torch.zeros(()))
     torch.testing.assert_close(once[..., left, 0], expected)
     torch.testing.assert_close(flip_item({"keypoints": once})["keypoints"], kp)
+
+
+def test_the_real_recipe_trains_pose_without_imagenet_options_on_the_long_schedule(
+    square_data, tmp_path
+):
+    from vidclass.data.prepare import prepare
+    from vidclass.train.recipe import REAL_EPOCHS_FEATURE_HEAD, config_for
+
+    data = tmp_path / "p"
+    prepare(square_data, data, frames=4, size=32, quiet=True)
+    cfg, recipe = config_for(data, "real", model="pose")
+    assert cfg.options == {} and cfg.epochs == REAL_EPOCHS_FEATURE_HEAD
+    assert "pose keypoints" in recipe.why

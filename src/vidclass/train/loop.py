@@ -268,6 +268,7 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool, refit: dict | 
         flow_method=cfg.flow_method,
         seed=cfg.seed,
         with_keypoints=needs_keypoints,
+        with_video=not needs_keypoints,
     )
     if refit is None:
         val_ds = _optional_split(
@@ -445,6 +446,7 @@ def _optional_split(
             with_flow=needs_flow,
             flow_method=flow_method,
             with_keypoints=needs_keypoints,
+            with_video=not needs_keypoints,
         )
     except UserError:
         return None  # no validation split: `selection_rule` keeps the last epoch

@@ -148,8 +148,9 @@ def apply_recipe(recipe: Recipe, cfg: TrainConfig, given: set[str]) -> TrainConf
         del changes["refit_epochs"]  # --no-refit given: the refit's epoch rule means nothing
         chose.remove("refit_epochs")
     options = changes.get("options", cfg.options)
-    if "epochs" in changes and not all(options.get(k) == v for k, v in FROZEN_LITE0.items()):
-        changes["epochs"] = REAL_EPOCHS_3D  # the long schedule was measured on frozen features
+    frozen = all(options.get(k) == v for k, v in FROZEN_LITE0.items())
+    if "epochs" in changes and not frozen and cfg.model not in SKELETON_MODELS:
+        changes["epochs"] = REAL_EPOCHS_3D  # the long schedule: frozen features, or keypoints
     return replace(cfg, **changes, recipe=recipe.name, recipe_chose=tuple(chose))
 
 
