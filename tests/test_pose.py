@@ -488,3 +488,4 @@ def test_the_real_recipe_trains_pose_without_imagenet_options_on_the_long_schedu
     cfg, recipe = config_for(data, "real", model="pose")
     assert cfg.options == {} and cfg.epochs == REAL_EPOCHS_FEATURE_HEAD
     assert "pose keypoints" in recipe.why
+    assert any("--crop full" in note for note in recipe.data_notes)  # the camera's frame

@@ -50,6 +50,7 @@ MODEL_OPTIONS: dict[str, dict] = {"tsn": {"grid": 3, "motion": True}}
 REAL_TTA = "flip"
 # What measured best for the prepared data (docs/benchmarks.md, "Which part of the frame").
 BEST_CROP, BEST_SIZE, BEST_FRAMES = "person", 224, 16
+SKELETON_CROP = "full"
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,11 @@ def _real(prepared: dict, model: str) -> Recipe:
         why.insert(1, ", ".join(f"{k}={v}" for k, v in extra.items()))
     notes = []
     crop = prepared.get("crop", "center")
-    if crop != BEST_CROP:
-        notes.append(f"--crop {BEST_CROP} (this data: {crop})")
+    # The skeleton needs the camera's frame: a crop that follows the person hides how the body
+    # moves across it (walk, run, skip, jump; docs/benchmarks.md, "Real people").
+    best_crop = SKELETON_CROP if skeleton else BEST_CROP
+    if crop != best_crop:
+        notes.append(f"--crop {best_crop} (this data: {crop})")
     if int(prepared.get("size", 0)) < BEST_SIZE:
         notes.append(f"--size {BEST_SIZE} (this data: {prepared.get('size')})")
     return Recipe("real", values, ", ".join(why), tuple(notes))
