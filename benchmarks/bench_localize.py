@@ -26,7 +26,7 @@ from vidclass.data.prepare import prepare
 from vidclass.evaluation.localization import localization_map
 from vidclass.localize.localize import read_truth
 from vidclass.localize.windows import plan_sampling
-from vidclass.models import MODELS
+from vidclass.models import RGB_MODELS
 from vidclass.predict.classifier import Classifier
 from vidclass.predict.options import LocalizeOptions
 from vidclass.synth.clips import generate
@@ -59,7 +59,7 @@ def main() -> None:
         "--ensemble", type=Path, help="A run whose curves are averaged with each method's."
     )
     args = ap.parse_args()
-    models = list(MODELS) if args.models == "all" else args.models.split(",")
+    models = list(RGB_MODELS) if args.models == "all" else args.models.split(",")
 
     runs = args.runs
     if runs is None:

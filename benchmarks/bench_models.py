@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from vidclass.models import MODELS, build, count_flops, example_batch
+from vidclass.models import RGB_MODELS, build, count_flops, example_batch
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Models (bench_models.py)"
@@ -156,7 +156,7 @@ def render_pretrained(rows: dict[str, dict], command: str, seconds: float) -> st
 
 def run_pretrained(args: argparse.Namespace, started: float) -> None:
     benches = {"single_frame_small": Bench("single_frame", {}, 1)}
-    benches.update({name: Bench(name, LITE0, 1) for name in MODELS})
+    benches.update({name: Bench(name, LITE0, 1) for name in RGB_MODELS})
     for b in benches.values():
         b.step(False)
     for i in range(args.rounds):
@@ -207,7 +207,7 @@ def main() -> None:
         run_pretrained(args, started)
         return
 
-    benches = {name: Bench(name, {}, args.batch) for name in MODELS}
+    benches = {name: Bench(name, {}, args.batch) for name in RGB_MODELS}
     benches["multires_full"] = Bench("multires", {"full_resolution": True}, args.batch)
     for b in benches.values():  # warm-up: allocator, oneDNN kernels, BatchNorm buffers
         b.step(False)

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from vidclass.data.prepare import prepare
 from vidclass.errors import UserError
-from vidclass.models import MODELS
+from vidclass.models import MODELS, SKELETON_MODELS
 from vidclass.train.config import TrainConfig, test_time_flip
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import train
@@ -207,7 +207,7 @@ def cached_evaluate(
 
 # --recipe: the user's default path (`vidclass prepare SRC --out D`, then `vidclass train D
 # --model M` with no other flag) and that path with one lever changed, on the same folds.
-PREPARE_LEVERS = ("crop", "size", "frames", "fps")  # fixed when the data is prepared
+PREPARE_LEVERS = ("crop", "size", "frames", "fps", "person_boxes")  # fixed when prepared
 DEFAULT_LEVERS = (
     "recipe,crop=center,crop=full,size=112,frames=8,hflip=false,tta=flip,refit=false,epochs=15"
 )
@@ -371,6 +371,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crop", default="center", help="prepare --crop: center, full or person.")
     ap.add_argument(
+        "--person-boxes", default="motion", help="prepare --person-boxes: motion or pose."
+    )
+    ap.add_argument(
         "--hflip", action="store_true", help="Train with mirrored clips (runs named *-hflip)."
     )
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -405,6 +408,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     args.options = parse_options(args.option)
+    args.pose = any(m in SKELETON_MODELS for m in args.methods.split(","))  # prepare --pose
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: not found (the Weizmann set in ../shared/realdata)")
     loao = args.folds == "loao"
@@ -431,6 +435,8 @@ def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
     """(fold name, prepared folder): the fold, or with --inner N its N inner folds."""
     rate = f"@{args.fps:g}fps" if args.fps else ""  # none: spread over the whole clip
     tag = f"{args.frames}{rate}x{args.size}" + ("" if args.crop == "center" else f"-{args.crop}")
+    if args.crop == "person" and args.person_boxes != "motion":
+        tag += f"-{args.person_boxes}"
     data = args.out / tag / f"fold{fold}" / "prepared"
     base = args.out / tag / "fold0" / "prepared"
     if not args.summary_only and not (base / "manifest.csv").exists():
@@ -443,6 +449,8 @@ def fold_data(args: argparse.Namespace, fold: int) -> list[tuple[str, Path]]:
             size=args.size,
             seed=args.seed,
             crop=args.crop,
+            person_boxes=args.person_boxes,
+            pose=args.pose,
             quiet=True,
         )
     if fold != 0 and not args.summary_only:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from vidclass.errors import UserError
-from vidclass.models import FRAME_MODELS, MODELS, build
+from vidclass.models import FRAME_MODELS, MODELS, build, example_keypoints
 from vidclass.predict.onnx import (
     TOLERANCE,
     OnnxModel,
@@ -32,6 +32,8 @@ def random_batch(model: nn.Module, batch: int, seed: int) -> dict[str, torch.Ten
     out = {"video": torch.randn(batch, 3, FRAMES, SIZE, SIZE, generator=g), "mask": mask}
     if model.needs_flow:
         out["flow"] = torch.randn(batch, 2, FRAMES - 1, SIZE, SIZE, generator=g) * 0.5
+    if getattr(model, "needs_keypoints", False):
+        out["keypoints"] = example_keypoints(batch, FRAMES, g)
     return out
 
 
@@ -68,6 +70,8 @@ def test_every_method_is_exportable():
 def test_onnx_matches_torch(exported, name):
     model, onnx_model = exported(name)
     expected_inputs = ["video", "mask"] + (["flow"] if model.needs_flow else [])
+    if getattr(model, "needs_keypoints", False):  # the skeleton method never reads pixels
+        expected_inputs = ["mask", "keypoints"]
     assert onnx_model.input_names == expected_inputs
     assert onnx_model.batch_size is None  # dynamic
     # Batch 3 (the export traced batch 2), two clips with padding of different lengths.

@@ -28,6 +28,7 @@ with warnings.catch_warnings():
 
 from vidclass import Classifier  # noqa: E402
 from vidclass.data.prepare import prepare  # noqa: E402
+from vidclass.detect.detectors import AUTO, available_detectors, default_detector  # noqa: E402
 from vidclass.errors import UserError, VideoError  # noqa: E402
 from vidclass.serve.app import create_app  # noqa: E402
 from vidclass.serve.errors import RequestError  # noqa: E402
@@ -314,7 +315,9 @@ def test_point7_options_are_typed_and_no_client_option_names_a_server_path(clf, 
         assert len(details) == 1, details  # nothing depends on what the path is
         (detail,) = details
         assert "motion" in detail and "hog" in detail and "/" not in detail
-        assert client.get("/v1/model").json()["detectors"] == ["motion", "hog"]
+        # person is offered where the pose extra is installed (issue 23)
+        assert client.get("/v1/model").json()["detectors"] == available_detectors()
+        assert available_detectors()[:2] == ["motion", "hog"]
 
         res = post_video(client, "/v1/detect", video, detector="motion", smooth=2)
         assert res.status_code == 200, res.text
@@ -332,7 +335,8 @@ def test_option_models_take_the_library_defaults(clf, tmp_path):
         "top_k": PredictOptions.top_k,
     }  # fmt: skip
     assert models["localize"]().spans == LocalizeOptions.spans
-    assert models["detect"]().detector == DetectOptions.detector
+    assert DetectOptions.detector == AUTO  # the server offers what auto means there
+    assert models["detect"]().detector == default_detector()
     assert models["detect"]().min_track_s == DetectOptions.min_track_s
     with client_for(clf, tmp_path) as client:
         spec = client.get("/openapi.json").json()

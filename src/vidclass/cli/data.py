@@ -222,6 +222,20 @@ def prepare(
         "the whole frame where none is found; the best measured on real people). The manifest's crop "
         "column says what each got.",
     ),
+    person_boxes: str = typer.Option(
+        "motion",
+        "--person-boxes",
+        help="With --crop person, where the person is found: 'motion' (moving pixels; a still "
+        "camera) or 'pose' (the pretrained person detector of `vidclass detect --detector "
+        "person`: any camera, people standing still; needs the pose extra: pip install "
+        "'vidclass[pose]').",
+    ),
+    pose: bool = typer.Option(
+        False,
+        "--pose",
+        help="Also store the main person's pose keypoints per frame beside the cache (for "
+        "`--model pose`; needs the pose extra: pip install 'vidclass[pose]').",
+    ),
     pad: str = typer.Option(
         "zeros", "--pad", help="Buffer frames for short videos: 'zeros' or 'repeat' (last frame)."
     ),
@@ -275,6 +289,10 @@ def prepare(
 
         vidclass prepare data/people --out data/people-224 --size 224 --crop person
 
+        vidclass prepare data/street --out data/street-224 --crop person --person-boxes pose
+
+        vidclass prepare data/people --out data/people-pose --crop person --pose   (--model pose)
+
         vidclass prepare data/synth --out data/prepared --shard 0/4   # ... to 3/4, anywhere
 
         vidclass prepare data/prepared --merge   # once all 4 shards are done (exit 1 if not)
@@ -313,11 +331,16 @@ def prepare(
         quiet=quiet,
         shard=shard,
         crop=crop,
+        person_boxes=person_boxes,
+        pose=pose,
     )
     if result.shard is not None:
         _print_shard(result, out)
         return
     print_prepare_summary(result, console)
+    if result.keypoints is not None:
+        folder, computed = result.keypoints
+        console.print(f"keypoints: {folder} ({computed} clips computed, the rest reused)")
     finish(len(result.failed))  # 2 when some videos failed: the manifest names them
 
 

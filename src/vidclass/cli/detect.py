@@ -21,8 +21,9 @@ def detect(
     detector: str = typer.Option(
         DetectOptions.detector,
         "--detector",
-        help="motion (static camera), hog (real pedestrians), or a folder from "
-        "`vidclass train-detector`.",
+        help="person (pretrained person detector, any pose and camera; needs the pose extra: "
+        "pip install 'vidclass[pose]'), motion (static camera), hog (real pedestrians), or a "
+        "folder from `vidclass train-detector`; auto: person when installed, else motion.",
     ),
     json_out: str | None = typer.Option(
         None,
@@ -54,14 +55,16 @@ def detect(
 
         vidclass detect runs/slow_fusion street.mp4 --detector hog --annotate street_boxes.mp4
 
+        vidclass detect runs/tsn hugging.mp4 --detector person --annotate hugging_boxes.mp4
+
         vidclass detect runs/tubes data/multi/ --detector runs/detector --json preds/
     """
     from vidclass.detect.detect import load_detector
     from vidclass.outputs import JsonTarget, Target
     from vidclass.predict.classifier import Classifier
 
+    load_detector(detector)  # a wrong name or folder, or a missing extra, fails first
     clf = Classifier.load(run)
-    load_detector(detector)  # a wrong name or folder fails here, before any decoding
     inputs = video_inputs(videos)
     many = len(inputs.videos) > 1
     to_json = JsonTarget(json_out, inputs.names, many)

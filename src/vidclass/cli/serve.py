@@ -35,8 +35,9 @@ def serve(
     detector: str | None = typer.Option(
         None,
         "--detector",
-        help="Default person detector of /v1/detect: motion, hog, or a folder from "
-        "`vidclass train-detector` (offered to clients as 'trained') [default: motion].",
+        help="Default person detector of /v1/detect: person (the pose extra), motion, hog, or a "
+        "folder from `vidclass train-detector` (offered to clients as 'trained') [default: "
+        "person when the pose extra is installed, else motion].",
     ),
     job_timeout_s: float = typer.Option(
         JOB_TIMEOUT_S,

@@ -11,8 +11,10 @@ Modes (`prepare --crop`):
 - `person`: a square around the person, one side per clip, following the person's centre
   from frame to frame (smoothed), kept inside the frame where it fits and padded where it
   does not. The person is found by a box source chosen by name (`BOX_SOURCES`; `motion`, the
-  motion detector of `vidclass detect`, for static cameras). A clip where none is found is
-  shown whole, as `full` (status `full-fallback`, which the manifest's `crop` column says).
+  motion detector of `vidclass detect`, for static cameras; `pose`, the pretrained person
+  detector of `vidclass detect --detector person`, the optional pose extra, for any camera).
+  A clip where none is found is shown whole, as `full` (status `full-fallback`, which the
+  manifest's `crop` column says).
   Over a video longer than a clip (`predict`), each frame's square is decided from the
   clip-long stretch of frames around it (`FrameCrops`), not from the window that reads it,
   so overlapping windows share the frame's crop and its features; a clip is its own stretch.
@@ -100,10 +102,17 @@ def motion_person_boxes(frames: np.ndarray) -> np.ndarray:
     return out / np.float32(scale)
 
 
-# The person's box per frame, by name. Issue 23's pretrained person detector (an optional
-# extra) adds its entry here; the name a clip was prepared with is recorded, so prediction
-# uses the same one.
-BOX_SOURCES: dict[str, BoxSource] = {"motion": motion_person_boxes}
+def pose_person_boxes(frames: np.ndarray) -> np.ndarray:
+    """The pretrained person detector (`vidclass.data.pose`, the optional pose extra: a
+    UserError naming its install command without it): the best-scored person per frame."""
+    from vidclass.data.pose import pose_person_boxes as boxes
+
+    return boxes(frames)
+
+
+# The person's box per frame, by name; the name a clip was prepared with is recorded, so
+# prediction uses the same one.
+BOX_SOURCES: dict[str, BoxSource] = {"motion": motion_person_boxes, "pose": pose_person_boxes}
 DEFAULT_BOX_SOURCE = "motion"
 
 

@@ -1,7 +1,9 @@
 """A prepared dataset (see `prepare`) as a torch Dataset of the design's clip dicts.
 
 Each item: `{"video": float32 (C, T, H, W), "mask": bool (T,), "label": int, "video_id": str}`
-and, when `with_flow`, `"flow": float32 (2, T-1, H, W)`. Normalization happens here, not in
+and, when `with_flow`, `"flow": float32 (2, T-1, H, W)`; when `with_keypoints`, `"keypoints":
+float32 (T, 33, 3)` (the person's pose, `vidclass.data.keypoints`; moved with every crop and
+mirror the frames get, zeros on padding frames). Normalization happens here, not in
 the cache, so one prepared folder serves every normalization; padding frames are added
 here too and are exactly zero after normalization (or repeat the last real frame).
 """
@@ -112,6 +114,8 @@ class VideoDataset(Dataset):
         with_flow: bool = False,
         flow_method: str = "farneback",
         seed: int = 0,
+        with_keypoints: bool = False,
+        with_video: bool = True,
     ) -> None:
         self.root = Path(root)
         self.config = load_prepared_config(self.root)
@@ -137,6 +141,10 @@ class VideoDataset(Dataset):
         self.augment = augment or Augment()
         self.with_flow = with_flow
         self.flow_method = flow_method
+        self.with_keypoints = with_keypoints
+        # False for a model that reads no pixels (the skeleton method): "video" is then a
+        # (C, T, 1, 1) zero stand-in, which saves normalising every frame each epoch.
+        self.with_video = with_video
         self.seed = seed
         self.epoch = 0
         self._signatures: dict[str, str] = {}
@@ -182,7 +190,8 @@ class VideoDataset(Dataset):
         # Seeded per (seed, epoch, item): the same clip whatever the DataLoader workers.
         rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
         frames, start = self._window(self.load_frames(i), rng)
-        return self._item(i, self._spatial_augment(np.asarray(frames), rng), start)
+        frames, region, flipped = self._spatial_augment(np.asarray(frames), rng)
+        return self._item(i, frames, start, region=region, flipped=flipped)
 
     def view(self, i: int, v: int, views: int) -> dict:
         """View `v` of `views` of item i, for multi-view evaluation as the field does it:
@@ -204,15 +213,29 @@ class VideoDataset(Dataset):
                 for f in frames
             ]
         )
-        return self._item(i, crops, 0, cache_flow=False)
+        region = (x / w, y / h, cw / w, ch / h)
+        return self._item(i, crops, 0, cache_flow=False, region=region)
 
-    def _item(self, i: int, frames: np.ndarray, start: int, cache_flow: bool = True) -> dict:
-        """`frames`: the real frames of the clip, from frame `start` of the cached video."""
+    def _item(
+        self,
+        i: int,
+        frames: np.ndarray,
+        start: int,
+        cache_flow: bool = True,
+        region: tuple[float, float, float, float] | None = None,
+        flipped: bool = False,
+    ) -> dict:
+        """`frames`: the real frames of the clip, from frame `start` of the cached video
+        (`region`: the share x, y, w, h of the cached frames they were cropped to; `flipped`:
+        then mirrored), which the keypoints follow."""
         row = self.rows[i]
         real = len(frames)
         cache_flow = cache_flow and not self.augment.active
         flow = self._flow(i, frames, start, cache_flow) if self.with_flow else None
-        x = normalize_clip(frames, self.normalize, self.mean, self.std)
+        if self.with_video:
+            x = normalize_clip(frames, self.normalize, self.mean, self.std)
+        else:
+            x = np.zeros((len(frames), 1, 1, frames.shape[-1]), np.float32)
         x, mask = pad_clip(x, self.frames, self.pad)
         item = {
             "video": torch.from_numpy(np.ascontiguousarray(x.transpose(3, 0, 1, 2))),
@@ -225,7 +248,25 @@ class VideoDataset(Dataset):
             n = min(real - 1, self.frames - 1)
             full[:, :n] = flow[:, :n]
             item["flow"] = torch.from_numpy(full)
+        if self.with_keypoints:
+            item["keypoints"] = torch.from_numpy(self._keypoints(i, start, real, region, flipped))
         return item
+
+    def _keypoints(self, i, start, real, region, flipped) -> np.ndarray:
+        """The clip's keypoints `(T, 33, 3)` for its frames as augmented (zeros: padding)."""
+        from vidclass.data.keypoints import video_keypoints
+        from vidclass.data.views import flip_keypoints
+
+        kp = np.array(video_keypoints(self.root, self.rows[i]["video_id"])[start : start + real])
+        if region is not None:
+            x, y, w, h = region
+            seen = kp[..., 2:] > 0
+            kp[..., :2] = np.where(seen, (kp[..., :2] - [x, y]) / [w, h], 0.0)
+        if flipped:
+            kp = flip_keypoints(kp)
+        out = np.zeros((self.frames, *kp.shape[1:]), np.float32)
+        out[: min(real, self.frames)] = kp[: self.frames]
+        return out
 
     def _window(self, frames: np.ndarray, rng: random.Random) -> tuple[np.ndarray, int]:
         extra = len(frames) - self.frames
@@ -234,8 +275,10 @@ class VideoDataset(Dataset):
         start = rng.randint(0, extra) if self.augment.temporal_jitter else extra // 2
         return frames[start : start + self.frames], start
 
-    def _spatial_augment(self, frames: np.ndarray, rng: random.Random) -> np.ndarray:
+    def _spatial_augment(self, frames: np.ndarray, rng: random.Random) -> tuple:
+        """(frames, the share x, y, w, h they were cropped to or None, mirrored or not)."""
         aug = self.augment
+        region = None
         if aug.crop_scale < 1.0:
             t, h, w, _ = frames.shape
             ch, cw = max(1, round(h * aug.crop_scale)), max(1, round(w * aug.crop_scale))
@@ -246,9 +289,11 @@ class VideoDataset(Dataset):
                     for f in frames
                 ]
             )
-        if aug.hflip and rng.random() < 0.5:
+            region = (x / w, y / h, cw / w, ch / h)
+        flipped = aug.hflip and rng.random() < 0.5
+        if flipped:
             frames = frames[:, :, ::-1]
-        return frames
+        return frames, region, flipped
 
     def _flow(self, i: int, frames: np.ndarray, start: int, cache: bool) -> np.ndarray:
         """Optical flow of the real frames; cached, when not augmented, under the method, the

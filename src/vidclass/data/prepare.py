@@ -35,7 +35,7 @@ from vidclass.data.cache import (
     source_signature,
     video_signature,
 )
-from vidclass.data.crop import DEFAULT_BOX_SOURCE, check_mode
+from vidclass.data.crop import BOX_SOURCES, DEFAULT_BOX_SOURCE, check_mode
 from vidclass.data.extract import (
     MAX_AUTO_FRAMES,
     auto_frames,
@@ -104,6 +104,7 @@ class PrepareResult:
     skipped: list[str] = field(default_factory=list)  # files found but not taken as videos
     shard: tuple[int, int] | None = None  # (I, N): only that shard was prepared, not merged
     merged_shards: int = 0  # N: the manifest was merged from N shards
+    keypoints: tuple[Path, int] | None = None  # --pose: (their folder, clips computed)
 
     @property
     def failed(self) -> list[dict]:
@@ -133,6 +134,8 @@ def prepare(
     quiet: bool = False,
     shard: tuple[int, int] | str | None = None,
     crop: str = "center",
+    person_boxes: str = DEFAULT_BOX_SOURCE,
+    pose: bool = False,
 ) -> PrepareResult:
     """Probe, sample, pad-plan, resize and cache every video; write the manifest and split.
 
@@ -142,7 +145,7 @@ def prepare(
     Failed videos are kept as `failed` rows with a reason; check `result.failed`.
 
     `crop` decides the region of each frame the model sees (`vidclass.data.crop`: `center`,
-    `full`, `person`); the manifest's `crop` column says what each video got.
+    `full`, `person`; `person_boxes`, `pose`: `_check_crop`); the manifest's `crop` says what.
 
     With `shard=(I, N)` (or `"I/N"`) only the I-th of N shards of the videos is done (see
     `vidclass.data.shard`), and `manifest.shard-I-of-N.csv` is written instead of the
@@ -153,7 +156,7 @@ def prepare(
     if shard is not None:
         shard = parse_shard(shard if isinstance(shard, str) else f"{shard[0]}/{shard[1]}")
     fixed_frames = _check_options(frames, interval, sample_fps, pad, sharded=shard is not None)
-    check_mode(crop)
+    _check_crop(crop, person_boxes, pose, shard)
 
     classes, videos, split_mode, skipped = discover(
         src, Path(ucf101_splits) if ucf101_splits else None, fold, group_regex
@@ -177,7 +180,7 @@ def prepare(
     if crop != "center":  # a centre crop keeps the options, so the caches, it always had
         params["crop"] = crop
         if crop == "person":
-            params["person_boxes"] = DEFAULT_BOX_SOURCE
+            params["person_boxes"] = person_boxes
     records, reused = extract_all(
         videos, cache, params, export_dir, sidecars, signatures, workers, quiet
     )
@@ -211,8 +214,28 @@ def prepare(
             frames_csv=export_dir is not None,
             **options,
         )
+    result.keypoints = _store_keypoints(out, quiet) if pose and marker is None else None
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _store_keypoints(out: Path, quiet: bool) -> tuple[Path, int]:
+    from vidclass.data.keypoints import cache_keypoints
+
+    return cache_keypoints(out, quiet)
+
+
+def _check_pose(shard) -> None:
+    from vidclass.data.pose import unavailable
+
+    if shard is not None:
+        raise UserError(
+            "--pose with --shard: keypoints are stored once the shards are merged; prepare "
+            "the shards without --pose (training computes the missing keypoints)"
+        )
+    reason = unavailable()
+    if reason:
+        raise UserError(f"--pose: {reason}")
 
 
 def _start_unsharded(out: Path) -> None:
@@ -361,6 +384,24 @@ def merge_shards(out: str | os.PathLike) -> PrepareResult:
         skipped=metas[0]["skipped"],
         merged_shards=count,
     )
+
+
+def _check_crop(crop: str, person_boxes: str, pose: bool, shard) -> None:
+    """The crop mode; `person_boxes`, where a `person` crop finds the person (`motion` or
+    `pose`: `crop.BOX_SOURCES`); `pose`: also store the main person's keypoints per cached
+    frame beside the cache (`vidclass.data.keypoints`, read by the `pose` method). Checked
+    (the pose extra installed where needed) before any decoding."""
+    check_mode(crop)
+    if pose:
+        _check_pose(shard)
+    if person_boxes not in BOX_SOURCES:
+        raise UserError(f"--person-boxes {person_boxes!r}: choose one of {', '.join(BOX_SOURCES)}")
+    if crop == "person" and person_boxes == "pose":
+        from vidclass.data.pose import unavailable
+
+        reason = unavailable()
+        if reason:
+            raise UserError(f"--person-boxes pose: {reason}")
 
 
 def _check_options(

@@ -53,6 +53,28 @@ def flip_item(item: dict) -> dict:
         flow = _reverse_w(item["flow"])
         flow[..., 0, :, :, :] *= -1  # the channel axis is the 4th from the end
         out["flow"] = flow
+    if item.get("keypoints") is not None:
+        out["keypoints"] = flip_keypoints(item["keypoints"])
+    return out
+
+
+def _mirror_joint(name: str) -> str:
+    for a, b in (("left", "right"), ("right", "left")):
+        if a in name:
+            return name.replace(a, b)
+    return name
+
+
+def flip_keypoints(keypoints):
+    """Pose keypoints `(..., 33, 3)` (x, y as shares of the frame, visibility; torch or numpy)
+    of the mirrored frames: x becomes 1 - x and each left joint the right one (a frame without
+    a person stays all zeros)."""
+    from vidclass.data.pose import KEYPOINT_NAMES
+
+    perm = [KEYPOINT_NAMES.index(_mirror_joint(n)) for n in KEYPOINT_NAMES]
+    out = keypoints[..., perm, :]
+    seen = out[..., 2:3] > 0
+    out[..., 0:1] = seen * (1 - out[..., 0:1]) + ~seen * out[..., 0:1]
     return out
 
 

@@ -32,9 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from vidclass.detect.detectors import (
+    AUTO,
+    DETECTORS,
     Detector,
     MotionDetector,
     build_detector,
+    default_detector,
     evenly_spaced,
     median_background,
 )
@@ -70,18 +73,19 @@ class _Tube:
 
 
 def load_detector(detector: str | Detector) -> Detector:
-    """`motion`, `hog`, a folder holding a trained detector, or a ready `Detector`."""
+    """`person`, `motion`, `hog`, `auto`, a folder holding a trained detector, or a ready
+    `Detector`."""
     if not isinstance(detector, str):
         return detector
-    if detector in ("motion", "hog"):
+    if detector in DETECTORS or detector == AUTO:
         return build_detector(detector)
     if Path(detector).is_dir():
         from vidclass.detect.centernet.model import CenterNetDetector
 
         return CenterNetDetector(detector)
     raise UserError(
-        f"unknown detector {detector!r}: use motion, hog, or a folder written by "
-        "`vidclass train-detector`"
+        f"unknown detector {detector!r}: use {', '.join(DETECTORS)}, {AUTO}, or a folder "
+        "written by `vidclass train-detector`"
     )
 
 
@@ -113,7 +117,8 @@ def detect(
 ) -> dict:
     """Detect, track and label every person of `video` with the trained clip model `clf`.
 
-    `detector`: `motion`, `hog`, a `train-detector` folder or any `Detector`; `stride`:
+    `detector`: `person`, `motion`, `hog`, `auto` (person when the pose extra is installed,
+    else motion), a `train-detector` folder or any `Detector`; `stride`:
     sampled frames between a track's windows [default: an eighth of a window]; `smooth`:
     centred rolling average over that many windows; `context`, `min_crop`: the tube crop's
     side over the person's path, and its least share of the frame's short side (`video/tubes.py`);
@@ -122,6 +127,8 @@ def detect(
     call (the results do not depend on it). See the module docstring for the result.
     """
     start = time.perf_counter()
+    if detector == AUTO:
+        detector = default_detector()  # the result names the detector that ran
     window = clf.frames
     stride = max(1, window // 8) if stride is None else stride
     if stride < 1 or smooth < 1:

@@ -6,6 +6,10 @@
 * `hog`: OpenCV's built-in HOG + linear SVM people detector (Dalal & Triggs): upright
   pedestrians in real videos, no downloaded weights. Its window is 64x128 pixels, so small
   frames are upscaled first. OpenCV 5 dropped it from the main module (`opencv-python-headless<5`).
+* `person`: MediaPipe's pretrained BlazePose person detector (`vidclass.data.pose`; the
+  optional extra `vidclass[pose]`): any pose, moving or still, any camera; the default of
+  `vidclass detect` when it is installed. Each person's box is the upright body's extent
+  about the hips, from the detector's whole-body circle.
 
 Boxes are float `(N, 4)` `x1, y1, x2, y2` in frame pixels, scores `(N,)` in [0, 1].
 """
@@ -23,18 +27,23 @@ from vidclass.errors import UserError
 from vidclass.evaluation.ap import box_intersections, box_iou
 
 __all__ = [
+    "AUTO",
     "DETECTORS",
     "Detector",
     "HogDetector",
     "MotionDetector",
+    "PersonDetector",
     "box_containment",
+    "available_detectors",
     "build_detector",
+    "default_detector",
     "evenly_spaced",
     "median_background",
     "nms",
 ]
 
-DETECTORS = ("motion", "hog")
+DETECTORS = ("motion", "hog", "person")
+AUTO = "auto"  # person when the pose extra is installed, else motion
 
 
 class Detector(Protocol):
@@ -117,13 +126,59 @@ class HogDetector:
         return boxes, scores[keep].astype(np.float32)
 
 
+class PersonDetector:
+    """MediaPipe's pretrained person detector (`vidclass.data.pose`): everyone in the frame,
+    in any pose. The detector sees the frame letterboxed to 224x224, so it costs the same at
+    any frame size (plus the one resize).
+
+    A person's box is `width` x `height` times the diameter of the body circle the detector
+    gives (centred on the hips, holding the whole body), centred on the hips: upright people
+    are about half as wide as tall, so the box of one does not cover a neighbour."""
+
+    def __init__(
+        self, min_score: float = 0.5, width: float = 0.4, height: float = 1.0, nms_iou: float = 0.6
+    ) -> None:
+        from vidclass.data.pose import pose_model
+
+        self.model = pose_model()  # a UserError naming the install command when missing
+        self.min_score, self.width, self.height, self.nms_iou = min_score, width, height, nms_iou
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found = self.model.people(frame, self.min_score)
+        if not len(found.scores):
+            return no_boxes()
+        c, r = found.centres, found.radii[:, None]
+        half = np.concatenate([self.width * r, self.height * r], 1)
+        boxes = np.concatenate([c - half, c + half], 1)
+        keep = nms(boxes, found.scores, self.nms_iou)
+        fh, fw = frame.shape[:2]
+        boxes = np.clip(boxes[keep], 0, [fw, fh, fw, fh]).astype(np.float32)
+        return boxes, found.scores[keep].astype(np.float32)
+
+
+def default_detector() -> str:
+    """What `auto` means here: `person` when the pose extra is installed, else `motion`."""
+    from vidclass.data.pose import available
+
+    return "person" if available() else "motion"
+
+
+def available_detectors() -> list[str]:
+    """The built-in detectors that can run here (`person` needs the pose extra)."""
+    return [name for name in DETECTORS if name != "person" or default_detector() == "person"]
+
+
 def build_detector(name: str, **options) -> Detector:
-    """A detector by name: `motion` or `hog` (see the module docstring)."""
+    """A detector by name: `person`, `motion`, `hog`, or `auto` (see the module docstring)."""
+    if name == AUTO:
+        name = default_detector()
+    if name == "person":
+        return PersonDetector(**options)
     if name == "motion":
         return MotionDetector(**options)
     if name == "hog":
         return HogDetector(**options)
-    raise UserError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    raise UserError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}, {AUTO}")
 
 
 def evenly_spaced(n_total: int, n: int) -> set[int]:

@@ -23,6 +23,7 @@ from vidclass.models.cnn_lstm import build_cnn_lstm
 from vidclass.models.early_fusion import build_early_fusion
 from vidclass.models.late_fusion import build_late_fusion
 from vidclass.models.multires import build_multires
+from vidclass.models.pose import build_pose
 from vidclass.models.single_frame import build_single_frame
 from vidclass.models.slow_fusion import build_slow_fusion
 from vidclass.models.slowfast import build_slowfast
@@ -41,6 +42,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "multires": build_multires,
     "tsn": build_tsn,
     "temporal_conv": build_temporal_conv,
+    "pose": build_pose,
 }
 
 DESCRIPTIONS = {
@@ -54,6 +56,7 @@ DESCRIPTIONS = {
     "multires": "3D context stream at half res + fovea stream on centre crop, ~2x cheaper",
     "tsn": "TSN consensus: mean of real-frame features -> dropout -> FC; blind to order",
     "temporal_conv": "2 temporal convs (3 frames) over frame features, max over time -> FC",
+    "pose": "skeleton: small ST-GCN over the person's 33 pose keypoints (the pose extra)",
 }
 
 # How each method starts from ImageNet EfficientNet-Lite0 (``backbone="efficientnet_lite0"``).
@@ -68,9 +71,14 @@ PRETRAINED_INIT = {
     "multires": "both streams ImageNet (2+1)D, own copies",
     "tsn": "ImageNet frame encoder; FC new",
     "temporal_conv": "ImageNet frame encoder; temporal convs new",
+    "pose": "MediaPipe's pretrained pose model gives its input; no ImageNet variant",
 }
 
 FRAME_MODELS = ("single_frame", "late_fusion", "cnn_lstm", "two_stream", "tsn", "temporal_conv")
+# Methods fed the person's pose keypoints (`model.needs_keypoints`), not pixels: they need the
+# pose extra, have no ImageNet backbone, and `compare all` leaves them out (name them).
+SKELETON_MODELS = ("pose",)
+RGB_MODELS = tuple(m for m in MODELS if m not in SKELETON_MODELS)
 
 DEFAULT_FRAMES = 16
 DEFAULT_SIZE = 112
@@ -107,7 +115,18 @@ def example_batch(
     }
     if getattr(model, "needs_flow", False):
         batch["flow"] = torch.randn(batch_size, 2, frames - 1, size, size, generator=g) * 0.1
+    if getattr(model, "needs_keypoints", False):
+        batch["keypoints"] = example_keypoints(batch_size, frames, g)
     return batch
+
+
+def example_keypoints(batch_size: int, frames: int, g: torch.Generator) -> torch.Tensor:
+    """Random keypoints ``(B, T, 33, 3)``: positions around the frame's centre, visibilities."""
+    from vidclass.data.pose import NUM_KEYPOINTS
+
+    xy = 0.5 + 0.15 * torch.randn(batch_size, frames, NUM_KEYPOINTS, 2, generator=g)
+    vis = torch.rand(batch_size, frames, NUM_KEYPOINTS, 1, generator=g)
+    return torch.cat([xy, vis], -1)
 
 
 def count_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> int:
@@ -136,8 +155,15 @@ def describe(num_classes: int = 12, pretrained_sizes: tuple[int, ...] = (112, 22
         input_desc = f"{DEFAULT_FRAMES}x{DEFAULT_SIZE}x{DEFAULT_SIZE} RGB"
         if getattr(model, "needs_flow", False):
             input_desc += " + flow"
-        # Random weights: the architecture, and so the cost, is that of the ImageNet variant.
-        lite0 = build(name, num_classes, backbone="efficientnet_lite0", pretrained=False)
+        if name in SKELETON_MODELS:
+            input_desc = f"{DEFAULT_FRAMES}x33 keypoints (x, y, visibility)"
+        # Random weights: the architecture, and so the cost, is that of the ImageNet variant
+        # (a skeleton method has none: its own figures stand).
+        lite0 = (
+            model
+            if name in SKELETON_MODELS
+            else build(name, num_classes, backbone="efficientnet_lite0", pretrained=False)
+        )
         rows.append(
             {
                 "name": name,
@@ -159,6 +185,8 @@ def describe(num_classes: int = 12, pretrained_sizes: tuple[int, ...] = (112, 22
 __all__ = [
     "MODELS",
     "FRAME_MODELS",
+    "RGB_MODELS",
+    "SKELETON_MODELS",
     "PRETRAINED_INIT",
     "build",
     "describe",

@@ -54,6 +54,7 @@ class Classifier:
         self.crop = run_crop(config)  # how prepare cropped the training clips
         self.sample_fps = float(config.get("sample_fps") or 8.0)
         self.needs_flow = bool(config.get("needs_flow"))
+        self.needs_keypoints = bool(config.get("needs_keypoints"))  # the pose method
         self.flow_method = str(config.get("flow_method", "farneback"))
         # single_frame is scored per frame whatever the backend (ONNX: one frame per clip)
         self.per_frame = config["model"] == "single_frame"
@@ -113,6 +114,13 @@ class Classifier:
             if flow is not None:
                 padded[:, : flow.shape[1]] = flow[:, : self.frames - 1]
             batch["flow"] = padded[None]
+        if self.needs_keypoints:  # as `prepare --pose` computed them for the training clips
+            from vidclass.data.keypoints import clip_keypoints
+            from vidclass.data.pose import NUM_KEYPOINTS
+
+            kp = np.zeros((self.frames, NUM_KEYPOINTS, 3), np.float32)
+            kp[: len(clip)] = clip_keypoints(clip[: self.frames])
+            batch["keypoints"] = kp[None]
         return batch
 
     def window_probs(self, samples: list[np.ndarray]) -> np.ndarray:

@@ -105,6 +105,10 @@ def _example_inputs(
         inputs["mask"][-1, max(1, frames - frames // 3) :] = False
     if getattr(model, "needs_flow", False):
         inputs["flow"] = torch.randn(batch, 2, frames - 1, size, size, generator=g) * 0.5
+    if getattr(model, "needs_keypoints", False):
+        from vidclass.models import example_keypoints
+
+        inputs["keypoints"] = example_keypoints(batch, frames, g)
     return inputs
 
 
@@ -302,6 +306,7 @@ def export_onnx(
         raise UserError(f"cannot export {method} to ONNX: {reason}")
     metadata = {k: config[k] for k in RUN_KEYS if k in config}
     metadata["needs_flow"] = bool(getattr(model, "needs_flow", False))
+    metadata["needs_keypoints"] = bool(getattr(model, "needs_keypoints", False))
     return export_model(
         model,
         out,

@@ -175,8 +175,9 @@ class ExportWrapper(nn.Module):
         return video, mask
 
     def forward(
-        self, video: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor | None = None
+        self, video: torch.Tensor, mask: torch.Tensor, *extra: torch.Tensor
     ) -> torch.Tensor:
+        """``extra``: ``flow`` for a model that needs it, ``keypoints`` for the pose method."""
         from vidclass.models.blocks import real_lengths
         from vidclass.models.early_fusion import EarlyFusion
 
@@ -186,6 +187,7 @@ class ExportWrapper(nn.Module):
         if isinstance(self.model, EarlyFusion):
             video, mask = self._pad_to_windows(video, mask)
         batch = {"video": video, "mask": mask}
-        if flow is not None:
-            batch["flow"] = flow
+        names = ["flow"] * bool(getattr(self.model, "needs_flow", False))
+        names += ["keypoints"] * bool(getattr(self.model, "needs_keypoints", False))
+        batch.update(zip(names, extra, strict=True))
         return self.model(batch)

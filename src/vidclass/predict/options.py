@@ -72,7 +72,9 @@ class DetectOptions:
     """The knobs of `Classifier.detect` (more in `vidclass.detect.detect.detect`)."""
 
     detector: str = _option(
-        "motion", "motion (static camera), hog (pedestrians), or a train-detector folder"
+        "auto",
+        "person (pretrained, any pose and camera; the pose extra), motion (static camera), hog "
+        "(pedestrians), or a train-detector folder; auto: person when installed, else motion",
     )
     stride: int | None = _option(
         None, "sampled frames between a track's windows [default: window / 8]", ge=1

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from vidclass.detect.detectors import DETECTORS
+from vidclass.detect.detectors import AUTO, DETECTORS, available_detectors, default_detector
 from vidclass.errors import UserError
 from vidclass.predict.options import DetectOptions, LocalizeOptions, PredictOptions
 from vidclass.serve.errors import RequestError
@@ -49,15 +49,15 @@ class ServedDetectors:
     @property
     def specs(self) -> dict[str, str]:
         """Public name → what `load_detector` gets."""
-        specs = {name: name for name in DETECTORS}
-        if self.detector is not None and self.detector not in DETECTORS:
+        specs = {name: name for name in available_detectors()}
+        if self.detector is not None and self.detector not in (*DETECTORS, AUTO):
             specs[TRAINED] = self.detector
         return specs
 
     @property
     def default(self) -> str:
-        if self.detector is None:
-            return DetectOptions.detector
+        if self.detector is None or self.detector == AUTO:
+            return default_detector()
         return self.detector if self.detector in DETECTORS else TRAINED
 
 

@@ -26,7 +26,7 @@ from vidclass.atomic import write_text
 from vidclass.data.dataset import load_prepared_config
 from vidclass.data.prepare import read_manifest
 from vidclass.errors import UserError
-from vidclass.models import DESCRIPTIONS, MODELS, build, count_flops, example_batch
+from vidclass.models import DESCRIPTIONS, MODELS, RGB_MODELS, build, count_flops, example_batch
 from vidclass.train.config import TrainConfig
 from vidclass.train.evaluate import evaluate
 from vidclass.train.loop import train
@@ -38,9 +38,10 @@ REPORT_SPLIT = "test"
 
 
 def parse_models(text: str) -> list[str]:
-    """'all' or a comma-separated list of method names."""
+    """'all' (every method fed pixels; a skeleton method needs the pose extra: name it) or a
+    comma-separated list of method names."""
     if text.strip().lower() == "all":
-        return list(MODELS)
+        return list(RGB_MODELS)
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODELS]
     if unknown or not names:

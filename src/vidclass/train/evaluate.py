@@ -125,6 +125,8 @@ def dataset_for_run(
         normalize=config["normalize"],
         with_flow=config.get("needs_flow", False),
         flow_method=config.get("flow_method", "farneback"),
+        with_keypoints=config.get("needs_keypoints", False),
+        with_video=not config.get("needs_keypoints", False),
     )
     return ds, differ
 

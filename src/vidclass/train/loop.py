@@ -242,6 +242,7 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool, refit: dict | 
     model = build(cfg.model, len(prepared["classes"]), **cfg.options)
     model.to(ctx.device)
     needs_flow = bool(getattr(model, "needs_flow", False))
+    needs_keypoints = bool(getattr(model, "needs_keypoints", False))  # the pose method
     feature_mode = uses_feature_cache(model)
     if feature_mode and cfg.augment:
         raise UserError(
@@ -266,9 +267,13 @@ def _set_up(data: Path, cfg: TrainConfig, ctx: Dist, quiet: bool, refit: dict | 
         with_flow=needs_flow,
         flow_method=cfg.flow_method,
         seed=cfg.seed,
+        with_keypoints=needs_keypoints,
+        with_video=not needs_keypoints,
     )
     if refit is None:
-        val_ds = _optional_split(data, cfg.val_split, normalize, needs_flow, cfg.flow_method)
+        val_ds = _optional_split(
+            data, cfg.val_split, normalize, needs_flow, cfg.flow_method, needs_keypoints
+        )
         selection = selection_rule(train_ds, val_ds, cfg.val_split)
     else:  # val trains too: nothing is left to choose on
         val_ds, selection = None, refit["selection"]
@@ -430,10 +435,18 @@ def _end_epoch(
     return best
 
 
-def _optional_split(data, split, normalize, needs_flow, flow_method) -> VideoDataset | None:
+def _optional_split(
+    data, split, normalize, needs_flow, flow_method, needs_keypoints=False
+) -> VideoDataset | None:
     try:
         return VideoDataset(
-            data, split=split, normalize=normalize, with_flow=needs_flow, flow_method=flow_method
+            data,
+            split=split,
+            normalize=normalize,
+            with_flow=needs_flow,
+            flow_method=flow_method,
+            with_keypoints=needs_keypoints,
+            with_video=not needs_keypoints,
         )
     except UserError:
         return None  # no validation split: `selection_rule` keeps the last epoch

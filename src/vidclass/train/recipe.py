@@ -28,7 +28,7 @@ from vidclass.data.dataset import load_prepared_config
 from vidclass.data.sampling import REAL_FPS, REAL_FRAMES
 from vidclass.data.views import mirror_pairs
 from vidclass.errors import UserError
-from vidclass.models import MODELS
+from vidclass.models import MODELS, SKELETON_MODELS
 from vidclass.synth.labels import CLASSES as SYNTH_CLASSES
 from vidclass.train.config import TrainConfig
 
@@ -55,6 +55,7 @@ REAL_TTA = "none"
 # "Frames at a fixed rate"): a square around the person at 224 px, 32 frames at 12.5 per second
 # from the start of the clip (2.6 s; longer clips are cut there, as predict's windows are).
 BEST_CROP, BEST_SIZE, BEST_FRAMES, BEST_FPS = "person", 224, REAL_FRAMES, REAL_FPS
+SKELETON_CROP = "full"
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,11 @@ def choose_recipe(data: str | Path, model: str, name: str = "auto") -> Recipe:
 def _real(prepared: dict, model: str) -> Recipe:
     pairs = mirror_pairs(prepared.get("classes") or [])
     head = model in FEATURE_HEADS
-    epochs = REAL_EPOCHS_FEATURE_HEAD if head else REAL_EPOCHS_3D
+    skeleton = model in SKELETON_MODELS  # keypoints in, no backbone: a small net, many epochs
+    epochs = REAL_EPOCHS_FEATURE_HEAD if head or skeleton else REAL_EPOCHS_3D
     extra = MODEL_OPTIONS.get(model, {})
     values = {
-        "options": {**FROZEN_LITE0, **extra},
+        "options": {} if skeleton else {**FROZEN_LITE0, **extra},
         "epochs": epochs,
         "hflip": not pairs,
         "refit": True,
@@ -107,7 +109,9 @@ def _real(prepared: dict, model: str) -> Recipe:
         "tta": "none" if pairs else REAL_TTA,  # a mirror swaps a pair's labels
     }
     why = [
-        "ImageNet EfficientNet-Lite0, 2D weights frozen",
+        "MediaPipe pose keypoints"
+        if skeleton
+        else "ImageNet EfficientNet-Lite0, 2D weights frozen",
         f"{epochs} epochs" + (" on cached features" if head else ""),
         "mirrored clips" if not pairs else f"no mirrored clips ({pairs[0][0]}/{pairs[0][1]})",
         "val folded into training",
@@ -117,8 +121,11 @@ def _real(prepared: dict, model: str) -> Recipe:
         why.insert(1, ", ".join(f"{k}={v}" for k, v in extra.items()))
     notes = []
     crop = prepared.get("crop", "center")
-    if crop != BEST_CROP:
-        notes.append(f"--crop {BEST_CROP} (this data: {crop})")
+    # The skeleton needs the camera's frame: a crop that follows the person hides how the body
+    # moves across it (walk, run, skip, jump; docs/benchmarks.md, "Real people").
+    best_crop = SKELETON_CROP if skeleton else BEST_CROP
+    if crop != best_crop:
+        notes.append(f"--crop {best_crop} (this data: {crop})")
     if int(prepared.get("size", 0)) < BEST_SIZE:
         notes.append(f"--size {BEST_SIZE} (this data: {prepared.get('size')})")
     fps, frames = prepared.get("sample_fps"), prepared.get("frames")
@@ -154,8 +161,9 @@ def apply_recipe(recipe: Recipe, cfg: TrainConfig, given: set[str]) -> TrainConf
         del changes["refit_epochs"]  # --no-refit given: the refit's epoch rule means nothing
         chose.remove("refit_epochs")
     options = changes.get("options", cfg.options)
-    if "epochs" in changes and not all(options.get(k) == v for k, v in FROZEN_LITE0.items()):
-        changes["epochs"] = REAL_EPOCHS_3D  # the long schedule was measured on frozen features
+    frozen = all(options.get(k) == v for k, v in FROZEN_LITE0.items())
+    if "epochs" in changes and not frozen and cfg.model not in SKELETON_MODELS:
+        changes["epochs"] = REAL_EPOCHS_3D  # the long schedule: frozen features, or keypoints
     return replace(cfg, **changes, recipe=recipe.name, recipe_chose=tuple(chose))
 
 

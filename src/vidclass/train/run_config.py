@@ -54,6 +54,7 @@ def run_config(
         "std": prepared["std"],
         "pad": prepared.get("pad", "zeros"),
         "needs_flow": bool(getattr(model, "needs_flow", False)),
+        "needs_keypoints": bool(getattr(model, "needs_keypoints", False)),
         "flow_method": cfg.flow_method,
         "pairs": prepared.get("pairs", []),
         # What evaluate and predict do by default: average a clip with its mirror image
