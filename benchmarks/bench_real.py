@@ -110,7 +110,10 @@ def caches_features(cfg: TrainConfig) -> bool:
     from vidclass.models import build
     from vidclass.train.features import uses_feature_cache
 
-    return uses_feature_cache(build(cfg.model, 2, **{**cfg.options, "pretrained": False}))
+    options = dict(cfg.options)
+    if "pretrained" in options:  # the architecture alone: no weights to load for the question
+        options["pretrained"] = False
+    return uses_feature_cache(build(cfg.model, 2, **options))
 
 
 def run_one(data: Path, out: Path, cfg: TrainConfig, args: argparse.Namespace) -> dict:
