@@ -323,3 +323,19 @@ def _realclips_csv(realclips: Path, tmp_path: Path) -> Path:
         "path,label\n" + "".join(f"{realclips / r['filename']},{r['label']}\n" for r in rows)
     )
     return out
+
+
+def test_interval_replaces_the_default_rate_and_fps_0_spreads(make_video, tmp_path):
+    """The CLI's default 12.5 fps must give way to --interval (not clash with it), and
+    --fps 0 must mean frames spread over the video, each recorded as such."""
+    src = make_folder(make_video, groups=2, clips=1, n=10)
+    for name, extra, interval, fps in (
+        ("i", ["--interval", "2"], 2, None),
+        ("s", ["--fps", "0"], None, None),
+    ):
+        out = tmp_path / name
+        args = ["prepare", str(src), "--out", str(out), "-q", "--frames", "4", "--size", "32"]
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        meta = json.loads((out / "prepared.json").read_text())
+        assert (meta["interval"], meta["sample_fps"]) == (interval, fps)
